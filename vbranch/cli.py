@@ -1,0 +1,271 @@
+"""Command line: argument parsing, then one library call per subcommand, inside one error handler.
+
+Modules are imported inside each command so that `vbranch record` and the
+hooks load only what they use.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timezone
+
+from .errors import Blocked, UsageError, VbranchError
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def session_from_env(given: str | None) -> str | None:
+    """The session named on the command line, or the agent's session of this process."""
+    return given or os.environ.get("VBRANCH_SESSION") or os.environ.get("CLAUDE_CODE_SESSION_ID")
+
+
+def cmd_init(args) -> int:
+    from .lifecycle import init
+
+    ws = init(args.C, args.target, now())
+    from . import ui
+
+    ui.line(f"vbranch set up in {ws.top}: base {(ws.base or '(no commits)')[:12]}, target {ws.target or '-'}")
+    ui.line("HEAD now points at the vbranch workspace; `vbranch teardown` returns to your branch.")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from . import ui
+    from .status import status
+    from .workspace import open_workspace
+
+    report = status(open_workspace(args.C), now())
+    if args.json:
+        ui.write_raw(report.model_dump_json(indent=2) + "\n")
+    else:
+        ui.show_status(report)
+    return 0
+
+
+def cmd_record(args) -> int:
+    from .recording import record
+    from .workspace import open_workspace
+
+    session = session_from_env(args.session)
+    if not session:
+        raise UsageError("record needs a session", hint="pass --session NAME (or set VBRANCH_SESSION)")
+    changed = record(open_workspace(args.C), session, args.paths, now(), branch=args.branch)
+    if args.verbose:
+        from . import ui
+
+        ui.line(f"recorded {len(changed)} changed path(s) for {session}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .recording import run
+    from .workspace import open_workspace
+
+    session = session_from_env(args.session)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not session or not command:
+        raise UsageError("run needs a session and a command", hint="vbranch run --session NAME -- CMD ...")
+    code, changed = run(open_workspace(args.C), session, command, now(), branch=args.branch)
+    if args.verbose:
+        from . import ui
+
+        ui.err.print(f"vbranch: {len(changed)} path(s) changed by the command, recorded for {session}")
+    return code
+
+
+def cmd_commit(args) -> int:
+    from . import ui
+    from .committing import commit
+    from .workspace import open_workspace
+
+    ws = open_workspace(args.C)
+    names = None if args.all else args.branches or _session_branches(ws)
+    report = commit(ws, names, args.message, now())
+    for name, oid, paths in report.committed:
+        ui.line(f"{name}: committed {oid[:12]} ({len(paths)} file{'s' if len(paths) != 1 else ''})")
+    for name in report.unchanged:
+        ui.line(f"{name}: nothing to commit")
+    if report.blocked:
+        names_by_id = {b.id: b.name for b in ws.store.branches()}
+        details = []
+        for name, found in report.blocked.items():
+            for c in found:
+                where = f"lines {c.lines[0]}-{c.lines[1]}" if c.lines else "the whole file or removed lines"
+                others = ", ".join(names_by_id.get(o, "unattributed") for o in c.owners)
+                details.append(f"{name}: {c.path} {where} is contested by {others}")
+        raise Blocked(
+            "not committed, contested changes:\n  " + "\n  ".join(details),
+            hint="give each contested change to one branch with `vbranch assign PATH:START-END BRANCH`",
+        )
+    return 0
+
+
+def _session_branches(ws) -> list[str] | None:
+    """Without names, commit the calling session's branch if there is one; else all."""
+    session = session_from_env(None)
+    known = ws.store.session(session) if session else None
+    return [ws.store.branch_by_id(known.branch_id).name] if known else None
+
+
+def cmd_branch(args) -> int:
+    from . import branching, ui
+    from .workspace import open_workspace
+
+    ws = open_workspace(args.C)
+    if args.action == "new":
+        row = branching.new_branch(ws, args.name, now())
+        ui.line(f"created {row.name}")
+    elif args.action == "list":
+        for row in ws.store.branches():
+            sessions = [s.id for s in ws.store.sessions() if s.branch_id == row.id]
+            ui.line(f"{row.name}\t{'applied' if row.applied else 'unapplied'}\t{', '.join(sessions)}")
+    elif args.action == "rename":
+        if not args.new:
+            raise UsageError("rename needs the old and the new name", hint="vbranch branch rename OLD NEW")
+        branching.rename_branch(ws, args.name, args.new, now())
+        ui.line(f"renamed {args.name} to {args.new}")
+    elif args.action == "delete":
+        branching.delete_branch(ws, args.name, now(), force=args.force)
+        ui.line(f"deleted {args.name}")
+    return 0
+
+
+def cmd_assign(args) -> int:
+    from . import ui
+    from .branching import assign
+    from .workspace import open_workspace
+
+    paths = assign(open_workspace(args.C), args.target, args.branch, now())
+    ui.line(f"assigned {len(paths)} file(s) to {args.branch}")
+    return 0
+
+
+def cmd_log(args) -> int:
+    from . import ui
+    from .branching import branch_log
+    from .workspace import open_workspace
+
+    ui.write_raw(branch_log(open_workspace(args.C), args.branch))
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from . import ui
+    from .branching import branch_diff
+    from .workspace import open_workspace
+
+    ui.write_raw(branch_diff(open_workspace(args.C), args.branch, now()))
+    return 0
+
+
+def cmd_teardown(args) -> int:
+    from . import ui
+    from .lifecycle import teardown
+    from .workspace import open_workspace
+
+    origin = teardown(open_workspace(args.C), now())
+    ui.line(f"HEAD is back on {origin}; every working file is as it was, and the branches keep their commits.")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import demo
+
+    return demo(args.dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vbranch",
+        description="Several coding sessions in one git working directory, each on its own branch.",
+    )
+    parser.add_argument("-C", default=".", metavar="DIR", help="run as if started in DIR")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more output; tracebacks on errors")
+    sub = parser.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="set up vbranch in this repository")
+    p.add_argument("--target", help="the branch the work lands on (default: the current branch)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("status", help="branches, sessions, who owns which lines")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("record", help="attribute changed paths to a session")
+    p.add_argument("--session", help="the session (default: $VBRANCH_SESSION or $CLAUDE_CODE_SESSION_ID)")
+    p.add_argument("--branch", help="the branch for a new session (default: named after the session)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("run", help="run a command and attribute what it changed to a session")
+    p.add_argument("--session")
+    p.add_argument("--branch")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("commit", help="commit each branch's own changes to it")
+    p.add_argument("branches", nargs="*", metavar="BRANCH")
+    p.add_argument("--all", action="store_true", help="every applied branch")
+    p.add_argument("-m", "--message")
+    p.set_defaults(func=cmd_commit)
+
+    p = sub.add_parser("branch", help="new, list, rename or delete branches")
+    p.add_argument("action", choices=["new", "list", "rename", "delete"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("new", nargs="?")
+    p.add_argument("--force", action="store_true", help="delete even with changes (they become unattributed)")
+    p.set_defaults(func=cmd_branch)
+
+    p = sub.add_parser("assign", help="give changes (PATH or PATH:START-END) to a branch")
+    p.add_argument("target", metavar="PATH[:START-END]")
+    p.add_argument("branch", metavar="BRANCH")
+    p.set_defaults(func=cmd_assign)
+
+    p = sub.add_parser("log", help="a branch's commits")
+    p.add_argument("branch", metavar="BRANCH")
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("diff", help="a branch's whole change against the base")
+    p.add_argument("branch", metavar="BRANCH")
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("teardown", help="return to your branch, keeping all work")
+    p.set_defaults(func=cmd_teardown)
+
+    p = sub.add_parser("demo", help="play three sessions in a throwaway repository")
+    p.add_argument("--dir", help="build the demo repository here (default: a temporary directory)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command_name == "branch" and args.action != "list" and not args.name:
+        parser.error(f"branch {args.action} needs a NAME")
+    try:
+        return args.func(args)
+    except VbranchError as error:
+        from . import ui
+
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        ui.show_error(error)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`vbranch log | head`): not an error.
+        sys.stderr.close()
+        return 0
+    except Exception as error:  # a bug: say so plainly, details with --verbose
+        if args.verbose:
+            raise
+        sys.stderr.write(f"error: internal error: {type(error).__name__}: {error}\nhint: run again with --verbose for the traceback, and report it\n")
+        return 70

@@ -1,0 +1,141 @@
+"""git through its command line, for the paths that must start fast.
+
+Recording (and the hooks) read a handful of things from git; importing pygit2
+costs more than these few subprocesses. Everything here is read-only except
+`update_refs`, which is git's own atomic compare-and-swap of refs.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from .errors import GitError, NotInitialized
+from .ownership import ABSENT, FileState
+
+ZERO_OID = "0" * 40
+
+
+def git(top: Path | str, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
+    # --literal-pathspecs: paths are names, never patterns (a file may be called `*`).
+    cmd = ["git", "--literal-pathspecs", "--no-optional-locks", "-C", str(top), *args]
+    proc = subprocess.run(cmd, input=input, capture_output=True)
+    if check and proc.returncode != 0:
+        raise GitError(
+            f"`git {' '.join(args[:3])}` failed: {proc.stderr.decode(errors='replace').strip()}",
+        )
+    return proc.stdout
+
+
+def discover(start: Path | str) -> tuple[Path, Path]:
+    """The working tree's top and the git directory containing `start`."""
+    proc = subprocess.run(
+        ["git", "-C", str(start), "rev-parse", "--show-toplevel", "--absolute-git-dir"],
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise NotInitialized(
+            f"{start} is not inside a git working tree",
+            hint="run vbranch inside a git repository (`git init` makes one)",
+        )
+    top, git_dir = proc.stdout.decode().splitlines()
+    return Path(top), Path(git_dir)
+
+
+def rev_parse(top: Path, rev: str) -> str | None:
+    out = git(top, "rev-parse", "--verify", "-q", rev + "^{commit}", check=False).strip()
+    return out.decode() or None
+
+
+def symbolic_head(top: Path) -> str | None:
+    out = git(top, "symbolic-ref", "-q", "HEAD", check=False).strip()
+    return out.decode() or None
+
+
+def dirty_paths(top: Path, pathspecs: list[str] | None = None) -> set[str]:
+    """Paths that differ from the index (the workspace commit), untracked ones included."""
+    args = ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules"]
+    out = git(top, *args, "--", *(pathspecs or []))
+    paths = set()
+    for entry in out.split(b"\0"):
+        if entry:
+            paths.add(entry[3:].decode("utf-8", "surrogateescape"))
+    return paths
+
+
+def ignored(top: Path, paths: list[str]) -> set[str]:
+    """The paths git ignores (tracked files never count as ignored)."""
+    if not paths:
+        return set()
+    data = b"\0".join(p.encode("utf-8", "surrogateescape") for p in paths) + b"\0"
+    out = git(top, "check-ignore", "-z", "--stdin", input=data, check=False)
+    return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
+
+
+def tree_states(top: Path, rev: str | None, paths: list[str]) -> dict[str, FileState]:
+    """The state of each path in commit `rev` (ABSENT where it has none)."""
+    states = {p: ABSENT for p in paths}
+    if rev is None or not paths:
+        return states
+    listing = git(top, "ls-tree", "-z", "--full-tree", rev, "--", *paths)
+    wanted = []
+    for entry in listing.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, name = entry.partition(b"\t")
+        mode, kind, oid = meta.split()
+        if kind == b"blob":
+            wanted.append((name.decode("utf-8", "surrogateescape"), int(mode, 8), oid))
+    if wanted:
+        blobs = _cat_blobs(top, [oid for _, _, oid in wanted])
+        for (path, mode, _), data in zip(wanted, blobs):
+            states[path] = FileState(True, mode, data)
+    return states
+
+
+def _cat_blobs(top: Path, oids: list[bytes]) -> list[bytes]:
+    out = git(top, "cat-file", "--batch", input=b"\n".join(oids) + b"\n")
+    blobs = []
+    pos = 0
+    for _ in oids:
+        header_end = out.index(b"\n", pos)
+        size = int(out[pos:header_end].split()[2])
+        start = header_end + 1
+        blobs.append(out[start:start + size])
+        pos = start + size + 1
+    return blobs
+
+
+def create_ref(top: Path, ref: str, oid: str) -> bool:
+    """Create `ref` at `oid` unless it exists; False when it already does."""
+    proc = subprocess.run(
+        ["git", "-C", str(top), "update-ref", "--no-deref", ref, oid, ZERO_OID],
+        capture_output=True,
+    )
+    return proc.returncode == 0
+
+
+def ref_exists(top: Path, ref: str) -> bool:
+    return bool(git(top, "rev-parse", "--verify", "-q", ref, check=False).strip())
+
+
+def update_refs(top: Path, updates: list[tuple[str, str | None, str | None]], message: str) -> None:
+    """Move refs in one atomic transaction: each (ref, new, expected old); None means absent.
+
+    git refuses the whole transaction if any ref moved since it was read.
+    """
+    lines = []
+    for ref, new, old in updates:
+        if new is None:
+            lines.append(f"delete {ref} {old or ''}")
+        else:
+            lines.append(f"update {ref} {new} {old or ZERO_OID}")
+    proc = subprocess.run(
+        ["git", "-C", str(top), "update-ref", "--no-deref", "-m", message, "--stdin"],
+        input=("\n".join(lines) + "\n").encode(),
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise GitError(
+            "a branch ref moved while vbranch was updating it: " + proc.stderr.decode(errors="replace").strip(),
+            hint="another program changed the branch; run the command again",
+        )

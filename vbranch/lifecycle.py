@@ -1,0 +1,101 @@
+"""Setting the workspace up and taking it down: init, teardown, the git guard."""
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from . import gitcli, gitops
+from .errors import UsageError
+from .workspace import WORKSPACE_REF, Workspace, open_state
+
+GUARD_MARKER = b"vbranch: managed git pre-commit guard"
+CHAINED = "pre-commit.before-vbranch"
+
+
+def init(start: Path | str, target: str | None, at: str) -> Workspace:
+    """Record the base, point HEAD at a fresh workspace commit, install the guard."""
+    ws = open_state(start)
+    with ws.lock:
+        if ws.active:
+            raise UsageError(f"vbranch is already set up in {ws.top}", hint="`vbranch status` shows its state")
+        head_ref = gitcli.symbolic_head(ws.top)
+        if head_ref == WORKSPACE_REF:
+            raise UsageError(
+                "HEAD points at the vbranch workspace but no workspace is recorded",
+                hint="check out your branch first (`git symbolic-ref HEAD refs/heads/main`)",
+            )
+        origin = head_ref or gitcli.rev_parse(ws.top, "HEAD")
+        if origin is None:
+            raise UsageError("HEAD points nowhere", hint="check out a branch first")
+        target = target or head_ref
+        base = gitcli.rev_parse(ws.top, target) if target else None
+        if target and base is None and target != head_ref:
+            raise UsageError(f"the target {target!r} names no commit", hint="give a branch or commit, e.g. --target main")
+        with ws.store.tx():
+            ws.store.reset_workspace()
+            ws.store.set_meta("base", base or "")
+            ws.store.set_meta("target", target or "")
+            ws.store.set_meta("origin", origin)
+            ws.store.set_meta("active", "1")
+            ws.store.log_op(at, "init", {"base": base, "target": target, "origin": origin})
+        repo = gitops.open_repo(ws.top)
+        workspace = gitops.make_commit(repo, gitops.tree_of(repo, base).id, [base] if base else [], "vbranch workspace\n")
+        old = gitops.head_of(repo, WORKSPACE_REF)
+        gitcli.update_refs(ws.top, [(WORKSPACE_REF, workspace, old)], "vbranch: init")
+        gitcli.git(ws.top, "symbolic-ref", "HEAD", WORKSPACE_REF)
+        gitcli.git(ws.top, "reset", "-q")  # index = base; the working tree is not touched
+        install_guard(ws.top)
+    return ws
+
+
+def teardown(ws: Workspace, at: str) -> str:
+    """Return HEAD to where init found it, keep every working file; branches stay."""
+    with ws.lock:
+        origin = ws.store.get_meta("origin")
+        if origin.startswith("refs/"):
+            gitcli.git(ws.top, "symbolic-ref", "HEAD", origin)
+        else:
+            gitcli.git(ws.top, "update-ref", "--no-deref", "HEAD", origin)
+        gitcli.git(ws.top, "reset", "-q")
+        old = gitcli.rev_parse(ws.top, WORKSPACE_REF)
+        if old:
+            gitcli.update_refs(ws.top, [(WORKSPACE_REF, None, old)], "vbranch: teardown")
+        remove_guard(ws.top)
+        with ws.store.tx():
+            ws.store.set_meta("active", "0")
+            ws.store.log_op(at, "teardown", {"origin": origin, "workspace": old})
+        return origin
+
+
+def hooks_dir(top: Path) -> Path:
+    out = gitcli.git(top, "rev-parse", "--git-path", "hooks").decode().strip()
+    return (top / out) if not os.path.isabs(out) else Path(out)
+
+
+def guard_script() -> bytes:
+    packaged = resources.files("vbranch") / "_hooks" / "git-pre-commit"
+    if packaged.is_file():
+        return packaged.read_bytes()
+    return (Path(__file__).resolve().parent.parent / "hooks" / "git-pre-commit").read_bytes()
+
+
+def install_guard(top: Path) -> None:
+    hooks = hooks_dir(top)
+    hooks.mkdir(parents=True, exist_ok=True)
+    hook = hooks / "pre-commit"
+    if hook.exists() and GUARD_MARKER not in hook.read_bytes():
+        hook.rename(hooks / CHAINED)
+    tmp = hooks / "pre-commit.vbranch-tmp"
+    tmp.write_bytes(guard_script())
+    tmp.chmod(0o755)
+    tmp.replace(hook)
+
+
+def remove_guard(top: Path) -> None:
+    hooks = hooks_dir(top)
+    hook = hooks / "pre-commit"
+    if hook.exists() and GUARD_MARKER in hook.read_bytes():
+        hook.unlink()
+    if (hooks / CHAINED).exists():
+        (hooks / CHAINED).rename(hook)

@@ -1,0 +1,346 @@
+"""Line ownership of uncommitted changes: pure logic, no I/O.
+
+A text file's changes against the base are kept as an *alignment*: one item per
+line, in file order, each one of
+
+    K  a base line kept as it is
+    D  a base line deleted             (owners)
+    I  a line inserted in the file     (owners)
+    X  an inserted line that a second branch removed: a tombstone, never in the file
+
+Reading the K and D items gives the base; reading the K and I items gives the
+file as the store last saw it. There are no context lines: two branches that
+edit adjacent lines own separate items, and each branch's version of the file
+is rebuilt from the base plus only its own items (see split.py).
+
+Owners are branch ids. One owner is a plain change; several owners mean the
+line is *contested*; the owner UNATTRIBUTED means nobody known made it.
+
+Whole-file changes (added, deleted, binary, symlink, mode change) have no
+alignment: the record has one owner set for the whole file.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+UNATTRIBUTED = 0
+REGULAR = 0o100644
+EXECUTABLE = 0o100755
+SYMLINK = 0o120000
+
+Owners = tuple[int, ...]
+Item = tuple[str, Owners]  # (op, owners); K items have no owners
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A file as git sees it: absent, or a mode and its bytes (a symlink's target)."""
+
+    exists: bool = False
+    mode: int = REGULAR
+    data: bytes = b""
+
+    @property
+    def is_text(self) -> bool:
+        return self.exists and self.mode != SYMLINK and not is_binary(self.data)
+
+
+ABSENT = FileState()
+
+
+@dataclass
+class FileOwnership:
+    """What the store knows of one path: its base, last seen state and owners."""
+
+    path: str
+    base: FileState
+    known: FileState
+    items: list[Item] | None = None  # alignment, for a text change of a text file
+    owners: Owners = ()  # whole-file owners, when items is None
+    stat: tuple | None = field(default=None, compare=False)
+
+    @property
+    def is_whole(self) -> bool:
+        return self.items is None
+
+    @property
+    def changed(self) -> bool:
+        return self.known != self.base
+
+
+def is_binary(data: bytes) -> bool:
+    # git's own heuristic: a NUL byte in the first 8000 bytes.
+    return b"\0" in data[:8000]
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """Lines with their endings kept; CR is data, only LF ends a line."""
+    lines = data.split(b"\n")
+    last = lines.pop()
+    out = [line + b"\n" for line in lines]
+    if last:
+        out.append(last)
+    return out
+
+
+def lines_eligible(base: FileState, new: FileState) -> bool:
+    """True when the change is a text edit that can be owned line by line."""
+    return base.is_text and new.is_text and base.mode == new.mode
+
+
+def new_record(path: str, base: FileState) -> FileOwnership:
+    items = [("K", ())] * len(split_lines(base.data)) if base.is_text else None
+    return FileOwnership(path, base, base, items)
+
+
+def record_change(rec: FileOwnership, new: FileState, actor: int) -> FileOwnership:
+    """Attribute the change from rec.known to `new` to branch `actor`."""
+    if new == rec.known:
+        return rec
+    if new == rec.base:
+        return FileOwnership(rec.path, rec.base, new, _clean_items(rec.base))
+    if lines_eligible(rec.base, new):
+        if rec.is_whole:
+            prior = _all_owners(rec)
+            items = apply_edit(_clean_items(rec.base), split_lines(rec.base.data), split_lines(new.data), actor)
+            items = _add_owners(items, prior - {actor})
+        else:
+            items = apply_edit(rec.items, split_lines(rec.known.data), split_lines(new.data), actor)
+        items = canonicalize(items, split_lines(rec.base.data), split_lines(new.data))
+        return FileOwnership(rec.path, rec.base, new, items)
+    owners = tuple(sorted(_all_owners(rec) | {actor}))
+    return FileOwnership(rec.path, rec.base, new, None, owners)
+
+
+def _clean_items(base: FileState) -> list[Item] | None:
+    return [("K", ())] * len(split_lines(base.data)) if base.is_text else None
+
+
+def _all_owners(rec: FileOwnership) -> set[int]:
+    if rec.is_whole:
+        return set(rec.owners) if rec.changed else set()
+    return {o for op, owners in rec.items if op != "K" for o in owners}
+
+
+def _add_owners(items: list[Item], extra: set[int]) -> list[Item]:
+    if not extra:
+        return items
+    return [(op, owners if op == "K" else tuple(sorted(set(owners) | extra))) for op, owners in items]
+
+
+def diff_opcodes(a: list[bytes], b: list[bytes]) -> list[tuple[str, int, int, int, int]]:
+    """Changed regions between two line lists (zero context), as difflib opcodes.
+
+    The common prefix and suffix are trimmed first: edits are local, and
+    difflib is slow on long inputs.
+    """
+    start = 0
+    limit = min(len(a), len(b))
+    while start < limit and a[start] == b[start]:
+        start += 1
+    end_a, end_b = len(a), len(b)
+    while end_a > start and end_b > start and a[end_a - 1] == b[end_b - 1]:
+        end_a -= 1
+        end_b -= 1
+    if start == end_a and start == end_b:
+        return []
+    matcher = difflib.SequenceMatcher(None, a[start:end_a], b[start:end_b], autojunk=False)
+    return [
+        (tag, i1 + start, i2 + start, j1 + start, j2 + start)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        if tag != "equal"
+    ]
+
+
+def apply_edit(items: list[Item], known: list[bytes], new: list[bytes], actor: int) -> list[Item]:
+    """Update an alignment for the change known -> new made by `actor`.
+
+    Base lines the actor removes become D items of the actor; inserted lines
+    of others that it removes or rewrites make the result contested.
+    """
+    current = [i for i, (op, _) in enumerate(items) if op in "KI"]
+    out: list[Item] = []
+    done = 0
+    for _tag, i1, i2, j1, j2 in diff_opcodes(known, new):
+        start = current[i1] if i1 < len(current) else len(items)
+        end = current[i2 - 1] + 1 if i2 > i1 else start
+        out.extend(items[done:start])
+        rivals: set[int] = set()
+        removed_rival_lines = 0
+        for op, owners in items[start:end]:
+            if op == "K":
+                out.append(("D", (actor,)))
+            elif op == "I":
+                others = set(owners) - {actor, UNATTRIBUTED}
+                if others:
+                    rivals |= others
+                    removed_rival_lines += 1
+            else:  # D and X items between the removed lines stay
+                out.append((op, owners))
+        owners = tuple(sorted(rivals | {actor}))
+        if j2 > j1:
+            out.extend([("I", owners)] * (j2 - j1))
+        elif removed_rival_lines:
+            out.extend([("X", owners)] * removed_rival_lines)
+        done = end
+    out.extend(items[done:])
+    return out
+
+
+def canonicalize(items: list[Item], base: list[bytes], current: list[bytes]) -> list[Item]:
+    """Turn a deletion and re-insertion of the same line by the same owners back into K.
+
+    Within each run of changed items, matching D/I pairs are folded from the
+    front and from the back, so an edit that was undone leaves no trace.
+    """
+    texts = _item_texts(items, base, current)
+    out: list[Item] = []
+    group: list[int] = []
+    for index, (op, _) in enumerate(items + [("K", ())]):
+        if op != "K":
+            group.append(index)
+            continue
+        out.extend(_fold_group(group, items, texts))
+        group = []
+        if index < len(items):
+            out.append(items[index])
+    return out
+
+
+def _item_texts(items: list[Item], base: list[bytes], current: list[bytes]) -> list[bytes | None]:
+    texts: list[bytes | None] = []
+    b = c = 0
+    for op, _ in items:
+        if op == "K":
+            texts.append(base[b])
+            b += 1
+            c += 1
+        elif op == "D":
+            texts.append(base[b])
+            b += 1
+        elif op == "I":
+            texts.append(current[c])
+            c += 1
+        else:
+            texts.append(None)
+    return texts
+
+
+def _fold_group(group: list[int], items: list[Item], texts: list[bytes | None]) -> list[Item]:
+    if not group:
+        return []
+    deletes = [i for i in group if items[i][0] == "D"]
+    inserts = [i for i in group if items[i][0] == "I"]
+
+    def same(d: int, i: int) -> bool:
+        return texts[d] == texts[i] and items[d][1] == items[i][1]
+
+    head = 0
+    while head < min(len(deletes), len(inserts)) and same(deletes[head], inserts[head]):
+        head += 1
+    tail = 0
+    while (
+        tail < min(len(deletes), len(inserts)) - head
+        and same(deletes[-1 - tail], inserts[-1 - tail])
+    ):
+        tail += 1
+    folded = set(deletes[:head] + inserts[:head])
+    folded |= set(deletes[len(deletes) - tail:] + inserts[len(inserts) - tail:])
+    middle = [items[i] for i in group if i not in folded]
+    return [("K", ())] * head + middle + [("K", ())] * tail
+
+
+def is_contested(owners: Owners) -> bool:
+    return len(owners) > 1
+
+
+def owner_set(rec: FileOwnership) -> set[int]:
+    """Every owner with a stake in the record's changes."""
+    return _all_owners(rec)
+
+
+def reassign(rec: FileOwnership, branch: int, lines: tuple[int, int] | None = None) -> FileOwnership:
+    """Give changes to `branch`: the whole record, or current lines start..end (1-based).
+
+    A line range also takes the deletions directly before and among its lines.
+    """
+    if rec.is_whole:
+        owners = (branch,) if rec.changed else ()
+        return FileOwnership(rec.path, rec.base, rec.known, None, owners, rec.stat)
+    selected = _select_items(rec.items, lines)
+    items = [
+        (op, (branch,)) if index in selected and op != "K" else (op, owners)
+        for index, (op, owners) in enumerate(rec.items)
+    ]
+    items = [item for index, item in enumerate(items) if not (item[0] == "X" and index in selected)]
+    base, current = split_lines(rec.base.data), split_lines(rec.known.data)
+    return FileOwnership(rec.path, rec.base, rec.known, canonicalize(items, base, current), (), rec.stat)
+
+
+def _select_items(items: list[Item], lines: tuple[int, int] | None) -> set[int]:
+    if lines is None:
+        return set(range(len(items)))
+    start, end = lines
+    selected: set[int] = set()
+    pending: list[int] = []  # D/X items waiting for the next current line
+    line = 0
+    for index, (op, _) in enumerate(items):
+        if op in "DX":
+            pending.append(index)
+            continue
+        line += 1
+        if start <= line <= end:
+            selected.update(pending)
+            selected.add(index)
+        pending = []
+    if pending and end >= line:
+        selected.update(pending)  # deletions after the last line
+    return selected
+
+
+@dataclass(frozen=True)
+class OwnedSpan:
+    """A contiguous run of changed items with the same owners, for display."""
+
+    owners: Owners
+    inserted: tuple[int, int] | None  # current lines, 1-based inclusive
+    deleted: tuple[int, int] | None  # base lines, 1-based inclusive
+    removed: int = 0  # tombstoned lines
+
+
+def spans(items: list[Item]) -> list[OwnedSpan]:
+    """Group an alignment into spans of equal owners between kept lines."""
+    out: list[OwnedSpan] = []
+    base_line = cur_line = 0
+    current: dict | None = None
+
+    def flush() -> None:
+        nonlocal current
+        if current:
+            out.append(OwnedSpan(current["owners"], current["ins"], current["del"], current["x"]))
+        current = None
+
+    for op, owners in items:
+        if op == "K":
+            base_line += 1
+            cur_line += 1
+            flush()
+            continue
+        if current is None or current["owners"] != owners:
+            flush()
+            current = {"owners": owners, "ins": None, "del": None, "x": 0}
+        if op == "D":
+            base_line += 1
+            current["del"] = _extend(current["del"], base_line)
+        elif op == "I":
+            cur_line += 1
+            current["ins"] = _extend(current["ins"], cur_line)
+        else:
+            current["x"] += 1
+    flush()
+    return out
+
+
+def _extend(span: tuple[int, int] | None, line: int) -> tuple[int, int]:
+    return (line, line) if span is None else (span[0], line)

@@ -1,0 +1,90 @@
+"""Who owns what: the status report, built from the store's records."""
+from __future__ import annotations
+
+from . import gitcli
+from .models import BranchStatus, Contest, FileLines, SessionInfo, StatusReport
+from .ownership import ABSENT, SYMLINK, UNATTRIBUTED, FileOwnership, OwnedSpan, is_binary, spans
+from .recording import snapshot
+from .workspace import Workspace
+
+
+def status(ws: Workspace, at: str) -> StatusReport:
+    snapshot(ws, at)
+    records = [rec for rec in ws.store.files() if rec.changed]
+    branches = ws.store.branches()
+    names = {b.id: b.name for b in branches}
+    heads = _heads(ws, [b.ref for b in branches])
+    sessions = ws.store.sessions()
+    report = StatusReport(base=ws.base, target=ws.target, branches=[], unattributed=[], contested=[])
+    for branch in branches:
+        report.branches.append(
+            BranchStatus(
+                name=branch.name,
+                ref=branch.ref,
+                head=heads.get(branch.ref),
+                applied=branch.applied,
+                sessions=[SessionInfo(id=s.id, agent=s.agent, ended=s.ended_at is not None) for s in sessions if s.branch_id == branch.id],
+                files=owned_files(records, branch.id),
+            )
+        )
+    report.unattributed = owned_files(records, UNATTRIBUTED)
+    for rec in records:
+        report.contested.extend(_contests(rec, names, sessions))
+    return report
+
+
+def owned_files(records: list[FileOwnership], owner: int) -> list[FileLines]:
+    """The changes `owner` alone owns, file by file."""
+    out = []
+    for rec in records:
+        if rec.is_whole:
+            if rec.owners == (owner,):
+                out.append(FileLines(path=rec.path, whole=True, change=change_kind(rec)))
+            continue
+        mine = [s for s in spans(rec.items) if s.owners == (owner,)]
+        if mine:
+            out.append(
+                FileLines(
+                    path=rec.path,
+                    lines=[s.inserted for s in mine if s.inserted],
+                    deleted=[s.deleted for s in mine if s.deleted],
+                )
+            )
+    return out
+
+
+def change_kind(rec: FileOwnership) -> str:
+    if rec.base == ABSENT:
+        return "added"
+    if rec.known == ABSENT:
+        return "deleted"
+    if rec.known.mode == SYMLINK or rec.base.mode == SYMLINK:
+        return "symlink"
+    if is_binary(rec.known.data) or is_binary(rec.base.data):
+        return "binary"
+    return "mode"
+
+
+def _contests(rec: FileOwnership, names: dict[int, str], sessions) -> list[Contest]:
+    if rec.is_whole:
+        found = [OwnedSpan(rec.owners, None, None)] if len(rec.owners) > 1 else []
+    else:
+        found = [s for s in spans(rec.items) if len(s.owners) > 1]
+    return [
+        Contest(
+            path=rec.path,
+            lines=span.inserted,
+            removed=span.removed,
+            branches=[names.get(o, str(o)) for o in span.owners if o != UNATTRIBUTED],
+            sessions=[s.id for s in sessions if s.branch_id in span.owners],
+            unattributed=UNATTRIBUTED in span.owners,
+        )
+        for span in found
+    ]
+
+
+def _heads(ws: Workspace, refs: list[str]) -> dict[str, str]:
+    if not refs:
+        return {}
+    out = gitcli.git(ws.top, "for-each-ref", "--format=%(refname) %(objectname)", *refs)
+    return dict(line.split(" ", 1) for line in out.decode().splitlines())

@@ -1,0 +1,279 @@
+"""SQLite state under the git directory: schema, migrations, rows in and out.
+
+WAL and a busy timeout let many hook processes read and write at once; every
+multi-step change also holds the inter-process lock (lock.py), so a
+read-modify-write of a file's ownership never interleaves with another.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import StateError
+from .ownership import FileOwnership, FileState
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE branches (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        applied INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        branch_id INTEGER NOT NULL REFERENCES branches(id),
+        agent TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        ended_at TEXT
+    );
+    CREATE TABLE files (
+        path TEXT PRIMARY KEY,
+        base BLOB NOT NULL,
+        known BLOB NOT NULL,
+        items TEXT,
+        owners TEXT NOT NULL,
+        stat TEXT
+    );
+    CREATE TABLE oplog (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        op TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        session TEXT,
+        branch_id INTEGER,
+        path TEXT NOT NULL,
+        source TEXT NOT NULL
+    );
+    """,
+}
+
+
+@dataclass(frozen=True)
+class BranchRow:
+    id: int
+    name: str
+    applied: bool
+    created_at: str
+
+    @property
+    def ref(self) -> str:
+        return f"refs/heads/{self.name}"
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str
+    branch_id: int
+    agent: str
+    created_at: str
+    ended_at: str | None
+
+
+class Store:
+    """One connection to the state database; use `with store.tx():` to write."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA busy_timeout = 30000")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def tx(self):
+        return _Transaction(self.db)
+
+    def migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"the state database {self.path} has schema {version}, newer than this vbranch knows ({SCHEMA_VERSION})",
+                hint="upgrade vbranch",
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.tx():
+                if self.db.execute("PRAGMA user_version").fetchone()[0] >= target:
+                    continue  # another process migrated first
+                # executescript would commit on its own: run the statements one by one
+                for statement in MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {target}")
+
+    # meta
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # branches
+
+    def branches(self) -> list[BranchRow]:
+        rows = self.db.execute("SELECT id, name, applied, created_at FROM branches ORDER BY id").fetchall()
+        return [BranchRow(r[0], r[1], bool(r[2]), r[3]) for r in rows]
+
+    def branch_by_name(self, name: str) -> BranchRow | None:
+        return next((b for b in self.branches() if b.name == name), None)
+
+    def branch_by_id(self, branch_id: int) -> BranchRow | None:
+        return next((b for b in self.branches() if b.id == branch_id), None)
+
+    def add_branch(self, name: str, at: str) -> BranchRow:
+        cur = self.db.execute("INSERT INTO branches(name, applied, created_at) VALUES (?, 1, ?)", (name, at))
+        return BranchRow(cur.lastrowid, name, True, at)
+
+    def rename_branch(self, branch_id: int, name: str) -> None:
+        self.db.execute("UPDATE branches SET name = ? WHERE id = ?", (name, branch_id))
+
+    def delete_branch(self, branch_id: int) -> None:
+        self.db.execute("DELETE FROM sessions WHERE branch_id = ?", (branch_id,))
+        self.db.execute("DELETE FROM branches WHERE id = ?", (branch_id,))
+
+    # sessions
+
+    def session(self, session_id: str) -> SessionRow | None:
+        row = self.db.execute(
+            "SELECT id, branch_id, agent, created_at, ended_at FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        return SessionRow(*row) if row else None
+
+    def sessions(self) -> list[SessionRow]:
+        rows = self.db.execute("SELECT id, branch_id, agent, created_at, ended_at FROM sessions ORDER BY created_at")
+        return [SessionRow(*r) for r in rows]
+
+    def add_session(self, session_id: str, branch_id: int, agent: str, at: str) -> SessionRow:
+        self.db.execute(
+            "INSERT INTO sessions(id, branch_id, agent, created_at) VALUES (?, ?, ?, ?)",
+            (session_id, branch_id, agent, at),
+        )
+        return SessionRow(session_id, branch_id, agent, at, None)
+
+    def end_session(self, session_id: str, at: str) -> None:
+        self.db.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", (at, session_id))
+
+    # file ownership
+
+    def file(self, path: str) -> FileOwnership | None:
+        row = self.db.execute("SELECT path, base, known, items, owners, stat FROM files WHERE path = ?", (path,)).fetchone()
+        return _file_from_row(row) if row else None
+
+    def files(self) -> list[FileOwnership]:
+        rows = self.db.execute("SELECT path, base, known, items, owners, stat FROM files ORDER BY path").fetchall()
+        return [_file_from_row(r) for r in rows]
+
+    def paths(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT path FROM files")]
+
+    def put_file(self, rec: FileOwnership) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO files(path, base, known, items, owners, stat) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                rec.path,
+                _pack_state(rec.base),
+                _pack_state(rec.known),
+                None if rec.items is None else _pack_items(rec.items),
+                json.dumps(list(rec.owners)),
+                None if rec.stat is None else json.dumps(list(rec.stat)),
+            ),
+        )
+
+    def delete_file(self, path: str) -> None:
+        self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    def reset_workspace(self) -> None:
+        """Forget ownership, sessions and branches (the refs stay in git); keep the logs."""
+        for table in ("files", "sessions", "branches"):
+            self.db.execute(f"DELETE FROM {table}")
+
+    # logs
+
+    def log_op(self, at: str, op: str, detail: dict) -> int:
+        cur = self.db.execute("INSERT INTO oplog(at, op, detail) VALUES (?, ?, ?)", (at, op, json.dumps(detail)))
+        return cur.lastrowid
+
+    def ops(self) -> list[tuple[int, str, str, dict]]:
+        rows = self.db.execute("SELECT id, at, op, detail FROM oplog ORDER BY id")
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def log_event(self, at: str, session: str | None, branch_id: int | None, path: str, source: str) -> None:
+        self.db.execute(
+            "INSERT INTO events(at, session, branch_id, path, source) VALUES (?, ?, ?, ?, ?)",
+            (at, session, branch_id, path, source),
+        )
+
+    def events(self) -> list[tuple]:
+        return self.db.execute("SELECT at, session, branch_id, path, source FROM events ORDER BY id").fetchall()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
+
+
+def _pack_state(state: FileState) -> bytes:
+    # A header line "exists mode" then the zlib-compressed bytes.
+    header = f"{int(state.exists)} {state.mode:o}\n".encode()
+    return header + zlib.compress(state.data, 1)
+
+
+def _unpack_state(blob: bytes) -> FileState:
+    header, _, body = blob.partition(b"\n")
+    exists, mode = header.split()
+    return FileState(exists == b"1", int(mode, 8), zlib.decompress(body))
+
+
+def _pack_items(items: list) -> str:
+    # Run-length encoded: [[op, count, owners], ...]
+    runs: list[list] = []
+    for op, owners in items:
+        if runs and runs[-1][0] == op and runs[-1][2] == list(owners):
+            runs[-1][1] += 1
+        else:
+            runs.append([op, 1, list(owners)])
+    return json.dumps(runs, separators=(",", ":"))
+
+
+def _unpack_items(text: str) -> list:
+    items = []
+    for op, count, owners in json.loads(text):
+        items.extend([(op, tuple(owners))] * count)
+    return items
+
+
+def _file_from_row(row) -> FileOwnership:
+    path, base, known, items, owners, stat = row
+    return FileOwnership(
+        path,
+        _unpack_state(base),
+        _unpack_state(known),
+        None if items is None else _unpack_items(items),
+        tuple(json.loads(owners)),
+        None if stat is None else tuple(json.loads(stat)),
+    )

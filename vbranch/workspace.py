@@ -1,0 +1,133 @@
+"""The state of one repository's vbranch workspace: where it lives, what it knows.
+
+State lives in `<git dir>/vbranch/`, never in the working tree: `state.db`
+(store.py) and `lock` (lock.py). This module opens it and owns the small
+decisions every command shares: which branch a session writes to, and how a
+new branch is named.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import gitcli
+from .errors import NotInitialized, UsageError
+from .lock import StateLock
+from .store import BranchRow, Store
+
+WORKSPACE_REF = "refs/heads/vbranch/workspace"
+
+
+@dataclass
+class Workspace:
+    top: Path
+    git_dir: Path
+    store: Store
+    lock: StateLock
+
+    @property
+    def state_dir(self) -> Path:
+        return self.git_dir / "vbranch"
+
+    @property
+    def base(self) -> str | None:
+        """The target commit the branches start from; None in a repository with no commits."""
+        return self.store.get_meta("base") or None
+
+    @property
+    def target(self) -> str:
+        return self.store.get_meta("target", "")
+
+    @property
+    def active(self) -> bool:
+        return self.store.get_meta("active") == "1"
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_state(start: Path | str) -> Workspace:
+    """The workspace state of the repository at `start`, created empty if missing."""
+    top, git_dir = gitcli.discover(start)
+    state_dir = git_dir / "vbranch"
+    state_dir.mkdir(exist_ok=True)
+    return Workspace(top, git_dir, Store(state_dir / "state.db"), StateLock(state_dir / "lock"))
+
+
+def open_workspace(start: Path | str) -> Workspace:
+    """An initialized workspace, or NotInitialized with what to do."""
+    top, git_dir = gitcli.discover(start)
+    db = git_dir / "vbranch" / "state.db"
+    if not db.exists():
+        raise NotInitialized(f"vbranch is not set up in {top}", hint="run `vbranch init` first")
+    ws = Workspace(top, git_dir, Store(db), StateLock(git_dir / "vbranch" / "lock"))
+    if not ws.active:
+        ws.close()
+        raise NotInitialized(f"vbranch was torn down in {top}", hint="run `vbranch init` to start again")
+    return ws
+
+
+def branch_name_from(text: str) -> str:
+    """A valid, readable git branch name made from free text."""
+    name = re.sub(r"[^A-Za-z0-9._/-]+", "-", text.strip()).strip("-./")
+    name = re.sub(r"\.\.+", ".", name)
+    name = re.sub(r"/+", "/", name)
+    name = re.sub(r"(\.lock)+$", "", name)
+    return name[:60].strip("-./") or "session"
+
+
+def session_branch_name(session_id: str) -> str:
+    # A UUID is long and unreadable: its first block is enough to tell sessions apart.
+    short = session_id.split("-")[0] if re.fullmatch(r"[0-9a-f-]{36}", session_id) else session_id
+    return branch_name_from(f"session-{short}")
+
+
+def create_branch(ws: Workspace, wanted: str, at: str, exact: bool = False) -> BranchRow:
+    """A new branch named `wanted`, or `wanted-2`, … if that is taken (unless exact).
+
+    The git ref is created at once (at the base), so the name is ours: a
+    branch that git already has is never taken over.
+    """
+    name = branch_name_from(wanted)
+    if exact and name != wanted:
+        raise UsageError(f"{wanted!r} is not a valid branch name", hint=f"try {name!r}")
+    candidate, n = name, 1
+    while True:
+        free = ws.store.branch_by_name(candidate) is None
+        if free and ws.base:
+            free = gitcli.create_ref(ws.top, f"refs/heads/{candidate}", ws.base)
+        elif free:
+            free = not gitcli.ref_exists(ws.top, f"refs/heads/{candidate}")
+        if free:
+            return ws.store.add_branch(candidate, at)
+        if exact:
+            raise UsageError(
+                f"a branch named {candidate!r} already exists",
+                hint="choose another name, or use that vbranch branch with --branch",
+            )
+        n += 1
+        candidate = f"{name}-{n}"
+
+
+def branch_for_session(
+    ws: Workspace, session_id: str, at: str, branch: str | None = None, agent: str = ""
+) -> BranchRow:
+    """The branch a session writes to, creating session and branch when new."""
+    known = ws.store.session(session_id)
+    if known is not None:
+        return ws.store.branch_by_id(known.branch_id)
+    if branch is not None:
+        row = ws.store.branch_by_name(branch) or create_branch(ws, branch, at, exact=True)
+    else:
+        row = create_branch(ws, session_branch_name(session_id), at)
+    ws.store.add_session(session_id, row.id, agent, at)
+    return row
+
+
+def require_branch(ws: Workspace, name: str) -> BranchRow:
+    row = ws.store.branch_by_name(name)
+    if row is None:
+        known = ", ".join(b.name for b in ws.store.branches()) or "none yet"
+        raise UsageError(f"no vbranch branch named {name!r}", hint=f"known branches: {known}")
+    return row
