@@ -90,18 +90,30 @@ def cmd_commit(args) -> int:
     for name in report.unchanged:
         ui.line(f"{name}: nothing to commit")
     if report.blocked:
-        names_by_id = {b.id: b.name for b in ws.store.branches()}
-        details = []
-        for name, found in report.blocked.items():
-            for c in found:
-                where = f"lines {c.lines[0]}-{c.lines[1]}" if c.lines else "the whole file or removed lines"
-                others = ", ".join(names_by_id.get(o, "unattributed") for o in c.owners)
-                details.append(f"{name}: {c.path} {where} is contested by {others}")
         raise Blocked(
-            "not committed, contested changes:\n  " + "\n  ".join(details),
-            hint="give each contested change to one branch with `vbranch assign PATH:START-END BRANCH`",
+            "not committed, contested changes:\n  " + "\n  ".join(_describe_blocked(ws, report.blocked)),
+            hint="give each contested change to one branch with `vbranch assign PATH:START-END BRANCH`, then commit again",
         )
     return 0
+
+
+def _describe_blocked(ws, blocked) -> list[str]:
+    """One line per contested change: path, lines, and every branch with its sessions."""
+    sessions = ws.store.sessions()
+
+    def who(owner: int) -> str:
+        branch = ws.store.branch_by_id(owner)
+        if branch is None:
+            return "unattributed"
+        ids = [s.id for s in sessions if s.branch_id == owner]
+        return f"{branch.name} (session {', '.join(ids)})" if ids else branch.name
+
+    lines = []
+    for name, found in blocked.items():
+        for c in found:
+            where = f"lines {c.lines[0]}-{c.lines[1]}" if c.lines else "(whole file or removed lines)"
+            lines.append(f"{name}: {c.path} {where} changed by {' and '.join(who(o) for o in c.owners)}")
+    return lines
 
 
 def _session_branches(ws) -> list[str] | None:
@@ -242,12 +254,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _change_directory(args) -> None:
+    """-C DIR works as in git: paths on the command line are relative to DIR."""
+    if args.C != ".":
+        try:
+            os.chdir(args.C)
+        except OSError as error:
+            raise UsageError(f"cannot change to {args.C}: {error.strerror}") from None
+        args.C = "."
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command_name == "branch" and args.action != "list" and not args.name:
         parser.error(f"branch {args.action} needs a NAME")
     try:
+        _change_directory(args)
         return args.func(args)
     except VbranchError as error:
         from . import ui

@@ -15,9 +15,11 @@ from .ownership import ABSENT, FileState
 ZERO_OID = "0" * 40
 
 
-def git(top: Path | str, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
+def git(
+    top: Path | str, *args: str, input: bytes | None = None, check: bool = True, literal: bool = True
+) -> bytes:
     # --literal-pathspecs: paths are names, never patterns (a file may be called `*`).
-    cmd = ["git", "--literal-pathspecs", "--no-optional-locks", "-C", str(top), *args]
+    cmd = ["git", *(["--literal-pathspecs"] if literal else []), "--no-optional-locks", "-C", str(top), *args]
     proc = subprocess.run(cmd, input=input, capture_output=True)
     if check and proc.returncode != 0:
         raise GitError(
@@ -67,7 +69,8 @@ def ignored(top: Path, paths: list[str]) -> set[str]:
     if not paths:
         return set()
     data = b"\0".join(p.encode("utf-8", "surrogateescape") for p in paths) + b"\0"
-    out = git(top, "check-ignore", "-z", "--stdin", input=data, check=False)
+    # check-ignore reads names, not pathspecs, and refuses --literal-pathspecs.
+    out = git(top, "check-ignore", "-z", "--stdin", input=data, check=False, literal=False)
     return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
 
 

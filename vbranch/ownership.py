@@ -66,7 +66,10 @@ class FileOwnership:
 
     @property
     def changed(self) -> bool:
-        return self.known != self.base
+        """True while the record holds any change: a different file, or a contested removal."""
+        if self.items is None:
+            return self.known != self.base
+        return any(op != "K" for op, _ in self.items)
 
 
 def is_binary(data: bytes) -> bool:
@@ -98,8 +101,6 @@ def record_change(rec: FileOwnership, new: FileState, actor: int) -> FileOwnersh
     """Attribute the change from rec.known to `new` to branch `actor`."""
     if new == rec.known:
         return rec
-    if new == rec.base:
-        return FileOwnership(rec.path, rec.base, new, _clean_items(rec.base))
     if lines_eligible(rec.base, new):
         if rec.is_whole:
             prior = _all_owners(rec)
@@ -163,28 +164,47 @@ def apply_edit(items: list[Item], known: list[bytes], new: list[bytes], actor: i
     out: list[Item] = []
     done = 0
     for _tag, i1, i2, j1, j2 in diff_opcodes(known, new):
-        start = current[i1] if i1 < len(current) else len(items)
-        end = current[i2 - 1] + 1 if i2 > i1 else start
+        if i2 > i1:
+            start, end = current[i1], current[i2 - 1] + 1
+        else:
+            # A pure insertion goes right after the line it follows, before any
+            # deletions there: the actor cannot see deleted lines, and "after
+            # line 3" is what its edit means.
+            start = end = current[i1 - 1] + 1 if i1 else 0
         out.extend(items[done:start])
-        rivals: set[int] = set()
-        removed_rival_lines = 0
-        for op, owners in items[start:end]:
-            if op == "K":
-                out.append(("D", (actor,)))
-            elif op == "I":
-                others = set(owners) - {actor, UNATTRIBUTED}
-                if others:
-                    rivals |= others
-                    removed_rival_lines += 1
-            else:  # D and X items between the removed lines stay
-                out.append((op, owners))
-        owners = tuple(sorted(rivals | {actor}))
-        if j2 > j1:
-            out.extend([("I", owners)] * (j2 - j1))
-        elif removed_rival_lines:
-            out.extend([("X", owners)] * removed_rival_lines)
+        out.extend(_replace_region(items[start:end], j2 - j1, actor))
         done = end
     out.extend(items[done:])
+    return out
+
+
+def _replace_region(region: list[Item], inserted: int, actor: int) -> list[Item]:
+    """The items for `inserted` new lines of `actor` replacing the current lines of `region`.
+
+    New lines are paired one by one with the lines they replace, so that a
+    later reassignment of a line range takes the deletion that goes with it.
+    """
+    rivals: set[int] = set()
+    rival_lines = 0
+    for op, owners in region:
+        others = set(owners) - {actor, UNATTRIBUTED}
+        if op == "I" and others:
+            rivals |= others
+            rival_lines += 1
+    owners = tuple(sorted(rivals | {actor}))
+    out: list[Item] = []
+    left = inserted
+    for op, item_owners in region:
+        if op in "DX":  # deletions between the replaced lines stay
+            out.append((op, item_owners))
+            continue
+        if op == "K":
+            out.append(("D", (actor,)))
+        if left:
+            out.append(("I", owners))
+            left -= 1
+    out.extend([("I", owners)] * left)
+    out.extend([("X", owners)] * max(0, rival_lines - inserted))
     return out
 
 

@@ -1,10 +1,11 @@
 """Everything vbranch prints: the only module that imports rich.
 
-rich honours NO_COLOR and drops styling when output is not a terminal, so
-piped output stays plain text.
+rich drops styling when output is not a terminal, so piped output stays
+plain text.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from rich.console import Console
@@ -14,8 +15,10 @@ from rich.text import Text
 from .errors import VbranchError
 from .models import FileLines, StatusReport
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# NO_COLOR wins over FORCE_COLOR: a pipe then gets plain text whatever else is set.
+_plain = {"force_terminal": False, "no_color": True} if os.environ.get("NO_COLOR") else {}
+out = Console(highlight=False, soft_wrap=True, **_plain)
+err = Console(stderr=True, highlight=False, soft_wrap=True, **_plain)
 
 
 def ranges(spans: list[tuple[int, int]]) -> str:

@@ -1,0 +1,160 @@
+"""A temporary-repository factory and a small driver for vbranch's library API."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # tests use benchmarks.corpus
+
+from vbranch import committing, lifecycle, recording, status  # noqa: E402
+from vbranch.workspace import open_workspace  # noqa: E402
+
+
+def git(repo: Path, *args: str, input: bytes | None = None, check: bool = True) -> str:
+    proc = subprocess.run(["git", "-C", str(repo), *args], input=input, capture_output=True, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr.decode()}")
+    return proc.stdout.decode("utf-8", "surrogateescape")
+
+
+def write(repo: Path, path: str, content: bytes | str, mode: int | None = None) -> None:
+    full = repo / path
+    full.parent.mkdir(parents=True, exist_ok=True)
+    full.write_bytes(content.encode() if isinstance(content, str) else content)
+    if mode is not None:
+        full.chmod(mode)
+
+
+def tree_files(repo: Path, rev: str) -> dict[str, bytes]:
+    """Every file of a commit: path -> content (symlinks as their target)."""
+    out = {}
+    listing = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "-z", rev], capture_output=True, check=True).stdout
+    for entry in listing.split(b"\0"):
+        if entry:
+            meta, _, name = entry.partition(b"\t")
+            oid = meta.split()[2].decode()
+            data = subprocess.run(["git", "-C", str(repo), "cat-file", "blob", oid], capture_output=True, check=True).stdout
+            out[name.decode()] = data
+    return out
+
+
+def work_files(repo: Path) -> dict[str, bytes]:
+    """Every file of the working tree outside .git."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(repo):
+        dirnames[:] = [d for d in dirnames if not (dirpath == str(repo) and d == ".git")]
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, repo)
+            out[rel] = os.fsencode(os.readlink(full)) if os.path.islink(full) else Path(full).read_bytes()
+    return out
+
+
+def fingerprint(repo: Path) -> dict[str, tuple]:
+    """Content, mode and mtime of every working file: proof that nothing touched them."""
+    out = {}
+    for rel, data in work_files(repo).items():
+        st = os.lstat(repo / rel)
+        out[rel] = (hashlib.sha1(data).hexdigest(), st.st_mode, st.st_mtime_ns)
+    return out
+
+
+def lock_files(repo: Path) -> list[str]:
+    return [str(p) for p in (repo / ".git").rglob("*.lock")]
+
+
+class VB:
+    """Drives one repository's workspace through the library, as the CLI does."""
+
+    def __init__(self, repo: Path):
+        self.repo = repo
+        self.clock = 0
+
+    def at(self) -> str:
+        self.clock += 1
+        return f"2026-01-01T00:00:{self.clock:06d}"
+
+    def init(self, target: str | None = None):
+        lifecycle.init(self.repo, target, self.at()).close()
+        return self
+
+    def ws(self):
+        return open_workspace(self.repo)
+
+    def record(self, session: str, *paths: str, branch: str | None = None) -> list[str]:
+        ws = self.ws()
+        try:
+            return recording.record(ws, session, [str(self.repo / p) for p in paths], self.at(), branch=branch)
+        finally:
+            ws.close()
+
+    def edit(self, session: str, path: str, content: bytes | str, mode: int | None = None) -> None:
+        write(self.repo, path, content, mode)
+        self.record(session, path)
+
+    def delete(self, session: str, path: str) -> None:
+        (self.repo / path).unlink()
+        self.record(session, path)
+
+    def status(self):
+        ws = self.ws()
+        try:
+            return status.status(ws, self.at())
+        finally:
+            ws.close()
+
+    def commit(self, *names: str, message: str | None = None):
+        ws = self.ws()
+        try:
+            return committing.commit(ws, list(names) or None, message, self.at())
+        finally:
+            ws.close()
+
+    def branch_of(self, session: str) -> str:
+        ws = self.ws()
+        try:
+            return ws.store.branch_by_id(ws.store.session(session).branch_id).name
+        finally:
+            ws.close()
+
+    def files_of(self, session: str) -> dict[str, bytes]:
+        return tree_files(self.repo, f"refs/heads/{self.branch_of(session)}")
+
+
+@pytest.fixture
+def make_repo(tmp_path):
+    """make_repo({path: content}) -> a git repository with one commit on main holding those files."""
+    counter = [0]
+
+    def make(files: dict[str, bytes | str] | None = None, *, commit: bool = True) -> Path:
+        counter[0] += 1
+        repo = tmp_path / f"repo{counter[0]}"
+        repo.mkdir()
+        git(repo, "init", "-q", "-b", "main")
+        git(repo, "config", "user.name", "Test")
+        git(repo, "config", "user.email", "test@example.invalid")
+        for path, content in (files or {}).items():
+            write(repo, path, content)
+        if commit:
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "--allow-empty", "-m", "base")
+        return repo
+
+    return make
+
+
+@pytest.fixture
+def vb(make_repo):
+    """A VB driver on a small initialized repository."""
+
+    def start(files: dict[str, bytes | str] | None = None, **kwargs) -> VB:
+        return VB(make_repo(files, **kwargs)).init()
+
+    return start

@@ -1,0 +1,269 @@
+"""The split engine end to end on real repositories: every kind of change, each edge case."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+from tests.conftest import VB, fingerprint, git, lock_files, tree_files, work_files, write
+
+
+def commit_all(vb: VB):
+    before = fingerprint(vb.repo)
+    report = vb.commit()
+    assert fingerprint(vb.repo) == before, "commit changed a working file"
+    assert lock_files(vb.repo) == []
+    return report
+
+
+def test_new_deleted_and_renamed_files(vb):
+    v = vb({"old.txt": "old\n", "gone.txt": "bye\n", "keep.txt": "k\n"})
+    v.edit("a", "new.txt", "fresh\n")
+    v.delete("b", "gone.txt")
+    os.rename(v.repo / "old.txt", v.repo / "moved.txt")
+    v.record("c", "old.txt", "moved.txt")
+    commit_all(v)
+    base = {"old.txt": b"old\n", "gone.txt": b"bye\n", "keep.txt": b"k\n"}
+    assert v.files_of("a") == {**base, "new.txt": b"fresh\n"}
+    assert v.files_of("b") == {"old.txt": b"old\n", "keep.txt": b"k\n"}
+    assert v.files_of("c") == {"moved.txt": b"old\n", "gone.txt": b"bye\n", "keep.txt": b"k\n"}
+    renames = git(v.repo, "diff", "-M", "--name-status", "main", v.branch_of("c"))
+    assert renames.startswith("R100")
+
+
+def test_deleting_a_file_another_session_edited_is_contested(vb):
+    v = vb({"f.txt": "1\n2\n"})
+    v.edit("a", "f.txt", "1\nA\n")
+    v.delete("b", "f.txt")
+    report = v.commit()
+    assert set(report.blocked) == {v.branch_of("a"), v.branch_of("b")}
+    contested = v.status().contested
+    assert [(c.path, c.lines) for c in contested] == [("f.txt", None)]
+
+
+def test_binary_files_are_owned_whole(vb):
+    v = vb({"img.bin": b"\x89PNG\0\x01\x02"})
+    v.edit("a", "img.bin", b"\x89PNG\0\x03\x04")
+    v.edit("b", "other.bin", b"\0\0\xff")
+    commit_all(v)
+    assert v.files_of("a")["img.bin"] == b"\x89PNG\0\x03\x04"
+    assert "other.bin" not in v.files_of("a")
+    assert v.files_of("b")["img.bin"] == b"\x89PNG\0\x01\x02"
+    v.edit("b", "img.bin", b"\x89PNG\0\x05")
+    assert [c.branches for c in v.status().contested] == [[v.branch_of("a"), v.branch_of("b")]]
+
+
+def test_crlf_lines_are_kept_and_split_by_line(vb):
+    v = vb({"win.txt": b"one\r\ntwo\r\nthree\r\n"})
+    v.edit("a", "win.txt", b"ONE\r\ntwo\r\nthree\r\n")
+    v.edit("b", "win.txt", b"ONE\r\nTWO\r\nthree\r\n")
+    commit_all(v)
+    assert v.files_of("a")["win.txt"] == b"ONE\r\ntwo\r\nthree\r\n"
+    assert v.files_of("b")["win.txt"] == b"one\r\nTWO\r\nthree\r\n"
+
+
+def test_no_trailing_newline(vb):
+    v = vb({"f.txt": "a\nb\nc"})
+    v.edit("a", "f.txt", "A\nb\nc")
+    v.edit("b", "f.txt", "A\nb\nc\nd")  # appending rewrites the unterminated last line
+    commit_all(v)
+    assert v.files_of("a")["f.txt"] == b"A\nb\nc"
+    assert v.files_of("b")["f.txt"] == b"a\nb\nc\nd"
+
+
+def test_non_utf8_bytes(vb):
+    latin = "caf\xe9\nna\xefve\nend\n".encode("latin-1")
+    v = vb({"l1.txt": latin})
+    v.edit("a", "l1.txt", latin.replace(b"caf\xe9", b"CAF\xc9"))
+    v.edit("b", "l1.txt", latin.replace(b"caf\xe9", b"CAF\xc9").replace(b"end", b"\xff\xfeend"))
+    commit_all(v)
+    assert v.files_of("a")["l1.txt"] == latin.replace(b"caf\xe9", b"CAF\xc9")
+    assert v.files_of("b")["l1.txt"] == latin.replace(b"end", b"\xff\xfeend")
+
+
+def test_executable_bit(vb):
+    v = vb({"run.sh": "#!/bin/sh\necho hi\n"})
+    (v.repo / "run.sh").chmod(0o755)
+    v.record("a", "run.sh")
+    commit_all(v)
+    mode = git(v.repo, "ls-tree", v.branch_of("a"), "run.sh").split()[0]
+    assert mode == "100755"
+    assert [f.change for f in v.status().branches[0].files] == ["mode"]
+
+
+def test_symlinks(vb):
+    v = vb({"target.txt": "t\n"})
+    os.symlink("target.txt", v.repo / "link")
+    v.record("a", "link")
+    commit_all(v)
+    entry = git(v.repo, "ls-tree", v.branch_of("a"), "link").split()
+    assert entry[0] == "120000"
+    assert v.files_of("a")["link"] == b"target.txt"
+
+
+def test_empty_files(vb):
+    v = vb({"full.txt": "x\n"})
+    v.edit("a", "empty.txt", "")
+    v.edit("b", "full.txt", "")
+    commit_all(v)
+    assert v.files_of("a")["empty.txt"] == b""
+    assert v.files_of("b")["full.txt"] == b""
+    assert "empty.txt" not in v.files_of("b")
+
+
+def test_unicode_and_spaces_in_names(vb):
+    v = vb({"dir with space/naïve file.txt": "1\n"})
+    v.edit("a", "dir with space/naïve file.txt", "un\n")
+    v.edit("b", "ünï cödé/日本語 名前.md", "こんにちは\n")
+    commit_all(v)
+    assert v.files_of("a")["dir with space/naïve file.txt"] == "un\n".encode()
+    assert v.files_of("b")["ünï cödé/日本語 名前.md"] == "こんにちは\n".encode()
+
+
+def test_nested_directories_created_and_removed(vb):
+    v = vb({"old/deep/a.txt": "a\n", "old/deep/b.txt": "b\n", "old/c.txt": "c\n"})
+    write(v.repo, "new/x/y/z.txt", "z\n")
+    v.record("a", "new")
+    subprocess.run(["rm", "-rf", str(v.repo / "old")], check=True)
+    v.record("b", "old")
+    commit_all(v)
+    assert v.files_of("a") == {"old/deep/a.txt": b"a\n", "old/deep/b.txt": b"b\n", "old/c.txt": b"c\n", "new/x/y/z.txt": b"z\n"}
+    assert v.files_of("b") == {}
+
+
+def test_ignored_files_are_never_committed(vb):
+    v = vb({".gitignore": "*.log\nbuild/\n"})
+    v.edit("a", "debug.log", "noise\n")
+    write(v.repo, "build/out.o", "obj")
+    v.record("a", "build")
+    v.edit("a", "real.txt", "real\n")
+    commit_all(v)
+    files = v.files_of("a")
+    assert "real.txt" in files and "debug.log" not in files and "build/out.o" not in files
+    assert all(f.path == "real.txt" for b in v.status().branches for f in b.files)
+
+
+def test_two_sessions_inserting_at_the_same_base_position(vb):
+    v = vb({"list.md": "- one\n- two\n"})
+    v.edit("a", "list.md", "- one\n- from a\n- two\n")
+    v.edit("b", "list.md", "- one\n- from a\n- from b\n- two\n")
+    commit_all(v)
+    assert v.files_of("a")["list.md"] == b"- one\n- from a\n- two\n"
+    assert v.files_of("b")["list.md"] == b"- one\n- from b\n- two\n"
+    assert tree_files(v.repo, "HEAD")["list.md"] == (v.repo / "list.md").read_bytes()
+
+
+def test_adjacent_line_edits_by_two_sessions(vb):
+    v = vb({"f.py": "a = 1\nb = 2\nc = 3\n"})
+    v.edit("a", "f.py", "a = 10\nb = 2\nc = 3\n")
+    v.edit("b", "f.py", "a = 10\nb = 20\nc = 3\n")
+    v.edit("c", "f.py", "a = 10\nb = 20\nc = 30\n")
+    commit_all(v)
+    assert v.files_of("a")["f.py"] == b"a = 10\nb = 2\nc = 3\n"
+    assert v.files_of("b")["f.py"] == b"a = 1\nb = 20\nc = 3\n"
+    assert v.files_of("c")["f.py"] == b"a = 1\nb = 2\nc = 30\n"
+    assert git(v.repo, "status", "--porcelain") == ""
+
+
+def test_a_branch_with_no_changes(vb):
+    v = vb({"f.txt": "x\n"})
+    v.edit("a", "f.txt", "y\n")
+    v.edit("a", "f.txt", "x\n")  # undone
+    report = commit_all(v)
+    assert report.unchanged == [v.branch_of("a")] and report.committed == []
+    assert git(v.repo, "rev-parse", v.branch_of("a")) == git(v.repo, "rev-parse", "main")
+
+
+def test_second_commit_builds_on_the_first(vb):
+    v = vb({"f.txt": "1\n2\n3\n"})
+    v.edit("a", "f.txt", "one\n2\n3\n")
+    commit_all(v)
+    v.edit("a", "f.txt", "one\n2\nthree\n")
+    v.edit("b", "g.txt", "g\n")
+    commit_all(v)
+    log = git(v.repo, "log", "--format=%s", v.branch_of("a")).splitlines()
+    assert len(log) == 3  # base + two commits
+    assert v.files_of("a")["f.txt"] == b"one\n2\nthree\n"
+    assert git(v.repo, "status", "--porcelain") == ""
+    assert "Vbranch-Session: a" in git(v.repo, "log", "-1", "--format=%B", v.branch_of("a"))
+
+
+def test_unborn_repository(make_repo):
+    repo = make_repo({"readme.txt": "hi\n"}, commit=False)
+    v = VB(repo).init()
+    v.record("a", "readme.txt")
+    v.edit("b", "src/main.py", "print()\n")
+    commit_all(v)
+    assert v.files_of("a") == {"readme.txt": b"hi\n"}
+    assert v.files_of("b") == {"src/main.py": b"print()\n"}
+    assert git(repo, "rev-list", "--count", v.branch_of("a")).strip() == "1"
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_unattributed_changes_are_shown_and_never_committed(vb):
+    v = vb({"f.txt": "1\n2\n3\n"})
+    v.edit("a", "f.txt", "one\n2\n3\n")
+    write(v.repo, "f.txt", "one\n2\nthree\n")  # nobody reports this one
+    commit_all(v)
+    report = v.status()
+    assert [(f.path, f.lines) for f in report.unattributed] == [("f.txt", [(3, 3)])]
+    assert v.files_of("a")["f.txt"] == b"one\n2\n3\n"
+    assert git(v.repo, "status", "--porcelain") == " M f.txt\n"
+
+
+def test_git_commit_on_the_workspace_is_refused(vb):
+    v = vb({"f.txt": "x\n"})
+    v.edit("a", "f.txt", "y\n")
+    proc = subprocess.run(["git", "-C", str(v.repo), "commit", "-qam", "oops"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "vbranch commit" in proc.stderr
+    assert git(v.repo, "rev-parse", "HEAD") == git(v.repo, "rev-parse", "refs/heads/vbranch/workspace")
+
+
+def test_an_existing_pre_commit_hook_is_chained_and_restored(make_repo):
+    repo = make_repo({"f.txt": "x\n"})
+    hook = repo / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\necho mine > \"$(git rev-parse --git-dir)/mine-ran\"\n")
+    hook.chmod(0o755)
+    v = VB(repo).init()
+    assert "vbranch" in hook.read_text()
+    from vbranch.lifecycle import teardown
+
+    teardown(v.ws(), v.at())
+    assert hook.read_text().startswith("#!/bin/sh\necho mine")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "after")
+    assert (repo / ".git/mine-ran").exists()
+
+
+def test_teardown_returns_to_the_branch_with_all_work_kept(vb):
+    v = vb({"f.txt": "1\n2\n"})
+    v.edit("a", "f.txt", "one\n2\n")
+    commit_all(v)
+    v.edit("b", "f.txt", "one\ntwo\n")
+    v.edit("b", "new.txt", "new\n")
+    files = work_files(v.repo)
+    from vbranch.lifecycle import teardown
+
+    teardown(v.ws(), v.at())
+    assert git(v.repo, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+    assert work_files(v.repo) == files
+    assert sorted(git(v.repo, "status", "--porcelain").splitlines()) == [" M f.txt", "?? new.txt"]
+    assert git(v.repo, "rev-parse", "--verify", "-q", "refs/heads/vbranch/workspace", check=False) == ""
+    assert tree_files(v.repo, "refs/heads/session-a")["f.txt"] == b"one\n2\n"  # branches keep their commits
+
+
+def test_large_repository(make_repo, tmp_path):
+    from benchmarks.corpus import make_repo as make_large
+
+    repo = make_large(tmp_path / "large", 30_500)
+    v = VB(repo).init()
+    tracked = git(repo, "ls-files").splitlines()
+    assert len(tracked) >= 30_000
+    for k, session in enumerate(["a", "b", "c"]):
+        path = tracked[k * 1000]
+        data = (repo / path).read_bytes()
+        v.edit(session, path, data + f"# session {session}\n".encode())
+    v.edit("a", "added/by_a.txt", "a\n")
+    report = commit_all(v)
+    assert len(report.committed) == 3
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "diff", "--name-only", "main", v.branch_of("a")).split() == sorted(["added/by_a.txt", tracked[0]])
