@@ -120,7 +120,7 @@ def _session_branches(ws) -> list[str] | None:
     """Without names, commit the calling session's branch if there is one; else all."""
     session = session_from_env(None)
     known = ws.store.session(session) if session else None
-    return [ws.store.branch_by_id(known.branch_id).name] if known else None
+    return [ws.store.branch_by_id(known.branch_id).name] if known and known.branch_id else None
 
 
 def cmd_branch(args) -> int:
@@ -181,6 +181,30 @@ def cmd_teardown(args) -> int:
 
     origin = teardown(open_workspace(args.C), now())
     ui.line(f"HEAD is back on {origin}; every working file is as it was, and the branches keep their commits.")
+    return 0
+
+
+def cmd_hook(args) -> int:
+    # Exit 2 would block the agent's tool call: whatever goes wrong here, exit 1 (fails open).
+    try:
+        from .hook import run
+
+        return run()
+    except BaseException as error:  # noqa: BLE001
+        sys.stderr.write(f"vbranch hook: internal error: {error!r}\n")
+        return 1
+
+
+def cmd_install(args) -> int:
+    from . import ui
+    from .install import install, uninstall
+    from .workspace import find_repo
+
+    found = find_repo(".")
+    if found is None:
+        raise UsageError("not inside a git repository", hint="run vbranch install in the repository the sessions share")
+    path = (uninstall if args.uninstall else install)(found[0], args.scope)
+    ui.line(f"{'removed vbranch hooks from' if args.uninstall else 'vbranch hooks installed in'} {path}")
     return 0
 
 
@@ -247,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("teardown", help="return to your branch, keeping all work")
     p.set_defaults(func=cmd_teardown)
+
+    p = sub.add_parser("hook", help="handle one Claude Code hook payload on stdin (used by the installed hooks)")
+    p.set_defaults(func=cmd_hook)
+
+    for name, removing in (("install", False), ("uninstall", True)):
+        p = sub.add_parser(name, help=f"{'remove' if removing else 'add'} vbranch's Claude Code hooks")
+        p.add_argument("--scope", choices=["project", "local", "user"], default="local",
+                       help="settings file: .claude/settings.json, .claude/settings.local.json (default), ~/.claude/settings.json")
+        p.set_defaults(func=cmd_install, uninstall=removing)
 
     p = sub.add_parser("demo", help="play three sessions in a throwaway repository")
     p.add_argument("--dir", help="build the demo repository here (default: a temporary directory)")

@@ -95,6 +95,21 @@ def tree_states(top: Path, rev: str | None, paths: list[str]) -> dict[str, FileS
     return states
 
 
+def tree_signatures(top: Path, rev: str, paths: list[str]) -> dict[str, str | None]:
+    """Each path's "mode:blob-id" in commit `rev`, None where it has none (no blob is read)."""
+    signatures: dict[str, str | None] = {p: None for p in paths}
+    if not paths:
+        return signatures
+    listing = git(top, "ls-tree", "-z", "--full-tree", rev, "--", *paths, check=False)
+    for entry in listing.split(b"\0"):
+        meta, _, name = entry.partition(b"\t")
+        if name:
+            mode, kind, oid = meta.split()
+            if kind == b"blob":
+                signatures[name.decode("utf-8", "surrogateescape")] = f"{int(mode, 8):o}:{oid.decode()}"
+    return signatures
+
+
 def _cat_blobs(top: Path, oids: list[bytes]) -> list[bytes]:
     out = git(top, "cat-file", "--batch", input=b"\n".join(oids) + b"\n")
     blobs = []

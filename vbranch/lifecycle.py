@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
-from . import gitcli, gitops
+from . import config, gitcli, gitops
 from .errors import UsageError
+from .resources import hook_file
 from .workspace import WORKSPACE_REF, Workspace, open_state
 
 GUARD_MARKER = b"vbranch: managed git pre-commit guard"
@@ -46,6 +46,7 @@ def init(start: Path | str, target: str | None, at: str) -> Workspace:
         gitcli.git(ws.top, "symbolic-ref", "HEAD", WORKSPACE_REF)
         gitcli.git(ws.top, "reset", "-q")  # index = base; the working tree is not touched
         install_guard(ws.top)
+        config.write(ws.state_dir, config.load(ws.state_dir))
     return ws
 
 
@@ -73,13 +74,6 @@ def hooks_dir(top: Path) -> Path:
     return (top / out) if not os.path.isabs(out) else Path(out)
 
 
-def guard_script() -> bytes:
-    packaged = resources.files("vbranch") / "_hooks" / "git-pre-commit"
-    if packaged.is_file():
-        return packaged.read_bytes()
-    return (Path(__file__).resolve().parent.parent / "hooks" / "git-pre-commit").read_bytes()
-
-
 def install_guard(top: Path) -> None:
     hooks = hooks_dir(top)
     hooks.mkdir(parents=True, exist_ok=True)
@@ -87,7 +81,7 @@ def install_guard(top: Path) -> None:
     if hook.exists() and GUARD_MARKER not in hook.read_bytes():
         hook.rename(hooks / CHAINED)
     tmp = hooks / "pre-commit.vbranch-tmp"
-    tmp.write_bytes(guard_script())
+    tmp.write_bytes(hook_file("git-pre-commit"))
     tmp.chmod(0o755)
     tmp.replace(hook)
 

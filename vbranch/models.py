@@ -6,6 +6,8 @@ what leaves vbranch (`status --json`) and what a user edits (config).
 """
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 LineRange = tuple[int, int]
@@ -49,3 +51,17 @@ class StatusReport(BaseModel):
     branches: list[BranchStatus]
     unattributed: list[FileLines]
     contested: list[Contest]
+
+
+Policy = Literal["deny", "warn", "off"]
+
+
+class Config(BaseModel):
+    """`.git/vbranch/config.json`: how the hooks behave. Written whole by `vbranch init`."""
+
+    guard_lines: Policy = Field("deny", description="an edit of another live session's uncommitted lines")
+    guard_outside: Policy = Field("deny", description="a write outside the repository or into .git")
+    guard_git: Policy = Field("deny", description="a git command that would discard or rewrite shared work")
+    commit_on: Literal["turn", "session-end", "never"] = Field("turn", description="when a session's branch is committed")
+    lease_wait: float = Field(10.0, ge=0, description="seconds a write waits for another session's write to the same file")
+    lease_ttl: float = Field(60.0, gt=0, description="seconds after which an unreleased write lease expires")

@@ -97,20 +97,24 @@ def new_record(path: str, base: FileState) -> FileOwnership:
     return FileOwnership(path, base, base, items)
 
 
-def record_change(rec: FileOwnership, new: FileState, actor: int) -> FileOwnership:
-    """Attribute the change from rec.known to `new` to branch `actor`."""
+def record_change(rec: FileOwnership, new: FileState, actor: int, co_owners: tuple[int, ...] = ()) -> FileOwnership:
+    """Attribute the change from rec.known to `new` to branch `actor`.
+
+    `co_owners` are branches that may have made the same change (two
+    commands running at once): the change is then contested between them.
+    """
     if new == rec.known:
         return rec
     if lines_eligible(rec.base, new):
         if rec.is_whole:
             prior = _all_owners(rec)
-            items = apply_edit(_clean_items(rec.base), split_lines(rec.base.data), split_lines(new.data), actor)
+            items = apply_edit(_clean_items(rec.base), split_lines(rec.base.data), split_lines(new.data), actor, co_owners)
             items = _add_owners(items, prior - {actor})
         else:
-            items = apply_edit(rec.items, split_lines(rec.known.data), split_lines(new.data), actor)
+            items = apply_edit(rec.items, split_lines(rec.known.data), split_lines(new.data), actor, co_owners)
         items = canonicalize(items, split_lines(rec.base.data), split_lines(new.data))
         return FileOwnership(rec.path, rec.base, new, items)
-    owners = tuple(sorted(_all_owners(rec) | {actor}))
+    owners = tuple(sorted(_all_owners(rec) | {actor} | set(co_owners)))
     return FileOwnership(rec.path, rec.base, new, None, owners)
 
 
@@ -154,7 +158,9 @@ def diff_opcodes(a: list[bytes], b: list[bytes]) -> list[tuple[str, int, int, in
     ]
 
 
-def apply_edit(items: list[Item], known: list[bytes], new: list[bytes], actor: int) -> list[Item]:
+def apply_edit(
+    items: list[Item], known: list[bytes], new: list[bytes], actor: int, co_owners: tuple[int, ...] = ()
+) -> list[Item]:
     """Update an alignment for the change known -> new made by `actor`.
 
     Base lines the actor removes become D items of the actor; inserted lines
@@ -172,13 +178,13 @@ def apply_edit(items: list[Item], known: list[bytes], new: list[bytes], actor: i
             # line 3" is what its edit means.
             start = end = current[i1 - 1] + 1 if i1 else 0
         out.extend(items[done:start])
-        out.extend(_replace_region(items[start:end], j2 - j1, actor))
+        out.extend(_replace_region(items[start:end], j2 - j1, actor, co_owners))
         done = end
     out.extend(items[done:])
     return out
 
 
-def _replace_region(region: list[Item], inserted: int, actor: int) -> list[Item]:
+def _replace_region(region: list[Item], inserted: int, actor: int, co_owners: tuple[int, ...]) -> list[Item]:
     """The items for `inserted` new lines of `actor` replacing the current lines of `region`.
 
     New lines are paired one by one with the lines they replace, so that a
@@ -191,7 +197,8 @@ def _replace_region(region: list[Item], inserted: int, actor: int) -> list[Item]
         if op == "I" and others:
             rivals |= others
             rival_lines += 1
-    owners = tuple(sorted(rivals | {actor}))
+    owners = tuple(sorted(rivals | {actor} | set(co_owners)))
+    deleter = tuple(sorted({actor} | set(co_owners)))
     out: list[Item] = []
     left = inserted
     for op, item_owners in region:
@@ -199,7 +206,7 @@ def _replace_region(region: list[Item], inserted: int, actor: int) -> list[Item]
             out.append((op, item_owners))
             continue
         if op == "K":
-            out.append(("D", (actor,)))
+            out.append(("D", deleter))
         if left:
             out.append(("I", owners))
             left -= 1

@@ -2,16 +2,28 @@
 
 This is the path every agent takes (`vbranch record`, `vbranch run`, the
 hooks), so it uses only the git command line, never pygit2.
+
+Three ways a change arrives:
+- a session says it changed a path (`record`, a file tool's PostToolUse);
+- a command ran in a *window* (`run`, a Bash tool call): whatever changed
+  between its start and end is the session's;
+- nobody said anything (`snapshot`): the change goes to whoever had a window
+  open when it happened (contested if several did), else it is unattributed.
 """
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
+from typing import Callable
 
 from . import gitcli
-from .ownership import UNATTRIBUTED, FileOwnership, new_record, record_change
+from .ownership import UNATTRIBUTED, FileOwnership, FileState, new_record, record_change
 from .workspace import Workspace, branch_for_session
-from .worktree import content_key, files_under, read_state, resolve, stat_key
+from .worktree import files_under, read_state, resolve, signature, stat_key
+
+# Who made a change: (branch, other branches that may have made it too).
+Attribution = Callable[[str, FileState], tuple[int, tuple[int, ...]]]
 
 
 def record(
@@ -23,6 +35,7 @@ def record(
     branch: str | None = None,
     cwd: Path | None = None,
     source: str = "record",
+    agent_id: str | None = None,
 ) -> list[str]:
     """Attribute the current state of `paths` to the session's branch.
 
@@ -32,45 +45,158 @@ def record(
     rels = [resolve(ws.top, p, cwd) for p in paths]
     with ws.lock, ws.store.tx():
         row = branch_for_session(ws, session_id, at, branch)
-        return _apply(ws, _expand(ws, rels), row.id, at, session_id, source)
+        return _apply(ws, _expand(ws, rels), lambda p, s: (row.id, ()), at, session_id, source, agent_id=agent_id)
 
 
-def snapshot(ws: Workspace, at: str, lane: int = UNATTRIBUTED) -> list[str]:
-    """Fold every change the store has not seen into ownership, as `lane`'s.
+def snapshot(ws: Workspace, at: str, paths: list[str] | None = None) -> list[str]:
+    """Fold every change the store has not seen into ownership (or only those of `paths`).
 
     Run before status and commit, as jj snapshots the working copy before
     every command: a change that no session reported is found here and shown
-    as unattributed rather than lost.
+    rather than lost.
     """
     with ws.lock, ws.store.tx():
         known = {rec.path: rec for rec in ws.store.files()}
-        candidates = gitcli.dirty_paths(ws.top) | set(known)
+        candidates = set(paths) if paths is not None else gitcli.dirty_paths(ws.top) | set(known)
         unseen = [p for p in sorted(candidates) if p not in known or known[p].stat != stat_key(ws.top, p)]
-        return _apply(ws, unseen, lane, at, None, "snapshot", known)
+        return _apply(ws, unseen, _unseen_attribution(ws, at, None), at, None, "snapshot", known)
 
 
 def run(ws: Workspace, session_id: str, command: list[str], at: str, *, branch: str | None = None) -> tuple[int, list[str]]:
     """Run a command and attribute to the session exactly the files it changed."""
-    before = _signatures(ws, gitcli.dirty_paths(ws.top) | set(ws.store.paths()))
+    before = dirty_signatures(ws)
     code = subprocess.call(command, cwd=Path.cwd())
-    after = _signatures(ws, gitcli.dirty_paths(ws.top) | set(ws.store.paths()) | set(before))
-    changed = sorted(p for p in after if after[p] != before.get(p, _signature(ws, p, base=True)))
+    changed = changed_since(ws, before)
     if not changed:
         return code, []
     with ws.lock, ws.store.tx():
         row = branch_for_session(ws, session_id, at, branch)
-        return code, _apply(ws, changed, row.id, at, session_id, "run")
+        return code, _apply(ws, changed, lambda p, s: (row.id, ()), at, session_id, "run")
 
 
-def _signatures(ws: Workspace, paths: set[str]) -> dict[str, tuple | None]:
-    return {p: _signature(ws, p) for p in paths}
+def open_window(ws: Workspace, session_id: str, window_id: str, clock: Callable[[], float] = time.time) -> None:
+    """A command of the session starts: remember every file's state now."""
+    before = dirty_signatures(ws)
+    with ws.lock, ws.store.tx():
+        ws.store.open_window(window_id, session_id, clock(), before)
 
 
-def _signature(ws: Workspace, path: str, base: bool = False) -> tuple | None:
-    if base:
-        # A path clean before the command: its content then was the workspace's.
-        return content_key(gitcli.tree_states(ws.top, "HEAD", [path])[path])
-    return content_key(read_state(ws.top, path))
+def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_id: str | None = None) -> list[str]:
+    """The command ended: what changed since it started is the session's.
+
+    A file that changed while another session's command was also running is
+    contested between them: either could have written it, and we do not guess.
+    """
+    with ws.lock, ws.store.tx():
+        window = ws.store.close_window(window_id)
+    if window is None:
+        return []  # no start was seen (vbranch set up mid-command): snapshot will find it
+    changed = changed_since(ws, window[2])
+    if not changed:
+        return []
+    with ws.lock, ws.store.tx():
+        row = branch_for_session(ws, session_id, at)
+        others = _unseen_attribution(ws, at, session_id)
+
+        def attribute(path: str, state: FileState) -> tuple[int, tuple[int, ...]]:
+            suspect, more = others(path, state)
+            rivals = () if suspect == UNATTRIBUTED else (suspect, *more)
+            return row.id, tuple(b for b in rivals if b != row.id)
+
+        return _apply(ws, changed, attribute, at, session_id, "command", agent_id=agent_id)
+
+
+def record_write(
+    ws: Workspace,
+    session_id: str,
+    path: str,
+    at: str,
+    *,
+    original: bytes | None = None,
+    expected: bytes | None = None,
+    agent_id: str | None = None,
+) -> list[str]:
+    """A file tool of the session wrote `path`: attribute exactly its change.
+
+    `original` is what the tool read, `expected` what it meant to write. When
+    the file differs from those and another session's command was running,
+    the difference is folded in as that command's (or unattributed) first, so
+    this session gets its own edit and nothing else.
+    """
+    with ws.lock, ws.store.tx():
+        row = branch_for_session(ws, session_id, at)
+        rec = ws.store.file(path)
+        known = rec.known if rec else gitcli.tree_states(ws.top, ws.base, [path])[path]
+        others = _unseen_attribution(ws, at, session_id)
+        real = read_state(ws.top, path)
+        if real is None:
+            return []
+        mine: Attribution = lambda p, s: (row.id, ())  # noqa: E731
+        steps: list[tuple[FileState | None, Attribution]] = []  # None: the file as it is now
+        if original is not None and known.exists and original != known.data and _readable(known.data):
+            steps.append((FileState(True, known.mode, original), others))
+        if expected is not None and real.data != expected and _suspected(others, path, real):
+            steps.append((FileState(True, real.mode, expected), mine))
+            steps.append((None, others))
+        else:
+            steps.append((None, mine))
+        changed: list[str] = []
+        for state, attribute in steps:
+            changed += _apply(ws, [path], attribute, at, session_id, "write", agent_id=agent_id, state=state)
+        return sorted(set(changed))
+
+
+def _readable(data: bytes) -> bool:
+    try:
+        data.decode()
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _suspected(attribution: Attribution, path: str, state: FileState) -> bool:
+    return attribution(path, state)[0] != UNATTRIBUTED
+
+
+def _unseen_attribution(ws: Workspace, at: str, exclude: str | None) -> Attribution:
+    """Who made a change that no one reported: sessions whose command windows saw it happen.
+
+    A window saw the change if the file differs now from when it opened. A
+    write lease held by another session counts as an open window on its file.
+    """
+    windows = [w for w in ws.store.windows() if w[1] != exclude]
+    head: dict[str, str | None] = {}  # signatures in HEAD, read once per path
+
+    def attribute(path: str, state: FileState) -> tuple[int, tuple[int, ...]]:
+        now = signature(state)
+        sessions = set()
+        for _window_id, session, _started, before in windows:
+            if path not in before and path not in head:
+                head.update(gitcli.tree_signatures(ws.top, "HEAD", [path]))
+            if before.get(path, head.get(path)) != now:
+                sessions.add(session)
+        held = ws.store.lease(path)
+        if held and held[0] != exclude and held[2] >= time.time():
+            sessions.add(held[0])
+        branches = sorted({branch_for_session(ws, s, at).id for s in sessions})
+        return (branches[0], tuple(branches[1:])) if branches else (UNATTRIBUTED, ())
+
+    return attribute
+
+
+def dirty_signatures(ws: Workspace) -> dict[str, str | None]:
+    """The signature of every file that differs from the workspace commit or has a record."""
+    return {p: signature(read_state(ws.top, p)) for p in gitcli.dirty_paths(ws.top) | set(ws.store.paths())}
+
+
+def changed_since(ws: Workspace, before: dict[str, str | None]) -> list[str]:
+    """Paths whose content differs from `before` (a path missing there was as in HEAD)."""
+    now = dirty_signatures(ws)
+    for path in set(before) - set(now):
+        now[path] = signature(read_state(ws.top, path))
+    clean_before = [p for p in now if p not in before]
+    before = {**gitcli.tree_signatures(ws.top, "HEAD", clean_before), **before}
+    return sorted(p for p in now if now[p] != before[p])
 
 
 def _expand(ws: Workspace, rels: list[str]) -> list[str]:
@@ -95,13 +221,15 @@ def _expand(ws: Workspace, rels: list[str]) -> list[str]:
 def _apply(
     ws: Workspace,
     paths: list[str],
-    owner: int,
+    attribute: Attribution,
     at: str,
     session_id: str | None,
     source: str,
     known: dict[str, FileOwnership] | None = None,
+    agent_id: str | None = None,
+    state: FileState | None = None,
 ) -> list[str]:
-    """Fold the working state of `paths` into their records, as `owner`'s change."""
+    """Fold the working state of `paths` (or the given `state` of one path) into their records."""
     ignored = gitcli.ignored(ws.top, paths)
     paths = [p for p in paths if p not in ignored]
     records = {p: (known.get(p) if known is not None else ws.store.file(p)) for p in paths}
@@ -109,18 +237,19 @@ def _apply(
     bases = gitcli.tree_states(ws.top, ws.base, missing)
     changed = []
     for path in paths:
-        state = read_state(ws.top, path)
-        if state is None:
+        new = state if state is not None else read_state(ws.top, path)
+        if new is None:
             continue  # became a directory: its files are separate paths
         rec = records[path] or new_record(path, bases[path])
-        updated = record_change(rec, state, owner)
-        updated.stat = stat_key(ws.top, path)
+        actor, co_owners = attribute(path, new) if new != rec.known else (UNATTRIBUTED, ())
+        updated = record_change(rec, new, actor, co_owners)
+        updated.stat = stat_key(ws.top, path) if state is None else None
         if updated.known == rec.known and records[path] is not None and updated.stat == rec.stat:
             continue
-        if updated.known == updated.base and records[path] is None:
+        if not updated.changed and records[path] is None:
             continue  # equal to the base and never recorded: nothing to own
         ws.store.put_file(updated)
         if updated.known != rec.known:
             changed.append(path)
-            ws.store.log_event(at, session_id, owner or None, path, source)
+            ws.store.log_event(at, session_id, actor or None, path, source, agent_id)
     return changed

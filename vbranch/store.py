@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import StateError
 from .ownership import FileOwnership, FileState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -56,6 +56,37 @@ MIGRATIONS: dict[int, str] = {
         source TEXT NOT NULL
     );
     """,
+    # 2: agent hooks. A session exists before its first change (branch_id NULL until
+    # then) and remembers its prompts; per-file write leases; open tool windows.
+    2: """
+    CREATE TABLE sessions_v2 (
+        id TEXT PRIMARY KEY,
+        branch_id INTEGER REFERENCES branches(id),
+        agent TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        ended_at TEXT,
+        first_prompt TEXT NOT NULL DEFAULT '',
+        prompt TEXT NOT NULL DEFAULT '',
+        turn_started_at TEXT
+    );
+    INSERT INTO sessions_v2(id, branch_id, agent, created_at, ended_at)
+        SELECT id, branch_id, agent, created_at, ended_at FROM sessions;
+    DROP TABLE sessions;
+    ALTER TABLE sessions_v2 RENAME TO sessions;
+    ALTER TABLE events ADD COLUMN agent_id TEXT;
+    CREATE TABLE leases (
+        path TEXT PRIMARY KEY,
+        session TEXT NOT NULL,
+        tool_use_id TEXT NOT NULL,
+        expires REAL NOT NULL
+    );
+    CREATE TABLE windows (
+        tool_use_id TEXT PRIMARY KEY,
+        session TEXT NOT NULL,
+        started REAL NOT NULL,
+        before TEXT NOT NULL
+    )
+    """,
 }
 
 
@@ -74,10 +105,16 @@ class BranchRow:
 @dataclass(frozen=True)
 class SessionRow:
     id: str
-    branch_id: int
+    branch_id: int | None  # None until the session's first change
     agent: str
     created_at: str
     ended_at: str | None
+    first_prompt: str = ""
+    prompt: str = ""
+    turn_started_at: str | None = None
+
+
+SESSION_COLUMNS = "id, branch_id, agent, created_at, ended_at, first_prompt, prompt, turn_started_at"
 
 
 class Store:
@@ -143,29 +180,39 @@ class Store:
         self.db.execute("UPDATE branches SET name = ? WHERE id = ?", (name, branch_id))
 
     def delete_branch(self, branch_id: int) -> None:
-        self.db.execute("DELETE FROM sessions WHERE branch_id = ?", (branch_id,))
+        # Its sessions go on, and get a new branch at their next change.
+        self.db.execute("UPDATE sessions SET branch_id = NULL WHERE branch_id = ?", (branch_id,))
         self.db.execute("DELETE FROM branches WHERE id = ?", (branch_id,))
 
     # sessions
 
     def session(self, session_id: str) -> SessionRow | None:
-        row = self.db.execute(
-            "SELECT id, branch_id, agent, created_at, ended_at FROM sessions WHERE id = ?", (session_id,)
-        ).fetchone()
+        row = self.db.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return SessionRow(*row) if row else None
 
     def sessions(self) -> list[SessionRow]:
-        rows = self.db.execute("SELECT id, branch_id, agent, created_at, ended_at FROM sessions ORDER BY created_at")
+        rows = self.db.execute(f"SELECT {SESSION_COLUMNS} FROM sessions ORDER BY created_at")
         return [SessionRow(*r) for r in rows]
 
-    def add_session(self, session_id: str, branch_id: int, agent: str, at: str) -> SessionRow:
+    def add_session(self, session_id: str, branch_id: int | None, agent: str, at: str) -> SessionRow:
         self.db.execute(
             "INSERT INTO sessions(id, branch_id, agent, created_at) VALUES (?, ?, ?, ?)",
             (session_id, branch_id, agent, at),
         )
         return SessionRow(session_id, branch_id, agent, at, None)
 
-    def end_session(self, session_id: str, at: str) -> None:
+    def set_session_branch(self, session_id: str, branch_id: int) -> None:
+        self.db.execute("UPDATE sessions SET branch_id = ? WHERE id = ?", (branch_id, session_id))
+
+    def start_turn(self, session_id: str, prompt: str, at: str) -> None:
+        self.db.execute(
+            "UPDATE sessions SET prompt = ?, turn_started_at = ?, ended_at = NULL,"
+            " first_prompt = CASE WHEN first_prompt = '' THEN ? ELSE first_prompt END WHERE id = ?",
+            (prompt, at, prompt, session_id),
+        )
+
+    def end_session(self, session_id: str, at: str | None) -> None:
+        """Mark a session ended (at a time) or live again (None, on resume)."""
         self.db.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", (at, session_id))
 
     # file ownership
@@ -212,14 +259,61 @@ class Store:
         rows = self.db.execute("SELECT id, at, op, detail FROM oplog ORDER BY id")
         return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
-    def log_event(self, at: str, session: str | None, branch_id: int | None, path: str, source: str) -> None:
+    def log_event(
+        self, at: str, session: str | None, branch_id: int | None, path: str, source: str, agent_id: str | None = None
+    ) -> None:
         self.db.execute(
-            "INSERT INTO events(at, session, branch_id, path, source) VALUES (?, ?, ?, ?, ?)",
-            (at, session, branch_id, path, source),
+            "INSERT INTO events(at, session, branch_id, path, source, agent_id) VALUES (?, ?, ?, ?, ?, ?)",
+            (at, session, branch_id, path, source, agent_id),
         )
 
     def events(self) -> list[tuple]:
-        return self.db.execute("SELECT at, session, branch_id, path, source FROM events ORDER BY id").fetchall()
+        return self.db.execute("SELECT at, session, branch_id, path, source, agent_id FROM events ORDER BY id").fetchall()
+
+    def paths_changed_since(self, session: str, at: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT DISTINCT path FROM events WHERE session = ? AND at >= ? ORDER BY path", (session, at)
+        )
+        return [r[0] for r in rows]
+
+    # write leases: a file being written by one session's tool call
+
+    def lease(self, path: str) -> tuple[str, str, float] | None:
+        row = self.db.execute("SELECT session, tool_use_id, expires FROM leases WHERE path = ?", (path,)).fetchone()
+        return tuple(row) if row else None
+
+    def put_lease(self, path: str, session: str, tool_use_id: str, expires: float) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO leases(path, session, tool_use_id, expires) VALUES (?, ?, ?, ?)",
+            (path, session, tool_use_id, expires),
+        )
+
+    def release_leases(self, session: str, tool_use_id: str | None = None) -> None:
+        """Release one tool call's leases, or (None) all of a session's."""
+        if tool_use_id is None:
+            self.db.execute("DELETE FROM leases WHERE session = ?", (session,))
+        else:
+            self.db.execute("DELETE FROM leases WHERE session = ? AND tool_use_id = ?", (session, tool_use_id))
+
+    # tool windows: a command running, with the state of the files when it started
+
+    def open_window(self, tool_use_id: str, session: str, started: float, before: dict) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO windows(tool_use_id, session, started, before) VALUES (?, ?, ?, ?)",
+            (tool_use_id, session, started, json.dumps(before)),
+        )
+
+    def close_window(self, tool_use_id: str) -> tuple[str, float, dict] | None:
+        row = self.db.execute("SELECT session, started, before FROM windows WHERE tool_use_id = ?", (tool_use_id,)).fetchone()
+        self.db.execute("DELETE FROM windows WHERE tool_use_id = ?", (tool_use_id,))
+        return (row[0], row[1], json.loads(row[2])) if row else None
+
+    def windows(self) -> list[tuple[str, str, float, dict]]:
+        rows = self.db.execute("SELECT tool_use_id, session, started, before FROM windows ORDER BY started")
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def drop_windows(self, session: str) -> None:
+        self.db.execute("DELETE FROM windows WHERE session = ?", (session,))
 
 
 class _Transaction:

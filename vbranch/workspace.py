@@ -7,6 +7,7 @@ new branch is named.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,24 @@ def open_state(start: Path | str) -> Workspace:
     return Workspace(top, git_dir, Store(state_dir / "state.db"), StateLock(state_dir / "lock"))
 
 
+def find_repo(start: Path | str) -> tuple[Path, Path] | None:
+    """The working tree's top and git directory above `start`, found without running git."""
+    here = Path(os.path.abspath(start))
+    for folder in (here, *here.parents):
+        dotgit = folder / ".git"
+        if dotgit.is_dir():
+            return folder, dotgit
+        if dotgit.is_file():  # a linked worktree or submodule: "gitdir: <path>"
+            text = dotgit.read_text(errors="replace").strip()
+            if text.startswith("gitdir:"):
+                return folder, (folder / text[len("gitdir:"):].strip()).resolve()
+    return None
+
+
 def open_workspace(start: Path | str) -> Workspace:
     """An initialized workspace, or NotInitialized with what to do."""
-    top, git_dir = gitcli.discover(start)
+    found = None if "GIT_DIR" in os.environ else find_repo(start)
+    top, git_dir = found or gitcli.discover(start)
     db = git_dir / "vbranch" / "state.db"
     if not db.exists():
         raise NotInitialized(f"vbranch is not set up in {top}", hint="run `vbranch init` first")
@@ -110,19 +126,44 @@ def create_branch(ws: Workspace, wanted: str, at: str, exact: bool = False) -> B
         candidate = f"{name}-{n}"
 
 
+STOP_WORDS = {"a", "an", "the", "to", "of", "and", "in", "on", "for", "please", "can", "you", "with", "that", "this", "it", "is"}
+
+
+def prompt_branch_name(prompt: str) -> str | None:
+    """A short readable branch name from a session's first prompt: its first few real words."""
+    words = [w for w in re.findall(r"[a-z0-9]+", prompt.lower()) if w not in STOP_WORDS]
+    name = "-".join(words[:5])[:40].strip("-")
+    return branch_name_from(name) if name else None
+
+
 def branch_for_session(
     ws: Workspace, session_id: str, at: str, branch: str | None = None, agent: str = ""
 ) -> BranchRow:
-    """The branch a session writes to, creating session and branch when new."""
+    """The branch a session writes to, creating session and branch at its first change.
+
+    Named `branch` if given, else from the session's first prompt, else after the session.
+    """
     known = ws.store.session(session_id)
-    if known is not None:
+    if known is not None and known.branch_id is not None:
         return ws.store.branch_by_id(known.branch_id)
     if branch is not None:
         row = ws.store.branch_by_name(branch) or create_branch(ws, branch, at, exact=True)
     else:
-        row = create_branch(ws, session_branch_name(session_id), at)
-    ws.store.add_session(session_id, row.id, agent, at)
+        wanted = prompt_branch_name(known.first_prompt) if known else None
+        row = create_branch(ws, wanted or session_branch_name(session_id), at)
+    if known is None:
+        ws.store.add_session(session_id, row.id, agent, at)
+    else:
+        ws.store.set_session_branch(session_id, row.id)
     return row
+
+
+def ensure_session(ws: Workspace, session_id: str, at: str, agent: str = "") -> None:
+    """Register a session (no branch until its first change); a resumed one is live again."""
+    if ws.store.session(session_id) is None:
+        ws.store.add_session(session_id, None, agent, at)
+    else:
+        ws.store.end_session(session_id, None)
 
 
 def require_branch(ws: Workspace, name: str) -> BranchRow:

@@ -64,11 +64,12 @@ def stat_key(top: Path, rel: str) -> tuple | None:
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode)
 
 
-def content_key(state: FileState | None) -> tuple | None:
-    """A signature of what the file holds, for before/after comparisons."""
-    if state is None:
+def signature(state: FileState | None) -> str | None:
+    """"mode:blob-id" as git would store the file, so it compares with tree entries; None if absent."""
+    if state is None or not state.exists:
         return None
-    return (state.exists, state.mode, hashlib.sha1(state.data).hexdigest())
+    blob = hashlib.sha1(b"blob %d\0" % len(state.data) + state.data).hexdigest()
+    return f"{state.mode:o}:{blob}"
 
 
 def files_under(top: Path, rel: str) -> list[str]:

@@ -1,0 +1,98 @@
+"""Claude Code's hook contract: payloads in, decisions out. Pure: no git, no store.
+
+Facts from the real CLI (see ../shared/claude-code/README.md): `file_path` is
+absolute but not symlink-resolved; Edit and Write responses carry
+`originalFile`; a deny is exit 0 with `permissionDecision: "deny"`; we never
+answer "allow", since that would skip the user's own permission prompt.
+"""
+from __future__ import annotations
+
+import json
+
+FILE_TOOLS = {"Write", "Edit", "MultiEdit", "NotebookEdit"}
+
+
+class PayloadError(ValueError):
+    """The hook input is not a payload we can read."""
+
+
+def parse(raw: bytes) -> dict:
+    try:
+        payload = json.loads(raw)
+    except ValueError as error:
+        raise PayloadError(f"hook input is not JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise PayloadError("hook input is not a JSON object")
+    for key in ("hook_event_name", "session_id"):
+        if not isinstance(payload.get(key), str) or not payload[key]:
+            raise PayloadError(f"hook input has no {key!r}")
+    return payload
+
+
+def tool_path(payload: dict) -> str | None:
+    """The file a file tool writes (NotebookEdit names it notebook_path)."""
+    data = payload.get("tool_input") or {}
+    path = data.get("file_path") or data.get("notebook_path")
+    return path if isinstance(path, str) and path else None
+
+
+def proposed_content(tool: str, tool_input: dict, current: bytes | None) -> bytes | None:
+    """What the file will hold after the tool runs, or None when that cannot be known.
+
+    Mirrors the tools: Write replaces the file; Edit replaces old_string (the
+    first occurrence, or all with replace_all); MultiEdit applies its edits in
+    order. An edit whose old_string is missing returns None (the tool will
+    refuse it itself).
+    """
+    if tool == "Write":
+        content = tool_input.get("content")
+        return content.encode() if isinstance(content, str) else None
+    if tool == "Edit":
+        return _apply_edits(current, [tool_input])
+    if tool == "MultiEdit":
+        edits = tool_input.get("edits")
+        return _apply_edits(current, edits) if isinstance(edits, list) else None
+    return None  # NotebookEdit: the notebook's JSON layout is the tool's own
+
+
+def _apply_edits(current: bytes | None, edits: list) -> bytes | None:
+    if current is None:
+        return None
+    try:
+        text = current.decode()
+    except UnicodeDecodeError:
+        return None
+    for edit in edits:
+        old, new = edit.get("old_string"), edit.get("new_string")
+        if not isinstance(old, str) or not isinstance(new, str):
+            return None
+        if old == "":
+            if text:
+                return None
+            text = new  # an empty old_string creates the file's content
+            continue
+        if old not in text:
+            return None
+        text = text.replace(old, new) if edit.get("replace_all") else text.replace(old, new, 1)
+    return text.encode()
+
+
+def deny(reason: str) -> str:
+    return json.dumps(
+        {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": reason,
+            }
+        }
+    )
+
+
+def tell_agent(event: str, text: str) -> str:
+    """Context added to what the model reads after a tool call or prompt."""
+    return json.dumps({"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}})
+
+
+def tell_user(text: str) -> str:
+    return json.dumps({"systemMessage": text})

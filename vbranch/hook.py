@@ -1,0 +1,395 @@
+"""`vbranch hook`: one Claude Code hook payload on stdin; attribution, guard and commits.
+
+A hook must never hang or crash the agent: malformed input is an error on
+stderr with a non-blocking exit; anything unexpected is logged under the git
+directory and shown to the user, and the tool call goes ahead.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import claude, config, guard, leases
+from .errors import PathError
+from .ownership import FileState
+from .recording import close_window, open_window, record_write, snapshot
+from .workspace import Workspace, branch_for_session, ensure_session, open_workspace
+from .worktree import resolve
+
+SESSION_CONTEXT = (
+    "vbranch: this git working directory is shared with other coding sessions. Each session's changes "
+    "go to its own branch, which vbranch commits at the end of every turn; do not run git commit, "
+    "git stash, git reset --hard, git checkout/restore of others' files or switch branches. Edits to "
+    "lines another live session has changed and not yet landed are refused with the reason."
+)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def main(stdin=None, stdout=None) -> int:
+    stdin = stdin or sys.stdin.buffer
+    stdout = stdout or sys.stdout
+    try:
+        payload = claude.parse(stdin.read())
+    except claude.PayloadError as error:
+        sys.stderr.write(f"vbranch hook: {error}; the tool call goes ahead unchecked\n")
+        return 1
+    ws = None
+    try:
+        ws = _open(payload)
+        if ws is None:
+            return 0  # vbranch is not set up in this repository: nothing to do
+        output = handle(ws, payload)
+        if output:
+            stdout.write(output + "\n")
+        return 0
+    except Exception as error:  # never let a bug block the agent
+        where = _log_error(ws, payload, error)
+        stdout.write(claude.tell_user(f"vbranch hook failed on {payload['hook_event_name']}: {error} (details: {where})") + "\n")
+        return 0
+    finally:
+        if ws is not None:
+            ws.close()
+
+
+def _open(payload: dict) -> Workspace | None:
+    start = payload.get("cwd") or os.environ.get("CLAUDE_PROJECT_DIR") or "."
+    try:
+        return open_workspace(start)
+    except Exception:
+        return None
+
+
+def _log_error(ws: Workspace | None, payload: dict, error: Exception) -> str:
+    if ws is None:
+        return "no log: the repository could not be opened"
+    log = ws.state_dir / "hook.log"
+    with open(log, "a") as f:
+        f.write(f"{now()} {payload.get('hook_event_name')} session {payload.get('session_id')}\n")
+        f.write("".join(traceback.format_exception(error)))
+    return str(log)
+
+
+def handle(ws: Workspace, payload: dict) -> str | None:
+    handler = HANDLERS.get(payload["hook_event_name"])
+    return handler(ws, payload, config.load(ws.state_dir)) if handler else None
+
+
+def on_session_start(ws: Workspace, payload: dict, cfg: dict) -> str:
+    with ws.lock, ws.store.tx():
+        ensure_session(ws, payload["session_id"], now(), agent="claude-code")
+    return claude.tell_agent("SessionStart", SESSION_CONTEXT)
+
+
+def on_prompt(ws: Workspace, payload: dict, cfg: dict) -> None:
+    prompt = payload.get("prompt") if isinstance(payload.get("prompt"), str) else ""
+    with ws.lock, ws.store.tx():
+        ensure_session(ws, payload["session_id"], now(), agent="claude-code")
+        ws.store.start_turn(payload["session_id"], prompt, now())
+
+
+def on_pre_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
+    tool = payload.get("tool_name")
+    if tool in claude.FILE_TOOLS:
+        return _pre_write(ws, payload, cfg)
+    if tool == "Bash":
+        return _pre_bash(ws, payload, cfg)
+    return None
+
+
+def on_post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
+    tool = payload.get("tool_name")
+    session, tool_use_id = payload["session_id"], payload.get("tool_use_id") or ""
+    if tool in claude.FILE_TOOLS:
+        try:
+            rel = _target(ws, payload)
+        except PathError:
+            return None  # refused or outside: nothing of ours was written
+        if rel is None:
+            return None
+        try:
+            original, expected = _intent(payload)
+            record_write(ws, session, rel, now(), original=original, expected=expected, agent_id=payload.get("agent_id"))
+        finally:
+            leases.release(ws, session, tool_use_id)
+        return _contest_notice(ws, payload, [rel])
+    if tool == "Bash":
+        changed = close_window(ws, session, tool_use_id, now(), agent_id=payload.get("agent_id"))
+        return _contest_notice(ws, payload, changed)
+    return None
+
+
+def on_stop(ws: Workspace, payload: dict, cfg: dict) -> str | None:
+    session = payload["session_id"]
+    _release_session(ws, session)
+    if cfg.get("commit_on") == "turn":
+        return _commit_session(ws, session)
+    return None
+
+
+def on_session_end(ws: Workspace, payload: dict, cfg: dict) -> str | None:
+    session = payload["session_id"]
+    with ws.lock, ws.store.tx():
+        if ws.store.session(session) is not None:
+            ws.store.end_session(session, now())
+    _release_session(ws, session)
+    if cfg.get("commit_on") == "session-end":
+        return _commit_session(ws, session)
+    return None
+
+
+def on_subagent(ws: Workspace, payload: dict, cfg: dict) -> None:
+    # Subagents share the parent's session id: their changes already go to its branch.
+    with ws.lock, ws.store.tx():
+        ws.store.log_event(now(), payload["session_id"], None, "", payload["hook_event_name"], payload.get("agent_id"))
+
+
+HANDLERS = {
+    "SessionStart": on_session_start,
+    "UserPromptSubmit": on_prompt,
+    "PreToolUse": on_pre_tool,
+    "PostToolUse": on_post_tool,
+    "PostToolUseFailure": on_post_tool,
+    "Stop": on_stop,
+    "SubagentStart": on_subagent,
+    "SubagentStop": on_subagent,
+    "SessionEnd": on_session_end,
+}
+
+
+def _target(ws: Workspace, payload: dict) -> str | None:
+    path = claude.tool_path(payload)
+    return resolve(ws.top, path, Path(payload.get("cwd") or ws.top)) if path else None
+
+
+def _pre_write(ws: Workspace, payload: dict, cfg: dict) -> str | None:
+    session, tool_use_id = payload["session_id"], payload.get("tool_use_id") or ""
+    try:
+        rel = _target(ws, payload)
+    except PathError as error:
+        return _decide(cfg["guard_outside"], f"vbranch: {error.message}. Writes must stay inside the repository {ws.top} so they land on this session's branch.")
+    if rel is None:
+        return None
+    busy = leases.acquire(ws, rel, session, tool_use_id, cfg["lease_wait"], cfg["lease_ttl"])
+    if busy is not None:
+        return claude.deny(
+            f"vbranch: {rel} is being written right now by another session ({busy}) sharing this directory. "
+            "Retry this edit in a moment; re-read the file first, since it may have changed."
+        )
+    snapshot(ws, now(), [rel])  # fold in what changed since the store last looked, so the check is current
+    if cfg["guard_lines"] == "off":
+        return None
+    reason = _line_conflict(ws, payload, rel)
+    if reason is None:
+        return None
+    if cfg["guard_lines"] == "deny":
+        leases.release(ws, session, tool_use_id)
+    return _decide(cfg["guard_lines"], reason)
+
+
+def _line_conflict(ws: Workspace, payload: dict, rel: str) -> str | None:
+    rec = ws.store.file(rel)
+    if rec is None or not rec.changed:
+        return None
+    tool, tool_input = payload.get("tool_name"), payload.get("tool_input") or {}
+    proposed = claude.proposed_content(tool, tool_input, rec.known.data if rec.known.exists else None)
+    if proposed is None and tool != "NotebookEdit":
+        return None  # the tool will refuse this edit itself (its old_string is not in the file)
+    state = None if proposed is None else FileState(True, rec.known.mode if rec.known.exists else 0o100644, proposed)
+    mine = _branch_id(ws, payload["session_id"])
+    live = _live_branches(ws)
+    touched = guard.touched_lines(rec, state, mine, live - {mine})
+    if not touched:
+        return None
+    parts = []
+    for t in touched:
+        where = f"lines {t.lines[0]}-{t.lines[1]}" if t.lines else "the whole file"
+        parts.append(f"{where} ({_who(ws, t.owners, mine)})")
+    first = touched[0]
+    spec = f"{rel}:{first.lines[0]}-{first.lines[1]}" if first.lines else rel
+    return (
+        f"vbranch: this {tool} would change {rel} {', '.join(parts)}: uncommitted work of another session "
+        "sharing this working directory, not yet landed. Leave those lines as they are and make your change "
+        f"around them, or ask the user to move them to your branch (`vbranch assign {spec} BRANCH`)."
+    )
+
+
+def _pre_bash(ws: Workspace, payload: dict, cfg: dict) -> str | None:
+    session, tool_use_id = payload["session_id"], payload.get("tool_use_id") or ""
+    command = (payload.get("tool_input") or {}).get("command") or ""
+    if cfg["guard_git"] != "off":
+        reason = _git_conflict(ws, payload, command)
+        if reason:
+            decision = _decide(cfg["guard_git"], reason)
+            if cfg["guard_git"] == "deny":
+                return decision
+            open_window(ws, session, tool_use_id)
+            return decision
+    open_window(ws, session, tool_use_id)
+    return None
+
+
+def _git_conflict(ws: Workspace, payload: dict, command: str) -> str | None:
+    cwd = Path(payload.get("cwd") or ws.top)
+    for risk in guard.git_risks(command, is_path=lambda arg: (cwd / arg).exists()):
+        branch = _branch_name(ws, payload["session_id"])
+        if risk.kind == "commit":
+            return (
+                f"vbranch: `{risk.command}` would commit on the vbranch workspace that several sessions share, "
+                f"mixing their work. No commit is needed: your changes are committed to your own branch "
+                f"({branch}) at the end of your turn. To commit now, run `vbranch commit -m \"message\"`: it finds "
+                "your session from CLAUDE_CODE_SESSION_ID."
+            )
+        if risk.kind == "switch":
+            return (
+                f"vbranch: `{risk.command}` would switch branches under every session sharing this directory. "
+                f"Stay on the workspace: your changes go to your branch ({branch}) automatically."
+            )
+        if risk.kind == "discard":
+            return (
+                f"vbranch: `{risk.command}` would discard or hide uncommitted work of other sessions that share "
+                "this working directory. To undo your own changes, edit those files back instead."
+            )
+        others = _others_changes_under(ws, payload, [(cwd / (risk.cwd or "") / p) for p in risk.paths])
+        if others:
+            return (
+                f"vbranch: `{risk.command}` would discard uncommitted work of other sessions in {', '.join(others[:5])}. "
+                "Revert only your own lines, by editing them."
+            )
+    return None
+
+
+def _others_changes_under(ws: Workspace, payload: dict, specs: list[Path]) -> list[str]:
+    mine = _branch_id(ws, payload["session_id"])
+    live = _live_branches(ws) - {mine}
+    prefixes = []
+    for spec in specs:
+        try:
+            prefixes.append(resolve(ws.top, spec))
+        except PathError as error:
+            if "is the repository itself" in error.message:
+                prefixes.append("")
+    found = []
+    for rec in ws.store.files():
+        covered = any(p == "" or rec.path == p or rec.path.startswith(p + "/") for p in prefixes)
+        if covered and rec.changed and guard.touched_lines(rec, None, mine, live):
+            found.append(rec.path)
+    return found
+
+
+def _contest_notice(ws: Workspace, payload: dict, paths: list[str]) -> str | None:
+    """Tell the agent when its change hit another session's lines (they are now contested)."""
+    mine = _branch_id(ws, payload["session_id"])
+    if mine is None or not paths:
+        return None
+    from .committing import conflicts
+
+    records = [ws.store.file(p) for p in paths]
+    found = [c for c in conflicts([r for r in records if r]) if mine in c.owners]
+    if not found:
+        return None
+    listed = "; ".join(
+        f"{c.path} {('lines %d-%d' % c.lines) if c.lines else '(whole file or removed lines)'} ({_who(ws, c.owners, mine)})"
+        for c in found
+    )
+    return claude.tell_agent(
+        payload["hook_event_name"],
+        f"vbranch: your change also changed other sessions' uncommitted work: {listed}. Those lines are now "
+        "contested and hold back both branches' commits until the user assigns them (`vbranch assign`). "
+        "If that was not intended, put those lines back as they were.",
+    )
+
+
+def _commit_session(ws: Workspace, session: str) -> str | None:
+    row = ws.store.session(session)
+    if row is None or row.branch_id is None:
+        return None
+    from .committing import commit
+
+    branch = ws.store.branch_by_id(row.branch_id)
+    files = ws.store.paths_changed_since(session, row.turn_started_at or "")
+    report = commit(ws, [branch.name], _turn_message(row.prompt, files), now())
+    if report.blocked:
+        lines = [f"{c.path} {('lines %d-%d' % c.lines) if c.lines else ''}".strip() for c in report.blocked[branch.name]]
+        return claude.tell_user(
+            f"vbranch: {branch.name} was not committed: contested changes in {', '.join(lines)}. "
+            "Run `vbranch status` and `vbranch assign` to resolve them."
+        )
+    return None
+
+
+def _turn_message(prompt: str, files: list[str]) -> str | None:
+    title = " ".join(prompt.split())
+    if not title:
+        return None
+    title = title if len(title) <= 72 else title[:71] + "…"
+    listed = "\n".join(f"- {p}" for p in files if p)
+    return f"{title}\n\n{listed}" if listed else title
+
+
+def _release_session(ws: Workspace, session: str) -> None:
+    with ws.lock, ws.store.tx():
+        ws.store.release_leases(session)
+        ws.store.drop_windows(session)
+
+
+def _decide(policy: str, reason: str) -> str | None:
+    if policy == "deny":
+        return claude.deny(reason)
+    if policy == "warn":
+        return claude.tell_user(reason)
+    return None
+
+
+def _branch_id(ws: Workspace, session: str) -> int | None:
+    row = ws.store.session(session)
+    return row.branch_id if row else None
+
+
+def _branch_name(ws: Workspace, session: str) -> str:
+    branch_id = _branch_id(ws, session)
+    branch = ws.store.branch_by_id(branch_id) if branch_id else None
+    return branch.name if branch else "created at your first change"
+
+
+def _live_branches(ws: Workspace) -> set[int]:
+    return {s.branch_id for s in ws.store.sessions() if s.ended_at is None and s.branch_id is not None}
+
+
+def _who(ws: Workspace, owners: tuple[int, ...], mine: int | None) -> str:
+    sessions = ws.store.sessions()
+    out = []
+    for owner in owners:
+        if owner == mine:
+            continue
+        branch = ws.store.branch_by_id(owner)
+        ids = [s.id for s in sessions if s.branch_id == owner]
+        out.append(f"session {', '.join(ids) or '?'} on branch {branch.name if branch else owner}")
+    return "; ".join(out) or "unattributed"
+
+
+def _intent(payload: dict) -> tuple[bytes | None, bytes | None]:
+    """What the tool read and what it meant to write, from its input and response."""
+    tool, tool_input = payload.get("tool_name"), payload.get("tool_input") or {}
+    response = payload.get("tool_response")
+    original = response.get("originalFile") if isinstance(response, dict) else None
+    original_bytes = original.encode() if isinstance(original, str) else None
+    if tool == "Write":
+        return original_bytes, claude.proposed_content(tool, tool_input, None)
+    if original_bytes is None:
+        return None, None
+    return original_bytes, claude.proposed_content(tool, tool_input, original_bytes)
+
+
+def run() -> int:
+    started = time.monotonic()
+    code = main()
+    if os.environ.get("VBRANCH_HOOK_TIMING"):
+        sys.stderr.write(f"vbranch hook: {1000 * (time.monotonic() - started):.1f} ms\n")
+    return code

@@ -1,0 +1,200 @@
+"""Merging vbranch's hooks into Claude Code settings files, and taking them out.
+
+merge_hooks/remove_hooks are pure (dict in, new dict out); install/uninstall
+add the file handling: refuse what is not a JSON object, write atomically,
+keep a backup of what was there.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError, VbranchError
+from .resources import hook_file
+
+TEMPLATE = "claude-settings.json"
+PLACEHOLDER = "{vbranch}"
+BACKUP_SUFFIX = ".vbranch-backup"
+SCOPES = ("project", "local", "user")
+
+# Our entries are recognised by their command, whatever interpreter path an
+# earlier install wrote: `vbranch hook`, `/x/bin/vbranch hook`, `'/x/python' -m vbranch hook`.
+_OURS = re.compile(r"""(?:^|[\s/'"])vbranch['"]?\s+hook(?:\s|$)""")
+
+
+def settings_path(top: Path, scope: str = "project", home: Path | None = None) -> Path:
+    if scope == "project":
+        return Path(top) / ".claude" / "settings.json"
+    if scope == "local":
+        return Path(top) / ".claude" / "settings.local.json"
+    if scope == "user":
+        return Path(home if home is not None else Path.home()) / ".claude" / "settings.json"
+    raise UsageError(f"unknown settings scope {scope!r}", hint=f"use one of: {', '.join(SCOPES)}")
+
+
+def hook_command() -> str:
+    """How a hook starts vbranch: this interpreter by absolute path, so no PATH is needed."""
+    if not sys.executable:
+        raise VbranchError("cannot tell which Python runs vbranch", hint="run vbranch with a regular Python interpreter")
+    # Not resolved: a venv's python is a symlink, and resolving it would lose the venv.
+    return f"{shlex.quote(os.path.abspath(sys.executable))} -m vbranch"
+
+
+def our_hooks(command: str | None = None) -> dict:
+    """The shipped template with the placeholder filled in (after parsing, so no JSON escaping issues)."""
+    template = json.loads(hook_file(TEMPLATE))
+    command = command or hook_command()
+    for groups in template["hooks"].values():
+        for group in groups:
+            for hook in group["hooks"]:
+                hook["command"] = hook["command"].replace(PLACEHOLDER, command)
+    return template
+
+
+def is_ours(hook: Any) -> bool:
+    return isinstance(hook, dict) and isinstance(hook.get("command"), str) and bool(_OURS.search(hook["command"]))
+
+
+def _strip(groups: list) -> tuple[list, int | None]:
+    """Groups without our hooks, and the index where our first group sat (to put the new one back there)."""
+    kept, first = [], None
+    for group in groups:
+        inner = group.get("hooks") if isinstance(group, dict) else None
+        if not isinstance(inner, list) or not any(is_ours(h) for h in inner):
+            kept.append(group)
+            continue
+        if first is None:
+            first = len(kept)
+        rest = [h for h in inner if not is_ours(h)]
+        if rest:  # someone else's hook shares the group: keep it, drop only ours
+            kept.append({**group, "hooks": rest})
+    return kept, first
+
+
+def _hooks_of(settings: dict) -> dict | None:
+    hooks = settings.get("hooks")
+    if hooks is not None and not isinstance(hooks, dict):
+        raise VbranchError('"hooks" in the settings is not an object', hint='fix or remove the "hooks" key by hand')
+    return hooks
+
+
+def remove_hooks(settings: dict) -> dict:
+    """settings without vbranch's hook entries; event lists and a hooks object we empty are dropped."""
+    out = copy.deepcopy(settings)
+    hooks = out.get("hooks")
+    if not isinstance(hooks, dict) or not hooks:
+        return out  # nothing of ours can be in there
+    for event in list(hooks):
+        groups = hooks[event]
+        if not isinstance(groups, list):
+            continue  # not ours to judge
+        kept, first = _strip(groups)
+        if first is None:
+            continue
+        if kept:
+            hooks[event] = kept
+        else:
+            del hooks[event]
+    if not hooks:
+        del out["hooks"]
+    return out
+
+
+def merge_hooks(settings: dict, ours: dict) -> dict:
+    """settings with `ours` in place of any earlier vbranch entries; everything else untouched.
+
+    A replaced entry keeps its position among the other groups of its event, so
+    reinstalling never reorders; a new one goes last. Events we no longer use lose our entries.
+    """
+    out = copy.deepcopy(settings)
+    hooks = _hooks_of(out)
+    if hooks is None:
+        hooks = out["hooks"] = {}
+    for event in list(hooks):
+        groups = hooks[event]
+        if not isinstance(groups, list):
+            if event in ours["hooks"]:
+                raise VbranchError(f'"hooks.{event}" in the settings is not a list', hint="fix it by hand, then install again")
+            continue
+        kept, first = _strip(groups)
+        new = copy.deepcopy(ours["hooks"].get(event, []))
+        if first is None:
+            first = len(kept)
+        merged = kept[:first] + new + kept[first:]
+        if merged or not groups:
+            hooks[event] = merged
+        else:
+            del hooks[event]  # only our stale entries were here
+    for event, groups in ours["hooks"].items():
+        if event not in hooks:
+            hooks[event] = copy.deepcopy(groups)
+    return out
+
+
+def _load(path: Path) -> tuple[dict, bytes | None]:
+    if not path.exists():
+        return {}, None
+    raw = path.read_bytes()
+    hint = f"fix {path} by hand (or move it away) and run the command again; vbranch will not overwrite it"
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VbranchError(f"{path} is not valid JSON ({exc})", hint=hint) from None
+    if not isinstance(data, dict):
+        raise VbranchError(f"{path} does not hold a JSON object", hint=hint)
+    return data, raw
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, then os.replace: readers see the old or the new file, never half."""
+    target = path.resolve() if path.is_symlink() else path  # write through a symlinked settings file, keep the link
+    tmp = target.with_name(f".{target.name}.vbranch-tmp-{os.getpid()}")
+    mode = target.stat().st_mode & 0o7777 if target.exists() else None
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # umask applies to new files
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _save(path: Path, settings: dict, before: bytes | None) -> None:
+    if before is not None:
+        _write_atomic(path.with_name(path.name + BACKUP_SUFFIX), before)
+    _write_atomic(path, (json.dumps(settings, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+def install(top: Path, scope: str = "project", home: Path | None = None) -> Path:
+    """Merge vbranch's hooks into the settings file of `scope`; returns its path."""
+    path = settings_path(top, scope, home)
+    current, raw = _load(path)
+    try:
+        merged = merge_hooks(current, our_hooks())
+    except VbranchError as exc:  # a badly shaped "hooks": say which file
+        raise VbranchError(f"{path}: {exc.message}", hint=exc.hint) from None
+    if raw is None or merged != current:  # unchanged: leave the file (and its formatting) alone
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save(path, merged, raw)
+    return path
+
+
+def uninstall(top: Path, scope: str = "project", home: Path | None = None) -> Path:
+    """Take vbranch's hooks out of the settings file of `scope`; returns its path."""
+    path = settings_path(top, scope, home)
+    current, raw = _load(path)
+    cleaned = remove_hooks(current)
+    if raw is not None and cleaned != current:
+        _save(path, cleaned, raw)
+    return path
