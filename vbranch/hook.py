@@ -126,8 +126,8 @@ def on_post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
 
 
 def on_stop(ws: Workspace, payload: dict, cfg: dict) -> str | None:
+    # Leases and windows stay: a subagent of this session may still be mid-tool.
     session = payload["session_id"]
-    _release_session(ws, session)
     if cfg.get("commit_on") == "turn":
         return _commit_session(ws, session)
     return None
@@ -182,7 +182,7 @@ def _pre_write(ws: Workspace, payload: dict, cfg: dict) -> str | None:
             f"vbranch: {rel} is being written right now by another session ({busy}) sharing this directory. "
             "Retry this edit in a moment; re-read the file first, since it may have changed."
         )
-    snapshot(ws, now(), [rel])  # fold in what changed since the store last looked, so the check is current
+    snapshot(ws, now(), [rel], session)  # fold in what changed since the store last looked, so the check is current
     if cfg["guard_lines"] == "off":
         return None
     reason = _line_conflict(ws, payload, rel)

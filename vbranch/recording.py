@@ -22,6 +22,10 @@ from .ownership import UNATTRIBUTED, FileOwnership, FileState, new_record, recor
 from .workspace import Workspace, branch_for_session
 from .worktree import files_under, read_state, resolve, signature, stat_key
 
+# Claude Code's Bash tool stops a command after 10 minutes at most: a window open
+# longer lost its PostToolUse (the agent was killed) and no longer counts.
+WINDOW_LIMIT = 11 * 60
+
 # Who made a change: (branch, other branches that may have made it too).
 Attribution = Callable[[str, FileState], tuple[int, tuple[int, ...]]]
 
@@ -48,8 +52,11 @@ def record(
         return _apply(ws, _expand(ws, rels), lambda p, s: (row.id, ()), at, session_id, source, agent_id=agent_id)
 
 
-def snapshot(ws: Workspace, at: str, paths: list[str] | None = None) -> list[str]:
+def snapshot(ws: Workspace, at: str, paths: list[str] | None = None, session: str | None = None) -> list[str]:
     """Fold every change the store has not seen into ownership (or only those of `paths`).
+
+    Files another session's tool is writing right now are skipped: that
+    tool's PostToolUse records them (`session` is the caller's own, if any).
 
     Run before status and commit, as jj snapshots the working copy before
     every command: a change that no session reported is found here and shown
@@ -59,6 +66,7 @@ def snapshot(ws: Workspace, at: str, paths: list[str] | None = None) -> list[str
         known = {rec.path: rec for rec in ws.store.files()}
         candidates = set(paths) if paths is not None else gitcli.dirty_paths(ws.top) | set(known)
         unseen = [p for p in sorted(candidates) if p not in known or known[p].stat != stat_key(ws.top, p)]
+        unseen = [p for p in unseen if not _leased_by_other(ws, p, session)]
         return _apply(ws, unseen, _unseen_attribution(ws, at, None), at, None, "snapshot", known)
 
 
@@ -78,6 +86,7 @@ def open_window(ws: Workspace, session_id: str, window_id: str, clock: Callable[
     """A command of the session starts: remember every file's state now."""
     before = dirty_signatures(ws)
     with ws.lock, ws.store.tx():
+        ws.store.prune_windows(clock() - WINDOW_LIMIT)
         ws.store.open_window(window_id, session_id, clock(), before)
 
 
@@ -87,23 +96,36 @@ def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_
     A file that changed while another session's command was also running is
     contested between them: either could have written it, and we do not guess.
     """
-    with ws.lock, ws.store.tx():
-        window = ws.store.close_window(window_id)
+    window = ws.store.window(window_id)
     if window is None:
         return []  # no start was seen (vbranch set up mid-command): snapshot will find it
-    changed = changed_since(ws, window[2])
-    if not changed:
-        return []
+    # The window stays open until its changes are recorded, so that a snapshot
+    # meanwhile still knows this command may have made them.
+    changed = changed_since(ws, window.before)
     with ws.lock, ws.store.tx():
+        ws.store.close_window(window_id)
+        if not changed:
+            return []
         row = branch_for_session(ws, session_id, at)
         others = _unseen_attribution(ws, at, session_id)
+        # A file a tool is writing right now (this session's too: a subagent's) is left
+        # to that tool's PostToolUse; this window stays open on it so that one can tell
+        # who did what.
+        busy = [p for p in changed if _leased_by_other(ws, p, None)]
+        if busy:
+            ws.store.open_window(window_id + "#deferred", session_id, window.started, {p: window.before.get(p) for p in busy}, partial=True)
 
         def attribute(path: str, state: FileState) -> tuple[int, tuple[int, ...]]:
             suspect, more = others(path, state)
             rivals = () if suspect == UNATTRIBUTED else (suspect, *more)
             return row.id, tuple(b for b in rivals if b != row.id)
 
-        return _apply(ws, changed, attribute, at, session_id, "command", agent_id=agent_id)
+        return _apply(ws, [p for p in changed if p not in busy], attribute, at, session_id, "command", agent_id=agent_id)
+
+
+def _leased_by_other(ws: Workspace, path: str, session_id: str | None) -> bool:
+    held = ws.store.lease(path)
+    return held is not None and held[0] != session_id and held[2] >= time.time()
 
 
 def record_write(
@@ -129,7 +151,8 @@ def record_write(
         known = rec.known if rec else gitcli.tree_states(ws.top, ws.base, [path])[path]
         others = _unseen_attribution(ws, at, session_id)
         real = read_state(ws.top, path)
-        if real is None:
+        if real is None or real == known:
+            _settle_deferred(ws, path)
             return []
         mine: Attribution = lambda p, s: (row.id, ())  # noqa: E731
         steps: list[tuple[FileState | None, Attribution]] = []  # None: the file as it is now
@@ -143,7 +166,18 @@ def record_write(
         changed: list[str] = []
         for state, attribute in steps:
             changed += _apply(ws, [path], attribute, at, session_id, "write", agent_id=agent_id, state=state)
+        _settle_deferred(ws, path)
         return sorted(set(changed))
+
+
+def _settle_deferred(ws: Workspace, path: str) -> None:
+    """The write that held `path` is recorded: windows kept open on it for that can close."""
+    for window in ws.store.windows():
+        if window.partial and path in window.before:
+            ws.store.close_window(window.id)
+            rest = {p: s for p, s in window.before.items() if p != path}
+            if rest:
+                ws.store.open_window(window.id, window.session, window.started, rest, partial=True)
 
 
 def _readable(data: bytes) -> bool:
@@ -164,17 +198,20 @@ def _unseen_attribution(ws: Workspace, at: str, exclude: str | None) -> Attribut
     A window saw the change if the file differs now from when it opened. A
     write lease held by another session counts as an open window on its file.
     """
-    windows = [w for w in ws.store.windows() if w[1] != exclude]
+    windows = [w for w in ws.store.windows() if w.session != exclude and w.started > time.time() - WINDOW_LIMIT]
     head: dict[str, str | None] = {}  # signatures in HEAD, read once per path
 
     def attribute(path: str, state: FileState) -> tuple[int, tuple[int, ...]]:
         now = signature(state)
         sessions = set()
-        for _window_id, session, _started, before in windows:
-            if path not in before and path not in head:
-                head.update(gitcli.tree_signatures(ws.top, "HEAD", [path]))
-            if before.get(path, head.get(path)) != now:
-                sessions.add(session)
+        for window in windows:
+            if path not in window.before:
+                if window.partial:
+                    continue
+                if path not in head:
+                    head.update(gitcli.tree_signatures(ws.top, "HEAD", [path]))
+            if window.before.get(path, head.get(path)) != now:
+                sessions.add(window.session)
         held = ws.store.lease(path)
         if held and held[0] != exclude and held[2] >= time.time():
             sessions.add(held[0])

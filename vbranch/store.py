@@ -84,7 +84,8 @@ MIGRATIONS: dict[int, str] = {
         tool_use_id TEXT PRIMARY KEY,
         session TEXT NOT NULL,
         started REAL NOT NULL,
-        before TEXT NOT NULL
+        before TEXT NOT NULL,
+        partial INTEGER NOT NULL DEFAULT 0
     )
     """,
 }
@@ -112,6 +113,21 @@ class SessionRow:
     first_prompt: str = ""
     prompt: str = ""
     turn_started_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """A command's run: the state of files when it started."""
+
+    id: str
+    session: str
+    started: float
+    before: dict  # path -> signature
+    partial: bool  # covers only the paths in `before` (else every path; unlisted ones were clean)
+
+
+def _window(row) -> Window:
+    return Window(row[0], row[1], row[2], json.loads(row[3]), bool(row[4]))
 
 
 SESSION_COLUMNS = "id, branch_id, agent, created_at, ended_at, first_prompt, prompt, turn_started_at"
@@ -297,20 +313,28 @@ class Store:
 
     # tool windows: a command running, with the state of the files when it started
 
-    def open_window(self, tool_use_id: str, session: str, started: float, before: dict) -> None:
+    def open_window(self, tool_use_id: str, session: str, started: float, before: dict, partial: bool = False) -> None:
+        """A window covers every path (`before` lists the dirty ones), or only `before`'s if partial."""
         self.db.execute(
-            "INSERT OR REPLACE INTO windows(tool_use_id, session, started, before) VALUES (?, ?, ?, ?)",
-            (tool_use_id, session, started, json.dumps(before)),
+            "INSERT OR REPLACE INTO windows(tool_use_id, session, started, before, partial) VALUES (?, ?, ?, ?, ?)",
+            (tool_use_id, session, started, json.dumps(before), int(partial)),
         )
 
-    def close_window(self, tool_use_id: str) -> tuple[str, float, dict] | None:
-        row = self.db.execute("SELECT session, started, before FROM windows WHERE tool_use_id = ?", (tool_use_id,)).fetchone()
-        self.db.execute("DELETE FROM windows WHERE tool_use_id = ?", (tool_use_id,))
-        return (row[0], row[1], json.loads(row[2])) if row else None
+    def window(self, tool_use_id: str) -> Window | None:
+        row = self.db.execute(
+            "SELECT tool_use_id, session, started, before, partial FROM windows WHERE tool_use_id = ?", (tool_use_id,)
+        ).fetchone()
+        return _window(row) if row else None
 
-    def windows(self) -> list[tuple[str, str, float, dict]]:
-        rows = self.db.execute("SELECT tool_use_id, session, started, before FROM windows ORDER BY started")
-        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+    def close_window(self, tool_use_id: str) -> None:
+        self.db.execute("DELETE FROM windows WHERE tool_use_id = ?", (tool_use_id,))
+
+    def windows(self) -> list[Window]:
+        rows = self.db.execute("SELECT tool_use_id, session, started, before, partial FROM windows ORDER BY started")
+        return [_window(r) for r in rows]
+
+    def prune_windows(self, older_than: float) -> None:
+        self.db.execute("DELETE FROM windows WHERE started < ?", (older_than,))
 
     def drop_windows(self, session: str) -> None:
         self.db.execute("DELETE FROM windows WHERE session = ?", (session,))
