@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import StateError
 from .ownership import FileOwnership, FileState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -86,6 +86,13 @@ MIGRATIONS: dict[int, str] = {
         started REAL NOT NULL,
         before TEXT NOT NULL,
         partial INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    # 3: the watcher's live dirty set: paths that changed, and when.
+    3: """
+    CREATE TABLE dirty (
+        path TEXT PRIMARY KEY,
+        changed REAL NOT NULL
     )
     """,
 }
@@ -332,6 +339,22 @@ class Store:
     def windows(self) -> list[Window]:
         rows = self.db.execute("SELECT tool_use_id, session, started, before, partial FROM windows ORDER BY started")
         return [_window(r) for r in rows]
+
+    # the watcher's dirty set
+
+    def mark_dirty(self, paths: list[str], when: float) -> None:
+        self.db.executemany(
+            "INSERT INTO dirty(path, changed) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET changed = excluded.changed",
+            [(p, when) for p in paths],
+        )
+
+    def dirty_since(self, when: float) -> dict[str, float]:
+        """Paths the watcher saw change at or after `when`, with the time of their last change."""
+        rows = self.db.execute("SELECT path, changed FROM dirty WHERE changed >= ?", (when,))
+        return dict(rows.fetchall())
+
+    def forget_dirty(self, before: float) -> None:
+        self.db.execute("DELETE FROM dirty WHERE changed < ?", (before,))
 
     def prune_windows(self, older_than: float) -> None:
         self.db.execute("DELETE FROM windows WHERE started < ?", (older_than,))
