@@ -354,3 +354,15 @@ def test_a_command_ending_during_anothers_edit_leaves_the_edit_to_its_author(rep
     ws = VB(repo).ws()
     assert ws.store.windows() == []  # the window kept open for the edit is closed
     ws.close()
+
+
+def test_a_tool_writing_an_ignored_file_records_nothing(make_repo):
+    repo = make_repo({".gitignore": "*.log\n"})
+    VB(repo).init()
+    s = Session(repo, "ign")
+    s.start()
+    s.write("debug.log", "noise\n")
+    s.write("real.txt", "real\n")
+    s.stop()
+    assert [f.path for b in VB(repo).status().branches for f in b.files] == ["real.txt"]
+    assert "debug.log" not in tree_files(repo, "session-ign")

@@ -5,7 +5,6 @@ hooks load only what they use.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from datetime import datetime, timezone
@@ -214,7 +213,9 @@ def cmd_demo(args) -> int:
     return demo(args.dir)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser():
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="vbranch",
         description="Several coding sessions in one git working directory, each on its own branch.",
@@ -298,6 +299,9 @@ def _change_directory(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_given = sys.argv[1:] if argv is None else argv
+    if args_given == ["hook"]:
+        return cmd_hook(None)  # the hot path: skip building the whole parser
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command_name == "branch" and args.action != "list" and not args.name:

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from . import gitcli, gitops
-from .ownership import UNATTRIBUTED, FileOwnership, FileState, lines_eligible, spans, split_lines
+from .ownership import UNATTRIBUTED, Conflict, FileOwnership, FileState, conflicts, lines_eligible, split_lines
 from .recording import snapshot
 from .split import branch_state, merge_versions, touches
 from .store import BranchRow
@@ -20,33 +20,10 @@ from .workspace import WORKSPACE_REF, Workspace, require_branch
 
 
 @dataclass
-class Conflict:
-    """A contested change: who claims which lines of which path."""
-
-    path: str
-    owners: tuple[int, ...]
-    lines: tuple[int, int] | None  # current lines, 1-based; None for a whole file or removed lines
-
-
-@dataclass
 class CommitReport:
     committed: list[tuple[str, str, list[str]]] = field(default_factory=list)  # branch, commit, paths
     unchanged: list[str] = field(default_factory=list)
     blocked: dict[str, list[Conflict]] = field(default_factory=dict)
-
-
-def conflicts(records: list[FileOwnership]) -> list[Conflict]:
-    """Every contested change, one entry per contiguous run of lines."""
-    out = []
-    for rec in records:
-        if rec.is_whole:
-            if rec.changed and len(rec.owners) > 1:
-                out.append(Conflict(rec.path, rec.owners, None))
-            continue
-        for span in spans(rec.items):
-            if len(span.owners) > 1:
-                out.append(Conflict(rec.path, span.owners, span.inserted))
-    return out
 
 
 def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str) -> CommitReport:
@@ -72,7 +49,7 @@ def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str)
             if tree == head_tree:
                 report.unchanged.append(branch.name)
                 continue
-            paths = sorted(changes) if head is None else gitops.changed_paths(repo, repo[head_tree], repo[tree])
+            paths = gitops.differing(repo[head_tree], repo[tree], [r.path for r in records])
             text = message or _default_message(branch, paths)
             new = gitops.make_commit(repo, tree, [head] if head else [], text + _trailers(ws, branch))
             updates.append((branch.ref, new, head))
@@ -111,6 +88,7 @@ def _trailers(ws: Workspace, branch: BranchRow) -> str:
 def rebuild_workspace(ws: Workspace, repo, records: list[FileOwnership]) -> str:
     """Point the workspace ref at a commit merging the applied branches; sync the index."""
     base_tree = gitops.tree_of(repo, ws.base)
+    paths = [rec.path for rec in records]
     heads = []
     versions: dict[str, list[tuple[int, FileState]]] = defaultdict(list)
     for branch in ws.store.branches():
@@ -119,7 +97,7 @@ def rebuild_workspace(ws: Workspace, repo, records: list[FileOwnership]) -> str:
             continue
         heads.append(head)
         head_tree = gitops.tree_of(repo, head)
-        for path in gitops.changed_paths(repo, base_tree, head_tree):
+        for path in gitops.differing(base_tree, head_tree, paths):
             versions[path].append((branch.id, gitops.state_at(repo, head_tree, path)))
     by_path = {rec.path: rec for rec in records}
     changes = {
@@ -133,7 +111,7 @@ def rebuild_workspace(ws: Workspace, repo, records: list[FileOwnership]) -> str:
         return old
     new = gitops.make_commit(repo, tree, parents, WORKSPACE_MESSAGE)
     gitcli.update_refs(ws.top, [(WORKSPACE_REF, new, old)], "vbranch: workspace")
-    gitops.sync_index(repo, gitops.tree_of(repo, old) if old else base_tree, repo[tree])
+    gitops.sync_index(ws.top, gitops.tree_of(repo, old) if old else base_tree, repo[tree], paths)
     return new
 
 

@@ -7,6 +7,7 @@ costs more than these few subprocesses. Everything here is read-only except
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 from .errors import GitError, NotInitialized
@@ -157,3 +158,18 @@ def update_refs(top: Path, updates: list[tuple[str, str | None, str | None]], me
             "a branch ref moved while vbranch was updating it: " + proc.stderr.decode(errors="replace").strip(),
             hint="another program changed the branch; run the command again",
         )
+
+
+def update_index(top: Path, entries: list[str], retries: int = 100) -> None:
+    """Set index entries ("mode oid\tpath"; mode 0 removes), waiting out a busy index.lock."""
+    data = ("\n".join(entries) + "\n").encode("utf-8", "surrogateescape")
+    for attempt in range(retries):
+        proc = subprocess.run(["git", "-C", str(top), "update-index", "--index-info"], input=data, capture_output=True)
+        if proc.returncode == 0:
+            return
+        if b"index.lock" not in proc.stderr or attempt == retries - 1:
+            raise GitError(
+                "could not update the index: " + proc.stderr.decode(errors="replace").strip(),
+                hint="is another git command running? `vbranch status` retries",
+            )
+        time.sleep(0.02)

@@ -5,12 +5,12 @@ object database; no working file is ever read or written here.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pygit2
 
-from .errors import GitError
+from . import gitcli
+from .gitcli import ZERO_OID
 from .ownership import ABSENT, FileState
 
 TREE_MODE = pygit2.enums.FileMode.TREE
@@ -23,7 +23,7 @@ def open_repo(top: Path) -> pygit2.Repository:
 def tree_of(repo: pygit2.Repository, commit: str | None) -> pygit2.Tree:
     """The commit's tree; the empty tree for None (a repository with no commits)."""
     if commit is None:
-        return repo[repo.TreeBuilder().write()]
+        return _empty_tree(repo)
     return repo[commit].peel(pygit2.Tree)
 
 
@@ -76,15 +76,29 @@ def edit_tree(repo: pygit2.Repository, tree: pygit2.Tree | None, changes: dict[s
     return builder.write()
 
 
-def changed_paths(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree) -> list[str]:
-    """Paths whose entry differs between two trees (no rename detection)."""
+def entry_key(tree: pygit2.Tree, path: str) -> tuple[str, int] | None:
+    """A path's blob id and mode in a tree; None where the tree has no file there."""
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    mode = int(entry.filemode)
+    return None if mode == TREE_MODE else (str(entry.id), mode)
+
+
+def differing(old: pygit2.Tree, new: pygit2.Tree, paths) -> list[str]:
+    """Those of `paths` whose entry differs between two trees.
+
+    Every path a branch has ever changed has an ownership record, so looking
+    up those paths costs O(records) instead of walking a large repository.
+    """
     if old.id == new.id:
         return []
-    diff = repo.diff(old, new)
-    paths = []
-    for delta in diff.deltas:
-        paths.append(delta.new_file.path if delta.status != pygit2.enums.DeltaStatus.DELETED else delta.old_file.path)
-    return paths
+    return [p for p in paths if entry_key(old, p) != entry_key(new, p)]
+
+
+def _empty_tree(repo: pygit2.Repository) -> pygit2.Tree:
+    return repo[repo.TreeBuilder().write()]
 
 
 def signature(repo: pygit2.Repository) -> pygit2.Signature:
@@ -99,29 +113,18 @@ def make_commit(repo: pygit2.Repository, tree: pygit2.Oid, parents: list[str], m
     return str(repo.create_commit(None, sig, sig, message, tree, parents))
 
 
-def sync_index(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree, retries: int = 50) -> None:
+def sync_index(top: Path, old: pygit2.Tree, new: pygit2.Tree, paths) -> None:
     """Make the index match `new` where it differed from `old`, keeping stat data elsewhere.
 
-    Rewriting only the changed entries keeps `git status` fast on a large
-    repository. git may hold index.lock for a moment: wait and retry.
+    Only the changed entries are rewritten (git's own update-index), so `git
+    status` stays fast on a large repository.
     """
-    paths = changed_paths(repo, old, new)
-    if not paths:
-        return
-    for attempt in range(retries):
-        try:
-            index = repo.index
-            index.read(force=True)
-            for path in paths:
-                state = state_at(repo, new, path)
-                if state.exists:
-                    index.add(pygit2.IndexEntry(path, new[path].id, state.mode))
-                elif path in index:
-                    index.remove(path)
-            index.write()
-            return
-        except pygit2.GitError as error:
-            if "lock" not in str(error).lower() or attempt == retries - 1:
-                raise GitError(f"could not update the index: {error}", hint="is another git command running?") from error
-            time.sleep(0.02)
-
+    lines = []
+    for path in differing(old, new, paths):
+        key = entry_key(new, path)
+        if key is None:
+            lines.append(f"0 {ZERO_OID}\t{path}")
+        else:
+            lines.append(f"{key[1]:o} {key[0]}\t{path}")
+    if lines:
+        gitcli.update_index(top, lines)

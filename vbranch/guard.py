@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .ownership import FileOwnership, FileState, diff_opcodes, split_lines
 
 
-@dataclass(frozen=True)
-class Touched:
+class Touched(NamedTuple):
     """Lines of other branches that a proposed write would change."""
 
     owners: tuple[int, ...]
@@ -52,8 +50,7 @@ def touched_lines(rec: FileOwnership, proposed: FileState | None, mine: int | No
     return out
 
 
-@dataclass(frozen=True)
-class GitRisk:
+class GitRisk(NamedTuple):
     """A git invocation that would discard or rewrite work in the shared directory."""
 
     kind: str  # "discard", "restore", "switch", "commit"

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import claude, config, guard, leases
 from .errors import PathError
-from .ownership import FileState
+from .ownership import FileState, conflicts
 from .recording import close_window, open_window, record_write, snapshot
 from .workspace import Workspace, branch_for_session, ensure_session, open_workspace
 from .worktree import resolve
@@ -69,6 +68,8 @@ def _open(payload: dict) -> Workspace | None:
 def _log_error(ws: Workspace | None, payload: dict, error: Exception) -> str:
     if ws is None:
         return "no log: the repository could not be opened"
+    import traceback
+
     log = ws.state_dir / "hook.log"
     with open(log, "a") as f:
         f.write(f"{now()} {payload.get('hook_event_name')} session {payload.get('session_id')}\n")
@@ -288,8 +289,6 @@ def _contest_notice(ws: Workspace, payload: dict, paths: list[str]) -> str | Non
     mine = _branch_id(ws, payload["session_id"])
     if mine is None or not paths:
         return None
-    from .committing import conflicts
-
     records = [ws.store.file(p) for p in paths]
     found = [c for c in conflicts([r for r in records if r]) if mine in c.owners]
     if not found:

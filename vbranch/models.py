@@ -1,6 +1,6 @@
 """Public record shapes, validated with pydantic: the status report and the configuration.
 
-The hot recording path works on plain dataclasses (store.py, ownership.py)
+The hot recording path works on plain tuples and classes (store.py, ownership.py)
 because importing pydantic costs more than a hook may take; these models are
 what leaves vbranch (`status --json`) and what a user edits (config).
 """

@@ -21,8 +21,7 @@ alignment: the record has one owner set for the whole file.
 """
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 UNATTRIBUTED = 0
 REGULAR = 0o100644
@@ -33,8 +32,7 @@ Owners = tuple[int, ...]
 Item = tuple[str, Owners]  # (op, owners); K items have no owners
 
 
-@dataclass(frozen=True)
-class FileState:
+class FileState(NamedTuple):
     """A file as git sees it: absent, or a mode and its bytes (a symlink's target)."""
 
     exists: bool = False
@@ -49,16 +47,21 @@ class FileState:
 ABSENT = FileState()
 
 
-@dataclass
 class FileOwnership:
     """What the store knows of one path: its base, last seen state and owners."""
 
-    path: str
-    base: FileState
-    known: FileState
-    items: list[Item] | None = None  # alignment, for a text change of a text file
-    owners: Owners = ()  # whole-file owners, when items is None
-    stat: tuple | None = field(default=None, compare=False)
+    __slots__ = ("path", "base", "known", "items", "owners", "stat")
+
+    def __init__(
+        self,
+        path: str,
+        base: FileState,
+        known: FileState,
+        items: list[Item] | None = None,  # the alignment, for a text change of a text file
+        owners: Owners = (),  # whole-file owners, when items is None
+        stat: tuple | None = None,  # the working file's stat signature when last read
+    ):
+        self.path, self.base, self.known, self.items, self.owners, self.stat = path, base, known, items, owners, stat
 
     @property
     def is_whole(self) -> bool:
@@ -150,6 +153,8 @@ def diff_opcodes(a: list[bytes], b: list[bytes]) -> list[tuple[str, int, int, in
         end_b -= 1
     if start == end_a and start == end_b:
         return []
+    import difflib  # only edits that are not one contiguous block get this far
+
     matcher = difflib.SequenceMatcher(None, a[start:end_a], b[start:end_b], autojunk=False)
     return [
         (tag, i1 + start, i2 + start, j1 + start, j2 + start)
@@ -326,8 +331,7 @@ def _select_items(items: list[Item], lines: tuple[int, int] | None) -> set[int]:
     return selected
 
 
-@dataclass(frozen=True)
-class OwnedSpan:
+class OwnedSpan(NamedTuple):
     """A contiguous run of changed items with the same owners, for display."""
 
     owners: Owners
@@ -371,3 +375,25 @@ def spans(items: list[Item]) -> list[OwnedSpan]:
 
 def _extend(span: tuple[int, int] | None, line: int) -> tuple[int, int]:
     return (line, line) if span is None else (span[0], line)
+
+
+class Conflict(NamedTuple):
+    """A contested change: which branches claim which lines of which path."""
+
+    path: str
+    owners: Owners
+    lines: tuple[int, int] | None  # current lines, 1-based; None for a whole file or removed lines
+
+
+def conflicts(records: list[FileOwnership]) -> list[Conflict]:
+    """Every contested change, one entry per contiguous run of lines."""
+    out = []
+    for rec in records:
+        if rec.is_whole:
+            if rec.changed and len(rec.owners) > 1:
+                out.append(Conflict(rec.path, rec.owners, None))
+            continue
+        for span in spans(rec.items):
+            if len(span.owners) > 1:
+                out.append(Conflict(rec.path, span.owners, span.inserted))
+    return out

@@ -63,8 +63,15 @@ def snapshot(ws: Workspace, at: str, paths: list[str] | None = None, session: st
     rather than lost.
     """
     with ws.lock, ws.store.tx():
-        known = {rec.path: rec for rec in ws.store.files()}
-        candidates = set(paths) if paths is not None else gitcli.dirty_paths(ws.top) | set(known)
+        if paths is None:
+            known = {rec.path: rec for rec in ws.store.files()}
+            candidates = gitcli.dirty_paths(ws.top) | set(known)
+        else:
+            known = {p: rec for p in paths if (rec := ws.store.file(p)) is not None}
+            candidates = set(paths) - set(known)
+            # A path nobody recorded is as in HEAD unless its content says otherwise.
+            head = gitcli.tree_signatures(ws.top, "HEAD", sorted(candidates))
+            candidates = {p for p in candidates if head[p] != signature(read_state(ws.top, p))} | set(known)
         unseen = [p for p in sorted(candidates) if p not in known or known[p].stat != stat_key(ws.top, p)]
         unseen = [p for p in unseen if not _leased_by_other(ws, p, session)]
         return _apply(ws, unseen, _unseen_attribution(ws, at, None), at, None, "snapshot", known)
@@ -148,7 +155,11 @@ def record_write(
     with ws.lock, ws.store.tx():
         row = branch_for_session(ws, session_id, at)
         rec = ws.store.file(path)
-        known = rec.known if rec else gitcli.tree_states(ws.top, ws.base, [path])[path]
+        if rec is None:
+            rec = new_record(path, gitcli.tree_states(ws.top, ws.base, [path])[path])
+            if not rec.base.exists and gitcli.ignored(ws.top, [path]):
+                return []  # an ignored file is never ours to commit
+        known = rec.known
         others = _unseen_attribution(ws, at, session_id)
         real = read_state(ws.top, path)
         if real is None or real == known:
@@ -165,7 +176,8 @@ def record_write(
             steps.append((None, mine))
         changed: list[str] = []
         for state, attribute in steps:
-            changed += _apply(ws, [path], attribute, at, session_id, "write", agent_id=agent_id, state=state)
+            known_records = {path: ws.store.file(path) or rec}
+            changed += _apply(ws, [path], attribute, at, session_id, "write", known_records, agent_id, state)
         _settle_deferred(ws, path)
         return sorted(set(changed))
 
@@ -267,11 +279,12 @@ def _apply(
     state: FileState | None = None,
 ) -> list[str]:
     """Fold the working state of `paths` (or the given `state` of one path) into their records."""
-    ignored = gitcli.ignored(ws.top, paths)
-    paths = [p for p in paths if p not in ignored]
     records = {p: (known.get(p) if known is not None else ws.store.file(p)) for p in paths}
     missing = [p for p, rec in records.items() if rec is None]
     bases = gitcli.tree_states(ws.top, ws.base, missing)
+    # Only a path new to git can be ignored (git never ignores a tracked file).
+    ignored = gitcli.ignored(ws.top, [p for p in missing if not bases[p].exists])
+    paths = [p for p in paths if p not in ignored]
     changed = []
     for path in paths:
         new = state if state is not None else read_state(ws.top, path)

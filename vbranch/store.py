@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from .errors import StateError
@@ -98,8 +98,7 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
-@dataclass(frozen=True)
-class BranchRow:
+class BranchRow(NamedTuple):
     id: int
     name: str
     applied: bool
@@ -110,8 +109,7 @@ class BranchRow:
         return f"refs/heads/{self.name}"
 
 
-@dataclass(frozen=True)
-class SessionRow:
+class SessionRow(NamedTuple):
     id: str
     branch_id: int | None  # None until the session's first change
     agent: str
@@ -122,8 +120,7 @@ class SessionRow:
     turn_started_at: str | None = None
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(NamedTuple):
     """A command's run: the state of files when it started."""
 
     id: str

@@ -12,8 +12,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from typing import TYPE_CHECKING
+
 from .errors import VbranchError
-from .models import FileLines, StatusReport
+
+if TYPE_CHECKING:  # pydantic is slow to import: only `status` needs the models
+    from .models import FileLines, StatusReport
 
 # NO_COLOR wins over FORCE_COLOR: a pipe then gets plain text whatever else is set.
 _plain = {"force_terminal": False, "no_color": True} if os.environ.get("NO_COLOR") else {}

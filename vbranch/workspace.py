@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import gitcli
@@ -20,12 +19,9 @@ from .store import BranchRow, Store
 WORKSPACE_REF = "refs/heads/vbranch/workspace"
 
 
-@dataclass
 class Workspace:
-    top: Path
-    git_dir: Path
-    store: Store
-    lock: StateLock
+    def __init__(self, top: Path, git_dir: Path, store: Store, lock: StateLock):
+        self.top, self.git_dir, self.store, self.lock = top, git_dir, store, lock
 
     @property
     def state_dir(self) -> Path:
