@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timezone
 
+from .clock import now
 from .errors import Blocked, UsageError, VbranchError
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def session_from_env(given: str | None) -> str | None:

@@ -62,7 +62,7 @@ TRACKER_PY = '''class CitationTracker:
 
 def demo(directory: str | None) -> int:
     from .branching import assign, branch_diff
-    from .cli import now
+    from .clock import now
     from .committing import commit
     from .lifecycle import init
     from .recording import record, run
@@ -126,7 +126,7 @@ def demo(directory: str | None) -> int:
 
 
 def _diff_of(ws, name: str, branch_diff) -> str:
-    from .cli import now
+    from .clock import now
 
     text = branch_diff(ws, name, now())
     return text if text.endswith("\n") else text + "\n"

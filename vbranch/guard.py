@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Callable, NamedTuple
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 from .ownership import FileOwnership, FileState, diff_opcodes, split_lines
 
 
-class Touched(NamedTuple):
-    """Lines of other branches that a proposed write would change."""
-
-    owners: tuple[int, ...]
-    lines: tuple[int, int] | None  # current lines, 1-based; None for the whole file
+# Lines of other branches a proposed write would change (1-based; None: the whole file).
+Touched = namedtuple("Touched", "owners lines")
 
 
 def touched_lines(rec: FileOwnership, proposed: FileState | None, mine: int | None, protected: set[int]) -> list[Touched]:
@@ -50,13 +51,10 @@ def touched_lines(rec: FileOwnership, proposed: FileState | None, mine: int | No
     return out
 
 
-class GitRisk(NamedTuple):
-    """A git invocation that would discard or rewrite work in the shared directory."""
-
-    kind: str  # "discard", "restore", "switch", "commit"
-    command: str
-    paths: tuple[str, ...] = ()  # for "restore": the pathspecs it would overwrite
-    cwd: str | None = None  # a `-C DIR` given to git
+# A git invocation that would discard or rewrite work in the shared directory: its kind
+# ("discard", "restore", "switch", "commit"), the pathspecs a restore would overwrite, and
+# a `-C DIR` given to git.
+GitRisk = namedtuple("GitRisk", "kind command paths cwd", defaults=((), None))
 
 
 WRAPPERS = {"sudo", "command", "env", "exec", "time", "nohup", "nice", "xargs"}

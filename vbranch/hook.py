@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from . import claude, config, guard, leases
+from .clock import now
 from .errors import PathError
 from .ownership import FileState, conflicts
 from .recording import close_window, open_window, record_write, snapshot
@@ -25,10 +25,6 @@ SESSION_CONTEXT = (
     "git stash, git reset --hard, git checkout/restore of others' files or switch branches. Edits to "
     "lines another live session has changed and not yet landed are refused with the reason."
 )
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def main(stdin=None, stdout=None) -> int:

@@ -9,7 +9,10 @@ waits, boundedly. A lease whose holder never reports back expires.
 from __future__ import annotations
 
 import time
-from typing import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs the hook path
+    from typing import Callable
 
 from .workspace import Workspace
 

@@ -21,7 +21,7 @@ alignment: the record has one owner set for the whole file.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import namedtuple
 
 UNATTRIBUTED = 0
 REGULAR = 0o100644
@@ -32,12 +32,14 @@ Owners = tuple[int, ...]
 Item = tuple[str, Owners]  # (op, owners); K items have no owners
 
 
-class FileState(NamedTuple):
+# Records are namedtuples, not dataclasses or typing.NamedTuple: those cost the
+# hook path, which runs around every tool call, more than it can spare.
+
+
+class FileState(namedtuple("FileState", "exists mode data", defaults=(False, REGULAR, b""))):
     """A file as git sees it: absent, or a mode and its bytes (a symlink's target)."""
 
-    exists: bool = False
-    mode: int = REGULAR
-    data: bytes = b""
+    __slots__ = ()
 
     @property
     def is_text(self) -> bool:
@@ -331,13 +333,9 @@ def _select_items(items: list[Item], lines: tuple[int, int] | None) -> set[int]:
     return selected
 
 
-class OwnedSpan(NamedTuple):
-    """A contiguous run of changed items with the same owners, for display."""
-
-    owners: Owners
-    inserted: tuple[int, int] | None  # current lines, 1-based inclusive
-    deleted: tuple[int, int] | None  # base lines, 1-based inclusive
-    removed: int = 0  # tombstoned lines
+# A contiguous run of changed items with the same owners, for display: the current lines
+# it inserted and base lines it deleted (1-based, inclusive, or None) and tombstoned lines.
+OwnedSpan = namedtuple("OwnedSpan", "owners inserted deleted removed", defaults=(0,))
 
 
 def spans(items: list[Item]) -> list[OwnedSpan]:
@@ -377,12 +375,9 @@ def _extend(span: tuple[int, int] | None, line: int) -> tuple[int, int]:
     return (line, line) if span is None else (span[0], line)
 
 
-class Conflict(NamedTuple):
-    """A contested change: which branches claim which lines of which path."""
-
-    path: str
-    owners: Owners
-    lines: tuple[int, int] | None  # current lines, 1-based; None for a whole file or removed lines
+# A contested change: the branches claiming current lines (1-based; None for a whole
+# file or removed lines) of a path.
+Conflict = namedtuple("Conflict", "path owners lines")
 
 
 def conflicts(records: list[FileOwnership]) -> list[Conflict]:

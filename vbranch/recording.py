@@ -15,7 +15,10 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs the hook path
+    from typing import Callable
 
 from . import gitcli
 from .ownership import UNATTRIBUTED, FileOwnership, FileState, new_record, record_change
@@ -27,7 +30,7 @@ from .worktree import files_under, read_state, resolve, signature, stat_key
 WINDOW_LIMIT = 11 * 60
 
 # Who made a change: (branch, other branches that may have made it too).
-Attribution = Callable[[str, FileState], tuple[int, tuple[int, ...]]]
+Attribution = "Callable[[str, FileState], tuple[int, tuple[int, ...]]]"
 
 
 def record(

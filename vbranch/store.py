@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from typing import NamedTuple
+from collections import namedtuple
 from pathlib import Path
 
 from .errors import StateError
@@ -98,36 +98,26 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
-class BranchRow(NamedTuple):
-    id: int
-    name: str
-    applied: bool
-    created_at: str
+class BranchRow(namedtuple("BranchRow", "id name applied created_at")):
+    __slots__ = ()
 
     @property
     def ref(self) -> str:
         return f"refs/heads/{self.name}"
 
 
-class SessionRow(NamedTuple):
-    id: str
-    branch_id: int | None  # None until the session's first change
-    agent: str
-    created_at: str
-    ended_at: str | None
-    first_prompt: str = ""
-    prompt: str = ""
-    turn_started_at: str | None = None
+# branch_id is None until the session's first change.
+SessionRow = namedtuple(
+    "SessionRow",
+    "id branch_id agent created_at ended_at first_prompt prompt turn_started_at",
+    defaults=("", "", None),
+)
 
 
-class Window(NamedTuple):
-    """A command's run: the state of files when it started."""
-
-    id: str
-    session: str
-    started: float
-    before: dict  # path -> signature
-    partial: bool  # covers only the paths in `before` (else every path; unlisted ones were clean)
+# A command's run: the state of files when it started. `before` maps paths to their
+# signatures; a partial window covers only those paths (else every path: unlisted ones
+# were clean).
+Window = namedtuple("Window", "id session started before partial")
 
 
 def _window(row) -> Window:

@@ -1,12 +1,16 @@
 """Reading the working tree: path resolution, file states, stat signatures."""
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from pathlib import Path
 
 from .errors import PathError
+
+try:  # the builtin module: hashlib would load OpenSSL, which the hook path cannot afford
+    from _sha1 import sha1
+except ImportError:  # pragma: no cover
+    from hashlib import sha1
 from .ownership import ABSENT, EXECUTABLE, REGULAR, SYMLINK, FileState
 
 
@@ -68,7 +72,7 @@ def signature(state: FileState | None) -> str | None:
     """"mode:blob-id" as git would store the file, so it compares with tree entries; None if absent."""
     if state is None or not state.exists:
         return None
-    blob = hashlib.sha1(b"blob %d\0" % len(state.data) + state.data).hexdigest()
+    blob = sha1(b"blob %d\0" % len(state.data) + state.data).hexdigest()
     return f"{state.mode:o}:{blob}"
 
 
