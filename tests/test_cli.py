@@ -202,3 +202,11 @@ def test_demo_builds_three_branches_with_their_own_lines(tmp_path):
     index = (target / "skills/INDEX.md").read_bytes()
     assert tree_files(target, "HEAD")["skills/INDEX.md"] == index
     assert all(entry in index for entry in (b"voice-buffer", b"(og:type once)", b"citation-tracker"))
+
+
+def test_record_claims_a_change_a_snapshot_saw_first(repo):
+    write(repo, "late.txt", "made before anyone said so\n")
+    assert [f["path"] for f in status(repo)["unattributed"]] == ["late.txt"]  # status snapshots it
+    vbranch(repo, "record", "--session", "slow", "late.txt")
+    data = status(repo)
+    assert data["unattributed"] == [] and data["branches"][0]["files"][0]["path"] == "late.txt"

@@ -312,6 +312,20 @@ def reassign(rec: FileOwnership, branch: int, lines: tuple[int, int] | None = No
     return FileOwnership(rec.path, rec.base, rec.known, canonicalize(items, base, current), (), rec.stat)
 
 
+def adopt(rec: FileOwnership, branch: int) -> FileOwnership:
+    """Give `branch` the record's changes that nobody owns; the same record if there are none."""
+    alone = (UNATTRIBUTED,)
+    if rec.is_whole:
+        if rec.changed and rec.owners == alone:
+            return FileOwnership(rec.path, rec.base, rec.known, None, (branch,), rec.stat)
+        return rec
+    if not any(op != "K" and owners == alone for op, owners in rec.items):
+        return rec
+    items = [(op, (branch,) if op != "K" and owners == alone else owners) for op, owners in rec.items]
+    base, current = split_lines(rec.base.data), split_lines(rec.known.data)
+    return FileOwnership(rec.path, rec.base, rec.known, canonicalize(items, base, current), (), rec.stat)
+
+
 def _select_items(items: list[Item], lines: tuple[int, int] | None) -> set[int]:
     if lines is None:
         return set(range(len(items)))

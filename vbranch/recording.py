@@ -12,6 +12,7 @@ Three ways a change arrives:
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # annotations only: importing typing costs the hook path
     from typing import Callable
 
 from . import gitcli
-from .ownership import UNATTRIBUTED, FileOwnership, FileState, new_record, record_change
+from .ownership import UNATTRIBUTED, FileOwnership, FileState, adopt, new_record, record_change
 from .workspace import Workspace, branch_for_session
 from .worktree import files_under, read_state, resolve, signature, stat_key
 
@@ -52,7 +53,16 @@ def record(
     rels = [resolve(ws.top, p, cwd) for p in paths]
     with ws.lock, ws.store.tx():
         row = branch_for_session(ws, session_id, at, branch)
-        return _apply(ws, _expand(ws, rels), lambda p, s: (row.id, ()), at, session_id, source, agent_id=agent_id)
+        expanded = _expand(ws, rels)
+        changed = _apply(ws, expanded, lambda p, s: (row.id, ()), at, session_id, source, agent_id=agent_id)
+        # A snapshot may have seen the change first and found no author: the session's
+        # word makes it the author of what nobody else claims.
+        for path in expanded:
+            rec = ws.store.file(path)
+            if rec is not None and (adopted := adopt(rec, row.id)) is not rec:
+                ws.store.put_file(adopted)
+                changed.append(path)
+        return sorted(set(changed))
 
 
 def snapshot(ws: Workspace, at: str, paths: list[str] | None = None, session: str | None = None) -> list[str]:
@@ -81,15 +91,20 @@ def snapshot(ws: Workspace, at: str, paths: list[str] | None = None, session: st
 
 
 def run(ws: Workspace, session_id: str, command: list[str], at: str, *, branch: str | None = None) -> tuple[int, list[str]]:
-    """Run a command and attribute to the session exactly the files it changed."""
-    before = dirty_signatures(ws)
-    code = subprocess.call(command, cwd=Path.cwd())
-    changed = changed_since(ws, before)
-    if not changed:
-        return code, []
+    """Run a command and attribute to the session exactly the files it changed.
+
+    The command runs in a window, as an agent's Bash call does, so changes of
+    other commands running at the same time are told apart the same way.
+    """
     with ws.lock, ws.store.tx():
-        row = branch_for_session(ws, session_id, at, branch)
-        return code, _apply(ws, changed, lambda p, s: (row.id, ()), at, session_id, "run")
+        branch_for_session(ws, session_id, at, branch)
+    window_id = f"run-{os.getpid()}-{time.time()}"
+    open_window(ws, session_id, window_id)
+    try:
+        code = subprocess.call(command, cwd=Path.cwd())
+    finally:
+        changed = close_window(ws, session_id, window_id, at)
+    return code, changed
 
 
 def open_window(ws: Workspace, session_id: str, window_id: str, clock: Callable[[], float] = time.time) -> None:
