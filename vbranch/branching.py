@@ -4,39 +4,62 @@ from __future__ import annotations
 import re
 
 from . import gitcli, gitops
-from .committing import branch_changes, rebuild_workspace
-from .errors import UsageError
+from .committing import branch_changes
+from .errors import Blocked, StateError, UsageError
 from .ownership import UNATTRIBUTED, FileOwnership, reassign
 from .recording import snapshot
 from .split import touches
 from .store import BranchRow
-from .workspace import Workspace, create_branch, require_branch
+from .workspace import WORKSPACE_REF, Workspace, require_branch
 
 
 def new_branch(ws: Workspace, name: str, at: str) -> BranchRow:
-    with ws.lock, ws.store.tx():
-        row = create_branch(ws, name, at, exact=True)
-        ws.store.log_op(at, "branch-new", {"name": row.name})
-        return row
+    from .oplog import perform, recover
+    from .workspace import branch_name_from
+
+    with ws.lock:
+        recover(ws)
+        if branch_name_from(name) != name:
+            raise UsageError(f"{name!r} is not a valid branch name", hint=f"try {branch_name_from(name)!r}")
+        ref = f"refs/heads/{name}"
+        if ws.store.branch_by_name(name) or gitcli.ref_exists(ws.top, ref):
+            raise UsageError(
+                f"a branch named {name!r} already exists",
+                hint="choose another name, or use that vbranch branch with --branch",
+            )
+        made = []
+        refs = [(ref, ws.base, None)] if ws.base else []
+        perform(ws, at, "branch-new", {"name": name}, {"refs": refs}, lambda: made.append(ws.store.add_branch(name, at)))
+        return made[0]
 
 
 def rename_branch(ws: Workspace, old: str, new: str, at: str) -> None:
-    with ws.lock, ws.store.tx():
+    from .oplog import perform, recover
+    from .workspace import branch_name_from
+
+    with ws.lock:
+        recover(ws)
         row = require_branch(ws, old)
+        if branch_name_from(new) != new:
+            raise UsageError(f"{new!r} is not a valid branch name", hint=f"try {branch_name_from(new)!r}")
         if ws.store.branch_by_name(new) or gitcli.ref_exists(ws.top, f"refs/heads/{new}"):
             raise UsageError(f"a branch named {new!r} already exists", hint="choose another name")
-        if gitcli.ref_exists(ws.top, row.ref):
-            gitcli.git(ws.top, "branch", "-m", old, new)
-        ws.store.rename_branch(row.id, new)
-        ws.store.log_op(at, "branch-rename", {"old": old, "new": new})
+        head = gitcli.rev_parse(ws.top, row.ref)
+        refs = [(f"refs/heads/{new}", head, None), (row.ref, None, head)] if head else []
+        perform(ws, at, "branch-rename", {"old": old, "new": new}, {"refs": refs}, lambda: ws.store.rename_branch(row.id, new))
 
 
 def delete_branch(ws: Workspace, name: str, at: str, force: bool = False) -> None:
     """Forget a branch; with force its changes become unattributed and its ref goes."""
+    from .committing import build_workspace
+    from .oplog import perform, recover
+
     with ws.lock:
+        recover(ws)
         snapshot(ws, at)
         row = require_branch(ws, name)
-        owned = [rec.path for rec in ws.store.files() if touches(rec, row.id)]
+        records = ws.store.files()
+        owned = [rec.path for rec in records if touches(rec, row.id)]
         head = gitcli.rev_parse(ws.top, row.ref)
         committed = head is not None and head != ws.base
         if (owned or committed) and not force:
@@ -45,15 +68,19 @@ def delete_branch(ws: Workspace, name: str, at: str, force: bool = False) -> Non
                 f"branch {name!r} {what}",
                 hint="assign them elsewhere first (`vbranch assign`), or delete anyway with --force",
             )
-        with ws.store.tx():
-            for rec in ws.store.files():
-                if touches(rec, row.id):
-                    ws.store.put_file(_disown(rec, row.id))
+        repo = gitops.open_repo(ws.top)
+        new_records = [_disown(rec, row.id) if touches(rec, row.id) else rec for rec in records]
+        applied = {b.id for b in ws.store.branches() if b.applied and b.id != row.id}
+        new_ws, old_ws = build_workspace(ws, repo, new_records, ws.base, None, applied)
+        refs = ([(row.ref, None, head)] if head is not None else []) + ([(WORKSPACE_REF, new_ws, old_ws)] if new_ws != old_ws else [])
+
+        def mutate() -> None:
+            for rec in new_records:
+                if rec.path in owned:
+                    ws.store.put_file(rec)
             ws.store.delete_branch(row.id)
-            if head is not None:
-                gitcli.update_refs(ws.top, [(row.ref, None, head)], "vbranch: branch delete")
-            ws.store.log_op(at, "branch-delete", {"name": name, "head": head})
-        rebuild_workspace(ws, gitops.open_repo(ws.top), ws.store.files())
+
+        perform(ws, at, "branch-delete", {"name": name, "head": head}, {"refs": refs, "index": ["sync", old_ws, new_ws]}, mutate)
 
 
 def _disown(rec: FileOwnership, branch_id: int) -> FileOwnership:
@@ -96,10 +123,13 @@ def assign(ws: Workspace, spec: str, branch_name: str, at: str) -> list[str]:
             raise UsageError(f"{path} has no uncommitted changes to assign", hint="`vbranch status` lists them")
         if lines and (len(records) != 1 or records[0].path != rel):
             raise UsageError("a line range needs a single file", hint="give PATH:START-END for one file")
-        with ws.store.tx():
+        from .oplog import perform
+
+        def mutate() -> None:
             for rec in records:
                 ws.store.put_file(reassign(rec, row.id, lines))
-            ws.store.log_op(at, "assign", {"path": rel, "lines": lines, "branch": row.name})
+
+        perform(ws, at, "assign", {"path": rel, "lines": lines, "branch": row.name}, {}, mutate)
         return [r.path for r in records]
 
 
@@ -119,3 +149,129 @@ def branch_log(ws: Workspace, name: str) -> str:
         return ""
     span = f"{ws.base}..{row.ref}" if ws.base else row.ref
     return gitcli.git(ws.top, "log", "--format=%h %ad %s", "--date=short", span).decode()
+
+
+# Taking a branch out of the workspace and back. These write working files (the
+# branch's lines leave the shared directory and come back), each atomically and only
+# where the file is exactly as vbranch last saw it.
+
+
+def unapply(ws: Workspace, name: str, at: str) -> list[str]:
+    """Take a branch's changes out of the working files; keep them on the shelf (and in git)."""
+    from .committing import build_workspace
+    from .oplog import file_write, perform, recover, shelf_ref
+    from .ownership import RebaseConflict, without_branch
+    from .store import pack_record
+
+    with ws.lock:
+        recover(ws)
+        snapshot(ws, at)
+        row = require_branch(ws, name)
+        if not row.applied:
+            raise UsageError(f"{name} is already unapplied", hint=f"`vbranch apply {name}` brings it back")
+        records = ws.store.files()
+        touched = [rec for rec in records if touches(rec, row.id)]
+        try:
+            left = {rec.path: without_branch(rec, row.id) for rec in touched}
+        except RebaseConflict as error:
+            raise Blocked(
+                f"{name} shares changes with other branches: " + ", ".join(_where(c) for c in error.conflicts),
+                hint="give each contested change to one branch with `vbranch assign`, then unapply",
+            ) from None
+        _refuse_leased(ws, list(left))
+        repo = gitops.open_repo(ws.top)
+        writes = [file_write(repo, rec.path, rec.known, left[rec.path].known) for rec in touched if left[rec.path].known != rec.known]
+        head = gitops.head_of(repo, row.ref)
+        whole = gitops.edit_tree(repo, gitops.tree_of(repo, ws.base), branch_changes(records, row.id))
+        parents = [p for p in (head or ws.base,) if p]
+        kept = gitops.make_commit(repo, whole, parents, f"vbranch: {name} unapplied\n\nIts whole change, committed and not, while it is out of the workspace.\n")
+        new_records = [left.get(rec.path, rec) for rec in records]
+        applied = {b.id for b in ws.store.branches() if b.applied and b.id != row.id}
+        new_ws, old_ws = build_workspace(ws, repo, new_records, ws.base, None, applied)
+        refs = [(shelf_ref(name), kept, gitops.head_of(repo, shelf_ref(name)))]
+        if new_ws != old_ws:
+            refs.append((WORKSPACE_REF, new_ws, old_ws))
+
+        def mutate() -> None:
+            for rec in touched:
+                ws.store.put_file(left[rec.path])
+                ws.store.put_shelf(row.id, rec.path, pack_record(rec), pack_record(left[rec.path]))
+            ws.store.set_applied(row.id, False)
+
+        plan = {"refs": refs, "writes": writes, "index": ["sync", old_ws, new_ws]}
+        perform(ws, at, "unapply", {"branch": name, "writes": writes}, plan, mutate)
+        return [w[0] for w in writes]
+
+
+def apply(ws: Workspace, name: str, at: str) -> list[str]:
+    """Bring an unapplied branch's changes back into the working files and the workspace."""
+    from .committing import build_workspace
+    from .oplog import file_write, perform, recover, shelf_ref
+    from .ownership import new_record, record_change
+    from .split import branch_state, merge_states
+    from .store import pack_record, unpack_record
+
+    with ws.lock:
+        recover(ws)
+        snapshot(ws, at)
+        row = require_branch(ws, name)
+        if row.applied:
+            raise UsageError(f"{name} is already applied", hint="`vbranch status` shows its changes")
+        repo = gitops.open_repo(ws.top)
+        base_tree = gitops.tree_of(repo, ws.base)
+        back: dict = {}
+        writes, clashes = [], []
+        for _bid, path, saved_b, left_b in ws.store.shelf(row.id):
+            saved = unpack_record(path, saved_b)
+            current = ws.store.file(path) or new_record(path, gitops.state_at(repo, base_tree, path))
+            if pack_record(current) == left_b:
+                back[path] = saved  # untouched since: exactly as it was, byte for byte
+            else:
+                merged, where = merge_states(current.base, current.known, branch_state(saved, row.id))
+                if merged is None or current.base != saved.base:
+                    spans = ", ".join(f"base lines {a}-{b}" for a, b in where) if where else "whole file"
+                    clashes.append(f"{path} ({spans})")
+                    continue
+                back[path] = record_change(current, merged, row.id)
+            if back[path].known != current.known:
+                writes.append(file_write(repo, path, current.known, back[path].known))
+        if clashes:
+            raise Blocked(
+                f"{name}'s changes overlap changes made since it was unapplied (nothing was changed): " + "; ".join(clashes),
+                hint="undo or finish those changes, or take the branch's work from its shelf commit "
+                f"({shelf_ref(name)}) by hand",
+            )
+        _refuse_leased(ws, [w[0] for w in writes])
+        records = {rec.path: rec for rec in ws.store.files()}
+        records.update(back)
+        applied = {b.id for b in ws.store.branches() if b.applied} | {row.id}
+        new_ws, old_ws = build_workspace(ws, repo, list(records.values()), ws.base, None, applied)
+        refs = [(shelf_ref(name), None, gitops.head_of(repo, shelf_ref(name)))] if gitops.head_of(repo, shelf_ref(name)) else []
+        if new_ws != old_ws:
+            refs.append((WORKSPACE_REF, new_ws, old_ws))
+
+        def mutate() -> None:
+            for rec in back.values():
+                rec.stat = None
+                ws.store.put_file(rec)
+            ws.store.clear_shelf(row.id)
+            ws.store.set_applied(row.id, True)
+
+        plan = {"refs": refs, "writes": writes, "index": ["sync", old_ws, new_ws]}
+        perform(ws, at, "apply", {"branch": name, "writes": writes}, plan, mutate)
+        return [w[0] for w in writes]
+
+
+def _refuse_leased(ws: Workspace, paths: list[str]) -> None:
+    import time
+
+    busy = [p for p in paths if (held := ws.store.lease(p)) and held[2] >= time.time()]
+    if busy:
+        raise StateError(
+            f"{', '.join(busy[:5])} {'is' if len(busy) == 1 else 'are'} being written by a session right now",
+            hint="run the command again in a moment",
+        )
+
+
+def _where(conflict) -> str:
+    return f"{conflict.path} lines {conflict.lines[0]}-{conflict.lines[1]}" if conflict.lines else conflict.path

@@ -28,38 +28,48 @@ class CommitReport:
 
 def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str) -> CommitReport:
     """Commit the named branches (all applied ones for None) from their owned changes."""
+    from .oplog import perform, recover
+
     with ws.lock:
+        recover(ws)
         snapshot(ws, at)
         branches = [require_branch(ws, n) for n in names] if names else [b for b in ws.store.branches() if b.applied]
         records = ws.store.files()
-        contested = conflicts(records)
         repo = gitops.open_repo(ws.top)
-        base_tree = gitops.tree_of(repo, ws.base)
-        report = CommitReport()
-        updates = []
-        for branch in branches:
-            mine = [c for c in contested if branch.id in c.owners]
-            if mine:
-                report.blocked[branch.name] = mine
-                continue
-            head = gitops.head_of(repo, branch.ref)
-            changes = branch_changes(records, branch.id)
-            tree = gitops.edit_tree(repo, base_tree, changes)
-            head_tree = gitops.tree_of(repo, head).id if head else base_tree.id
-            if tree == head_tree:
-                report.unchanged.append(branch.name)
-                continue
-            paths = gitops.differing(repo[head_tree], repo[tree], [r.path for r in records])
-            text = message or _default_message(branch, paths)
-            new = gitops.make_commit(repo, tree, [head] if head else [], text + _trailers(ws, branch))
-            updates.append((branch.ref, new, head))
-            report.committed.append((branch.name, new, paths))
+        report, updates = plan_commits(ws, repo, branches, records, message)
         if updates:
-            gitcli.update_refs(ws.top, updates, "vbranch: commit")
-            rebuild_workspace(ws, repo, records)
-            with ws.store.tx():
-                ws.store.log_op(at, "commit", {"refs": {ref: [old, new] for ref, new, old in updates}})
+            heads = {ref: new for ref, new, _old in updates}
+            new_ws, old_ws = build_workspace(ws, repo, records, ws.base, heads)
+            refs = updates + ([(WORKSPACE_REF, new_ws, old_ws)] if new_ws != old_ws else [])
+            detail = {"branches": [name for name, _, _ in report.committed], "refs": {ref: [old, new] for ref, new, old in updates}}
+            perform(ws, at, "commit", detail, {"refs": refs, "index": ["sync", old_ws, new_ws]})
         return report
+
+
+def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[FileOwnership], message: str | None):
+    """Each branch's next commit, written to the object database: (report, ref updates)."""
+    contested = conflicts(records)
+    base_tree = gitops.tree_of(repo, ws.base)
+    report = CommitReport()
+    updates = []
+    for branch in branches:
+        mine = [c for c in contested if branch.id in c.owners]
+        if mine:
+            report.blocked[branch.name] = mine
+            continue
+        head = gitops.head_of(repo, branch.ref)
+        changes = branch_changes(records, branch.id)
+        tree = gitops.edit_tree(repo, base_tree, changes)
+        head_tree = gitops.tree_of(repo, head).id if head else base_tree.id
+        if tree == head_tree:
+            report.unchanged.append(branch.name)
+            continue
+        paths = gitops.differing(repo[head_tree], repo[tree], [r.path for r in records])
+        text = message or _default_message(branch, paths)
+        new = gitops.make_commit(repo, tree, [head] if head else [], text + _trailers(ws, branch))
+        updates.append((branch.ref, new, head))
+        report.committed.append((branch.name, new, paths))
+    return report, updates
 
 
 def branch_changes(records: list[FileOwnership], branch_id: int) -> dict[str, FileState]:
@@ -87,15 +97,37 @@ def _trailers(ws: Workspace, branch: BranchRow) -> str:
 
 def rebuild_workspace(ws: Workspace, repo, records: list[FileOwnership]) -> str:
     """Point the workspace ref at a commit merging the applied branches; sync the index."""
+    new, old = build_workspace(ws, repo, records, ws.base)
+    if new == old:
+        return old
+    gitcli.update_refs(ws.top, [(WORKSPACE_REF, new, old)], "vbranch: workspace")
     base_tree = gitops.tree_of(repo, ws.base)
+    gitops.sync_index(ws.top, gitops.tree_of(repo, old) if old else base_tree, gitops.tree_of(repo, new), [r.path for r in records])
+    return new
+
+
+def build_workspace(
+    ws: Workspace, repo, records: list[FileOwnership], base: str | None, heads: dict[str, str | None] | None = None,
+    applied: set[int] | None = None, branches: list[BranchRow] | None = None,
+) -> tuple[str, str | None]:
+    """The workspace commit merging the applied branches over `base`, written but not pointed at.
+
+    `heads` overrides branch refs (ref -> commit) with values not yet in git;
+    `applied` overrides which branch ids are applied and `branches` the branch
+    rows (all three: a state not yet in git and the store). Returns (new, current
+    workspace commit); new is the current one when nothing differs.
+    """
+    heads = heads or {}
+    base_tree = gitops.tree_of(repo, base)
     paths = [rec.path for rec in records]
-    heads = []
+    parents_heads = []
     versions: dict[str, list[tuple[int, FileState]]] = defaultdict(list)
-    for branch in ws.store.branches():
-        head = gitops.head_of(repo, branch.ref)
-        if not branch.applied or head is None or head == ws.base:
+    for branch in ws.store.branches() if branches is None else branches:
+        head = heads[branch.ref] if branch.ref in heads else gitops.head_of(repo, branch.ref)
+        on = branch.applied if applied is None else branch.id in applied
+        if not on or head is None or head == base:
             continue
-        heads.append(head)
+        parents_heads.append(head)
         head_tree = gitops.tree_of(repo, head)
         for path in gitops.differing(base_tree, head_tree, paths):
             versions[path].append((branch.id, gitops.state_at(repo, head_tree, path)))
@@ -105,14 +137,11 @@ def rebuild_workspace(ws: Workspace, repo, records: list[FileOwnership]) -> str:
         for path, found in versions.items()
     }
     tree = gitops.edit_tree(repo, base_tree, changes)
-    parents = ([ws.base] if ws.base else []) + heads
+    parents = ([base] if base else []) + parents_heads
     old = gitops.head_of(repo, WORKSPACE_REF)
     if old and repo[old].tree_id == tree and [str(p) for p in repo[old].parent_ids] == parents:
-        return old
-    new = gitops.make_commit(repo, tree, parents, WORKSPACE_MESSAGE)
-    gitcli.update_refs(ws.top, [(WORKSPACE_REF, new, old)], "vbranch: workspace")
-    gitops.sync_index(ws.top, gitops.tree_of(repo, old) if old else base_tree, repo[tree], paths)
-    return new
+        return old, old
+    return gitops.make_commit(repo, tree, parents, WORKSPACE_MESSAGE), old
 
 
 WORKSPACE_MESSAGE = """vbranch workspace

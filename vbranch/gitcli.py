@@ -142,12 +142,15 @@ def update_refs(top: Path, updates: list[tuple[str, str | None, str | None]], me
 
     git refuses the whole transaction if any ref moved since it was read.
     """
-    lines = []
+    # An explicit transaction: should vbranch die while git reads these lines, git
+    # sees no `commit` and aborts instead of applying what it got so far.
+    lines = ["start"]
     for ref, new, old in updates:
         if new is None:
             lines.append(f"delete {ref} {old or ''}")
         else:
             lines.append(f"update {ref} {new} {old or ZERO_OID}")
+    lines.append("commit")
     proc = subprocess.run(
         ["git", "-C", str(top), "update-ref", "--no-deref", "-m", message, "--stdin"],
         input=("\n".join(lines) + "\n").encode(),
@@ -173,3 +176,44 @@ def update_index(top: Path, entries: list[str], retries: int = 100) -> None:
                 hint="is another git command running? `vbranch status` retries",
             )
         time.sleep(0.02)
+
+
+def refs(top: Path, *prefixes: str) -> dict[str, str]:
+    """Every ref under the prefixes (e.g. refs/heads), with its object id."""
+    out = git(top, "for-each-ref", "--format=%(refname) %(objectname)", *prefixes)
+    return dict(line.split(" ", 1) for line in out.decode("utf-8", "surrogateescape").splitlines())
+
+
+def is_ancestor(top: Path, ancestor: str, commit: str) -> bool:
+    proc = subprocess.run(["git", "-C", str(top), "merge-base", "--is-ancestor", ancestor, commit], capture_output=True)
+    return proc.returncode == 0
+
+
+def blob(top: Path, oid: str) -> bytes:
+    return git(top, "cat-file", "blob", oid)
+
+
+def set_head(top: Path, target: str) -> None:
+    """Point HEAD at a ref (symbolically) or detach it at a commit."""
+    if target.startswith("refs/"):
+        git(top, "symbolic-ref", "HEAD", target)
+    else:
+        git(top, "update-ref", "--no-deref", "HEAD", target)
+
+
+def remotes(top: Path) -> list[str]:
+    return git(top, "remote").decode().split()
+
+
+def push(top: Path, remote: str, refspec: str, lease: str | None) -> str:
+    """`git push` one refspec; with a lease (ref:expected) it refuses to overwrite others' work."""
+    args = ["push", "--porcelain"]
+    if lease is not None:
+        args.append(f"--force-with-lease={lease}")
+    proc = subprocess.run(["git", "-C", str(top), *args, remote, refspec], capture_output=True)
+    if proc.returncode != 0:
+        raise GitError(
+            f"`git push {remote}` failed: " + proc.stderr.decode(errors="replace").strip(),
+            hint="the remote may have commits this branch lacks; `git fetch` and look, or land the branch first",
+        )
+    return proc.stdout.decode(errors="replace")

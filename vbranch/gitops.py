@@ -128,3 +128,53 @@ def sync_index(top: Path, old: pygit2.Tree, new: pygit2.Tree, paths) -> None:
             lines.append(f"{key[1]:o} {key[0]}\t{path}")
     if lines:
         gitcli.update_index(top, lines)
+
+
+def changed_paths(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree) -> list[str]:
+    """Every file path whose entry differs between two trees (git skips equal subtrees)."""
+    if old.id == new.id:
+        return []
+    paths = set()
+    for delta in old.diff_to_tree(new).deltas:
+        paths.add(delta.old_file.path)
+        paths.add(delta.new_file.path)
+    return sorted(paths)
+
+
+def is_ancestor(repo: pygit2.Repository, ancestor: str | None, commit: str) -> bool:
+    """True when `ancestor` is `commit` or in its history (None: the empty start of history)."""
+    if ancestor is None or ancestor == commit:
+        return True
+    return repo.descendant_of(commit, ancestor)
+
+
+def first_parent_chain(repo: pygit2.Repository, head: str, stop: str | None) -> list[str] | None:
+    """The commits after `stop` up to `head` along first parents, oldest first; None if `stop` is not on that path."""
+    chain = []
+    oid = head
+    while oid != stop:
+        commit = repo[oid]
+        chain.append(oid)
+        if not commit.parent_ids:
+            return None if stop is not None else list(reversed(chain))
+        oid = str(commit.parent_ids[0])
+    return list(reversed(chain))
+
+
+def parent_of(repo: pygit2.Repository, oid: str) -> str | None:
+    parents = repo[oid].parent_ids
+    return str(parents[0]) if parents else None
+
+
+def replay_commit(repo: pygit2.Repository, original: str, tree: pygit2.Oid, parent: str) -> str:
+    """`original`'s author and message on a new tree and parent (the committer is us, now)."""
+    old = repo[original]
+    return str(repo.create_commit(None, old.author, signature(repo), old.message, tree, [parent]))
+
+
+def message_of(repo: pygit2.Repository, oid: str) -> str:
+    return repo[oid].message
+
+
+def write_blob(repo: pygit2.Repository, data: bytes) -> str:
+    return str(repo.create_blob(data))

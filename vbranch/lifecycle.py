@@ -52,20 +52,19 @@ def init(start: Path | str, target: str | None, at: str) -> Workspace:
 
 def teardown(ws: Workspace, at: str) -> str:
     """Return HEAD to where init found it, keep every working file; branches stay."""
+    from .oplog import perform, recover
+
     with ws.lock:
+        recover(ws)
         origin = ws.store.get_meta("origin")
-        if origin.startswith("refs/"):
-            gitcli.git(ws.top, "symbolic-ref", "HEAD", origin)
-        else:
-            gitcli.git(ws.top, "update-ref", "--no-deref", "HEAD", origin)
-        gitcli.git(ws.top, "reset", "-q")
         old = gitcli.rev_parse(ws.top, WORKSPACE_REF)
-        if old:
-            gitcli.update_refs(ws.top, [(WORKSPACE_REF, None, old)], "vbranch: teardown")
-        remove_guard(ws.top)
-        with ws.store.tx():
-            ws.store.set_meta("active", "0")
-            ws.store.log_op(at, "teardown", {"origin": origin, "workspace": old})
+        plan = {
+            "head": origin,
+            "refs": [(WORKSPACE_REF, None, old)] if old else [],
+            "index": ["reset"],
+            "guard": "remove",
+        }
+        perform(ws, at, "teardown", {"origin": origin, "workspace": old}, plan, lambda: ws.store.set_meta("active", "0"))
         return origin
 
 

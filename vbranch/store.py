@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import StateError
 from .ownership import FileOwnership, FileState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -95,6 +95,28 @@ MIGRATIONS: dict[int, str] = {
         changed REAL NOT NULL
     )
     """,
+    # 4: landing and recovery. Each operation keeps the state before and after it
+    # (refs, ownership, branches; file records by content hash in op_records) and,
+    # until its refs and files are in place, the intent it is carrying out
+    # (`pending`). An unapplied branch's ownership waits in `shelf`.
+    4: """
+    ALTER TABLE oplog ADD COLUMN before BLOB;
+    ALTER TABLE oplog ADD COLUMN after BLOB;
+    ALTER TABLE oplog ADD COLUMN pending TEXT;
+    ALTER TABLE oplog ADD COLUMN undone_by INTEGER;
+    CREATE INDEX oplog_pending ON oplog(pending) WHERE pending IS NOT NULL;
+    CREATE TABLE op_records (
+        hash TEXT PRIMARY KEY,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE shelf (
+        branch_id INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        saved BLOB NOT NULL,
+        left_behind BLOB NOT NULL,
+        PRIMARY KEY (branch_id, path)
+    )
+    """,
 }
 
 
@@ -122,6 +144,10 @@ Window = namedtuple("Window", "id session started before partial")
 
 def _window(row) -> Window:
     return Window(row[0], row[1], row[2], json.loads(row[3]), bool(row[4]))
+
+
+# An operation in the log: `undone_by` is the undo that reverted it, if any.
+OpRow = namedtuple("OpRow", "id at op detail undone_by restorable")
 
 
 SESSION_COLUMNS = "id, branch_id, agent, created_at, ended_at, first_prompt, prompt, turn_started_at"
@@ -259,6 +285,97 @@ class Store:
         for table in ("files", "sessions", "branches"):
             self.db.execute(f"DELETE FROM {table}")
 
+    # raw records: a file's ownership as bytes, for the operation log's snapshots
+
+    def raw_files(self) -> dict[str, bytes]:
+        """Every record packed as bytes (its stat signature left out), keyed by path."""
+        rows = self.db.execute("SELECT path, base, known, items, owners FROM files")
+        return {r[0]: _pack_row(r[1], r[2], r[3], r[4]) for r in rows}
+
+    def put_raw_file(self, path: str, packed: bytes) -> None:
+        base, known, items, owners = _unpack_row(packed)
+        self.db.execute(
+            "INSERT OR REPLACE INTO files(path, base, known, items, owners, stat) VALUES (?, ?, ?, ?, ?, NULL)",
+            (path, base, known, items, owners),
+        )
+
+    def keep_records(self, records: dict[str, bytes]) -> None:
+        """Store packed records by their hash (once each) for snapshots to refer to."""
+        self.db.executemany("INSERT OR IGNORE INTO op_records(hash, data) VALUES (?, ?)", list(records.items()))
+
+    def kept_record(self, digest: str) -> bytes:
+        row = self.db.execute("SELECT data FROM op_records WHERE hash = ?", (digest,)).fetchone()
+        if row is None:
+            raise StateError(f"the operation log lost a file record ({digest})", hint="this snapshot cannot be restored")
+        return row[0]
+
+    # operations with snapshots and intents
+
+    def begin_op(self, at: str, op: str, detail: dict, before: bytes, after: bytes, pending: dict | None) -> int:
+        cur = self.db.execute(
+            "INSERT INTO oplog(at, op, detail, before, after, pending) VALUES (?, ?, ?, ?, ?, ?)",
+            (at, op, json.dumps(detail), before, after, None if pending is None else json.dumps(pending)),
+        )
+        return cur.lastrowid
+
+    def finish_op(self, op_id: int) -> None:
+        self.db.execute("UPDATE oplog SET pending = NULL WHERE id = ?", (op_id,))
+
+    def drop_op(self, op_id: int) -> None:
+        self.db.execute("DELETE FROM oplog WHERE id = ?", (op_id,))
+
+    def pending_ops(self) -> list[tuple[int, str, dict]]:
+        rows = self.db.execute("SELECT id, op, pending FROM oplog WHERE pending IS NOT NULL ORDER BY id")
+        return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def op_rows(self) -> list[OpRow]:
+        """Every operation, oldest first, without its snapshots."""
+        rows = self.db.execute("SELECT id, at, op, detail, undone_by, before IS NOT NULL FROM oplog ORDER BY id")
+        return [OpRow(r[0], r[1], r[2], json.loads(r[3]), r[4], bool(r[5])) for r in rows]
+
+    def op_snapshots(self, op_id: int) -> tuple[bytes | None, bytes | None]:
+        row = self.db.execute("SELECT before, after FROM oplog WHERE id = ?", (op_id,)).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def set_undone(self, op_id: int, by: int | None) -> None:
+        self.db.execute("UPDATE oplog SET undone_by = ? WHERE id = ?", (by, op_id))
+
+    # rows as they were: restoring a snapshot
+
+    def put_branch(self, row: BranchRow) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO branches(id, name, applied, created_at) VALUES (?, ?, ?, ?)",
+            (row.id, row.name, int(row.applied), row.created_at),
+        )
+
+    def set_applied(self, branch_id: int, applied: bool) -> None:
+        self.db.execute("UPDATE branches SET applied = ? WHERE id = ?", (int(applied), branch_id))
+
+    def detach_sessions(self, branch_id: int) -> None:
+        """The branch is gone: its sessions get a new one at their next change."""
+        self.db.execute("UPDATE sessions SET branch_id = NULL WHERE branch_id = ?", (branch_id,))
+
+    # the shelf: an unapplied branch's ownership, as it was and what it left behind
+
+    def put_shelf(self, branch_id: int, path: str, saved: bytes, left_behind: bytes) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO shelf(branch_id, path, saved, left_behind) VALUES (?, ?, ?, ?)",
+            (branch_id, path, saved, left_behind),
+        )
+
+    def shelf(self, branch_id: int | None = None) -> list[tuple[int, str, bytes, bytes]]:
+        sql = "SELECT branch_id, path, saved, left_behind FROM shelf"
+        rows = self.db.execute(sql + " ORDER BY branch_id, path") if branch_id is None else self.db.execute(
+            sql + " WHERE branch_id = ? ORDER BY path", (branch_id,)
+        )
+        return [tuple(r) for r in rows]
+
+    def clear_shelf(self, branch_id: int | None = None) -> None:
+        if branch_id is None:
+            self.db.execute("DELETE FROM shelf")
+        else:
+            self.db.execute("DELETE FROM shelf WHERE branch_id = ?", (branch_id,))
+
     # logs
 
     def log_op(self, at: str, op: str, detail: dict) -> int:
@@ -348,6 +465,33 @@ class Store:
 
     def drop_windows(self, session: str) -> None:
         self.db.execute("DELETE FROM windows WHERE session = ?", (session,))
+
+
+def pack_record(rec: FileOwnership) -> bytes:
+    """A record as bytes, its stat signature left out (snapshots and the shelf keep these)."""
+    items = None if rec.items is None else _pack_items(rec.items)
+    return _pack_row(_pack_state(rec.base), _pack_state(rec.known), items, json.dumps(list(rec.owners)))
+
+
+def unpack_record(path: str, packed: bytes) -> FileOwnership:
+    base, known, items, owners = _unpack_row(packed)
+    return _file_from_row((path, base, known, items, owners, None))
+
+
+def _pack_row(base: bytes, known: bytes, items: str | None, owners: str) -> bytes:
+    # "len(base) len(known) len(items)|-1\n" then the four fields back to back.
+    items_b = b"" if items is None else items.encode()
+    header = b"%d %d %d\n" % (len(base), len(known), -1 if items is None else len(items_b))
+    return header + base + known + items_b + owners.encode()
+
+
+def _unpack_row(packed: bytes) -> tuple[bytes, bytes, str | None, str]:
+    header, _, body = packed.partition(b"\n")
+    n_base, n_known, n_items = (int(x) for x in header.split())
+    base, known = body[:n_base], body[n_base:n_base + n_known]
+    rest = body[n_base + n_known:]
+    items = None if n_items < 0 else rest[:n_items].decode()
+    return base, known, items, rest[max(n_items, 0):].decode()
 
 
 class _Transaction:

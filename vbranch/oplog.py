@@ -1,0 +1,285 @@
+"""The operation log: what each operation changed, carried out so that a crash loses nothing.
+
+Every operation (commit, assign, land, update, branch changes, apply/unapply,
+teardown, undo, restore) runs in the same order:
+
+1. write every git object it needs (commits, trees, blobs): harmless alone;
+2. in ONE store transaction: the new ownership rows, and an oplog row holding
+   a snapshot of the state before and after, plus the *intent* (`pending`):
+   the ref transaction, the working files to write and the index change;
+3. carry out the intent: refs in one atomic update-ref transaction, then the
+   files (each written to a temporary file and renamed), then the index;
+4. clear the intent.
+
+A process killed anywhere leaves either no trace (before 2: only unreachable
+objects) or a pending intent, which `recover` finishes at the next command:
+each step checks what is already done (a ref already at its new value, a file
+already written) and does the rest. Rolling forward is always possible once
+the intent exists, because every object it names was written first.
+
+A snapshot holds the refs (target, workspace, every branch), HEAD, the meta
+values (base, target, active), the branch rows, each session's branch, every
+ownership record (by content hash, each stored once in op_records) and the
+shelf of unapplied branches. The records' `known` states are the working
+files as vbranch last saw them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from hashlib import sha1
+from pathlib import Path
+
+from . import gitcli
+from .errors import StateError
+from .ownership import FileState
+from .workspace import WORKSPACE_REF, Workspace
+from .worktree import read_state, signature
+
+META_KEYS = ("base", "target", "active", "origin")
+
+
+def digest(packed: bytes) -> str:
+    return sha1(packed).hexdigest()
+
+
+def capture(ws: Workspace, overlay: dict[str, str | None] | None = None, head: str | None = None) -> tuple[dict, dict[str, bytes]]:
+    """The state now (refs overlaid with `overlay`): a snapshot and the packed records it names."""
+    keep: dict[str, bytes] = {}
+    files = {}
+    for path, packed in ws.store.raw_files().items():
+        files[path] = digest(packed)
+        keep[files[path]] = packed
+    shelf = {}
+    for branch_id, path, saved, left in ws.store.shelf():
+        shelf[f"{branch_id}\t{path}"] = [digest(saved), digest(left)]
+        keep[digest(saved)], keep[digest(left)] = saved, left
+    branches = ws.store.branches()
+    wanted = {ws.target, WORKSPACE_REF, *(b.ref for b in branches), *(shelf_ref(b.name) for b in branches)} - {""}
+    refs = read_refs(ws.top, wanted)
+    refs.update(overlay or {})
+    snap = {
+        "refs": {r: v for r, v in sorted(refs.items()) if v is not None},
+        "head": head or gitcli.symbolic_head(ws.top) or gitcli.rev_parse(ws.top, "HEAD"),
+        "meta": {k: ws.store.get_meta(k, "") for k in META_KEYS},
+        "branches": [list(b) for b in branches],
+        "sessions": {s.id: s.branch_id for s in ws.store.sessions()},
+        "files": files,
+        "shelf": shelf,
+    }
+    return snap, keep
+
+
+def pack(snap: dict) -> bytes:
+    return zlib.compress(json.dumps(snap, separators=(",", ":")).encode(), 6)
+
+
+def unpack(blob: bytes) -> dict:
+    return json.loads(zlib.decompress(blob))
+
+
+def shelf_ref(name: str) -> str:
+    """Where an unapplied branch's whole change (committed and not) is kept in git."""
+    return f"refs/vbranch/shelf/{name}"
+
+
+def read_refs(top: Path, refs) -> dict[str, str | None]:
+    """The current value of each named ref (None where it does not exist)."""
+    refs = sorted(set(refs))
+    found = gitcli.refs(top, *refs) if refs else {}
+    return {r: found.get(r) for r in refs}
+
+
+def check_refs(ws: Workspace, updates: list) -> None:
+    """Refuse, before anything is written, when a ref is no longer where the plan read it."""
+    now = read_refs(ws.top, [u[0] for u in updates])
+    moved = [ref for ref, _new, old in updates if now[ref] != old]
+    if moved:
+        raise gitcli.GitError(
+            f"{', '.join(moved)} moved while vbranch was working",
+            hint="another program changed the branch; run the command again",
+        )
+
+
+def perform(ws: Workspace, at: str, op: str, detail: dict, plan: dict, mutate=None) -> tuple[int, list[str]]:
+    """Log and carry out one operation: the store change and its intent commit together.
+
+    `plan`: {"refs": [(ref, new, old)], "head": ref or commit, "writes": [(path,
+    old signature, new signature, blob id or None, mode)], "index": ["sync", old
+    commit, new commit] or ["reset"], "guard": "install" | "remove"}. `mutate`
+    writes the new store rows inside the transaction. The caller holds ws.lock.
+    Returns the operation's id and any warnings from carrying it out.
+    """
+    plan = {k: v for k, v in plan.items() if v}
+    check_refs(ws, plan.get("refs", []))
+    with ws.store.tx():
+        before, keep = capture(ws)
+        if mutate is not None:
+            mutate()
+        overlay = {ref: new for ref, new, _old in plan.get("refs", [])}
+        after, keep_after = capture(ws, overlay, plan.get("head"))
+        ws.store.keep_records({**keep, **keep_after})
+        op_id = ws.store.begin_op(at, op, detail, pack(before), pack(after), plan or None)
+    return op_id, (carry_out(ws, op_id, op, plan) if plan else [])
+
+
+def carry_out(ws: Workspace, op_id: int, op: str, plan: dict) -> list[str]:
+    """Bring refs, HEAD, files and index to the plan's state; each step skips what is done."""
+    warnings: list[str] = []
+    head = plan.get("head")
+    if head and head != WORKSPACE_REF:
+        _set_head(ws, head)  # leaving the workspace ref first: HEAD never names a deleted ref
+    updates = plan.get("refs", [])
+    if updates:
+        now = read_refs(ws.top, [u[0] for u in updates])
+        todo = []
+        for ref, new, old in updates:
+            if now[ref] == new:
+                continue
+            if now[ref] == old:
+                todo.append((ref, new, old))
+            else:  # someone else moved it since: theirs stays
+                warnings.append(f"{ref} was moved outside vbranch (to {(now[ref] or 'nothing')[:12]}); left there")
+        if todo:
+            gitcli.update_refs(ws.top, todo, f"vbranch: {op}")
+    if head == WORKSPACE_REF:
+        _set_head(ws, head)  # onto the workspace ref once it exists
+    for path, old_sig, new_sig, blob, mode, *_old in plan.get("writes", []):
+        warning = write_planned(ws, path, old_sig, new_sig, blob, mode)
+        if warning:
+            warnings.append(warning)
+    index = plan.get("index")
+    if index and index[0] == "sync":
+        from . import gitops
+
+        repo = gitops.open_repo(ws.top)
+        old, new = gitops.tree_of(repo, index[1]), gitops.tree_of(repo, index[2])
+        gitops.sync_index(ws.top, old, new, gitops.changed_paths(repo, old, new))
+    elif index and index[0] == "reset":
+        gitcli.git(ws.top, "reset", "-q")
+    guard = plan.get("guard")
+    if guard:
+        from . import lifecycle
+
+        (lifecycle.install_guard if guard == "install" else lifecycle.remove_guard)(ws.top)
+    with ws.store.tx():
+        ws.store.finish_op(op_id)
+    return warnings
+
+
+def _set_head(ws: Workspace, head: str) -> None:
+    if (gitcli.symbolic_head(ws.top) if head.startswith("refs/") else gitcli.rev_parse(ws.top, "HEAD")) != head:
+        gitcli.set_head(ws.top, head)
+
+
+def recover(ws: Workspace) -> list[str]:
+    """Finish every operation a killed process left half done; the caller holds ws.lock."""
+    warnings = []
+    for op_id, op, plan in ws.store.pending_ops():
+        try:
+            found = carry_out(ws, op_id, op, plan)
+        except gitcli.GitError as error:
+            raise StateError(
+                f"operation {op_id} ({op}) was interrupted and cannot be finished yet: {error.message}",
+                hint="remove a stale git lock file if one is named above, then run any vbranch command again",
+            ) from None
+        warnings += [f"finished interrupted operation {op_id} ({op})"] + found
+    return warnings
+
+
+def has_pending(ws: Workspace) -> bool:
+    return bool(ws.store.pending_ops())
+
+
+# Working files: written only by update, apply/unapply, undo and restore, and only
+# where the file is still exactly what vbranch expects.
+
+
+def write_planned(ws: Workspace, path: str, old_sig: str | None, new_sig: str | None, blob: str | None, mode: int) -> str | None:
+    current = signature(read_state(ws.top, path))
+    if current == new_sig:
+        return None
+    if current != old_sig:
+        return f"{path} changed meanwhile: left as it is (vbranch's version is blob {blob or 'deleted'})"
+    state = FileState(True, mode, gitcli.blob(ws.top, blob)) if blob else FileState()
+    write_file(ws.top, ws.state_dir, path, state)
+    return None
+
+
+def write_file(top: Path, state_dir: Path, rel: str, state: FileState) -> None:
+    """Replace one working file atomically: a temporary file outside the tree, then a rename."""
+    full = os.path.join(top, rel)
+    if not state.exists:
+        if os.path.lexists(full):
+            os.unlink(full)
+        _prune_dirs(top, os.path.dirname(full))
+        return
+    os.makedirs(os.path.dirname(full) or str(top), exist_ok=True)
+    if os.path.isdir(full) and not os.path.islink(full):
+        raise StateError(f"{rel} is a directory in the working tree", hint="move it away and run the command again")
+    tmp_dir = state_dir / "tmp"
+    tmp_dir.mkdir(exist_ok=True)
+    tmp = str(tmp_dir / f"{os.getpid()}-{sha1(rel.encode()).hexdigest()[:16]}")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    if state.mode == 0o120000:
+        os.symlink(os.fsdecode(state.data), tmp)
+    else:
+        with open(tmp, "wb") as f:
+            f.write(state.data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o755 if state.mode == 0o100755 else 0o644)
+    try:
+        os.replace(tmp, full)
+    except OSError:  # the git directory is on another file system: rename within the tree
+        import shutil
+
+        local = os.path.join(os.path.dirname(full), f".{os.path.basename(full)}.vbranch-tmp")
+        shutil.move(tmp, local)
+        os.replace(local, full)
+
+
+def _prune_dirs(top: Path, folder: str) -> None:
+    """Remove directories left empty by a deletion, as git does."""
+    top = os.path.abspath(top)
+    folder = os.path.abspath(folder)
+    while folder != top and folder.startswith(top + os.sep):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        folder = os.path.dirname(folder)
+
+
+def file_write(repo, path: str, old: FileState, new: FileState) -> list:
+    """One planned write, old -> new, both contents kept as blobs (undo writes the old one back).
+
+    [path, old signature, new signature, new blob, new mode, old blob, old mode];
+    a blob is None for an absent file.
+    """
+    from . import gitops
+
+    new_blob = gitops.write_blob(repo, new.data) if new.exists else None
+    old_blob = gitops.write_blob(repo, old.data) if old.exists else None
+    return [path, signature(old), signature(new), new_blob, new.mode, old_blob, old.mode]
+
+
+# Listing
+
+
+def describe(op: str, detail: dict) -> str:
+    if op == "commit":
+        return "commit " + ", ".join(detail.get("branches", [])) if detail.get("branches") else "commit"
+    if op in ("land", "apply", "unapply", "branch-new", "branch-delete"):
+        return f"{op} {detail.get('branch') or detail.get('name', '')}".strip()
+    if op == "assign":
+        return f"assign {detail.get('path')} to {detail.get('branch')}"
+    if op == "branch-rename":
+        return f"branch-rename {detail.get('old')} -> {detail.get('new')}"
+    if op == "update":
+        return f"update onto {str(detail.get('target_head', ''))[:12]}"
+    if op in ("undo", "restore"):
+        return f"{op} of operation {detail.get('of')}"
+    return op
