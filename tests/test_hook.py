@@ -366,3 +366,13 @@ def test_a_tool_writing_an_ignored_file_records_nothing(make_repo):
     s.stop()
     assert [f.path for b in VB(repo).status().branches for f in b.files] == ["real.txt"]
     assert "debug.log" not in tree_files(repo, "session-ign")
+
+
+def test_a_state_that_cannot_be_opened_is_reported_not_ignored(repo):
+    import sqlite3
+
+    db = sqlite3.connect(repo / ".git/vbranch/state.db")
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    code, out = fire(payload("PreToolUse_Bash", repo, tool_input={"command": "git stash"}))
+    assert code == 0 and "newer than this vbranch knows" in out["systemMessage"]

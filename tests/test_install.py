@@ -207,3 +207,19 @@ def test_installed_command_runs(tmp_path):
     if b"invalid choice: 'hook'" in proc.stderr:
         pytest.skip("`vbranch hook` is not there yet; the interpreter and module did start")
     assert proc.returncode in (0, 1), proc.stderr.decode()
+
+
+def test_local_settings_and_backups_stay_out_of_the_shared_work(tmp_path):
+    import subprocess
+
+    from vbranch.install import install
+
+    repo = tmp_path / "r"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    install(repo, "local")
+    install(repo, "project")
+    (repo / ".claude" / "settings.json.vbranch-backup").write_text("{}")
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "-uall"], capture_output=True, text=True).stdout
+    assert status.strip() == "?? .claude/settings.json"  # the project's settings are a real change
+    install(repo, "local")
+    assert (repo / ".git/info/exclude").read_text().count(".claude/settings.local.json") == 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import claude, config, guard, leases
 from .clock import now
-from .errors import PathError
+from .errors import NotInitialized, PathError
 from .ownership import FileState, conflicts
 from .recording import close_window, open_window, record_write, snapshot
 from .workspace import Workspace, branch_for_session, ensure_session, open_workspace
@@ -54,10 +54,15 @@ def main(stdin=None, stdout=None) -> int:
 
 
 def _open(payload: dict) -> Workspace | None:
+    """The workspace, or None where vbranch is not set up (then the hooks do nothing).
+
+    Any other failure to open it is an error the user must see: staying
+    silent would switch the guard off unnoticed.
+    """
     start = payload.get("cwd") or os.environ.get("CLAUDE_PROJECT_DIR") or "."
     try:
         return open_workspace(start)
-    except Exception:
+    except NotInitialized:
         return None
 
 

@@ -187,7 +187,27 @@ def install(top: Path, scope: str = "project", home: Path | None = None) -> Path
     if raw is None or merged != current:  # unchanged: leave the file (and its formatting) alone
         path.parent.mkdir(parents=True, exist_ok=True)
         _save(path, merged, raw)
+    if scope != "user":
+        # Our backups, and a settings file that is this machine's alone, are no session's
+        # change: keep them out of the shared directory's uncommitted work.
+        _exclude(top, [f"*{BACKUP_SUFFIX}"] + ([str(path.relative_to(top))] if scope == "local" else []))
     return path
+
+
+def _exclude(top: Path, patterns: list[str]) -> None:
+    """Add patterns to the repository's .git/info/exclude (never to a tracked .gitignore)."""
+    from .workspace import find_repo
+
+    found = find_repo(top)
+    if found is None:
+        return  # not a git repository: nothing to keep apart
+    exclude = found[1] / "info" / "exclude"
+    present = exclude.read_text().splitlines() if exclude.exists() else []
+    missing = [p for p in patterns if p not in present]
+    if missing:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        text = "\n".join(present + ["# added by vbranch install", *missing]) + "\n"
+        exclude.write_text(text)
 
 
 def uninstall(top: Path, scope: str = "project", home: Path | None = None) -> Path:
