@@ -96,7 +96,8 @@ def test_writes_outside_the_repository_or_into_git_are_denied(repo, tmp_path):
 @pytest.mark.parametrize(
     "command",
     ["git stash", "git stash push -m x", "git reset --hard", "git clean -fd", "git checkout main", "git switch -c x",
-     "cd sub && git checkout -b topic", "git rebase main"],
+     "cd sub && git checkout -b topic", "git rebase main", "git status\ngit reset --hard",
+     "ls  # look first\ngit stash", "make \\\n  && git clean -xfd"],
 )
 def test_git_commands_that_discard_shared_work_are_denied(repo, command):
     s = Session(repo, "s")

@@ -78,23 +78,27 @@ def git_risks(command: str, is_path: Callable[[str], bool] = lambda _: False) ->
 
 
 def _simple_commands(command: str) -> list[list[str]]:
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()\n")
-    lexer.whitespace_split = True
-    lexer.commenters = "#"
-    try:
-        tokens = list(lexer)
-    except ValueError:  # unbalanced quotes: fall back to plain splitting
-        tokens = command.replace(";", " ; ").replace("&&", " && ").split()
-    out, current = [], []
-    for token in tokens:
-        if token and set(token) <= set(";&|()\n"):
-            if current:
-                out.append(current)
-            current = []
-        else:
-            current.append(token)
-    if current:
-        out.append(current)
+    """The words of each simple command, split at ; & | ( ) and line ends."""
+    out: list[list[str]] = []
+    # One line at a time: shlex's comments would swallow the line end that separates commands.
+    for line in command.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|()")
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
+        try:
+            tokens = list(lexer)
+        except ValueError:  # unbalanced quotes (a multi-line string): plain splitting
+            tokens = line.replace(";", " ; ").replace("&&", " && ").split()
+        current: list[str] = []
+        for token in tokens:
+            if token and set(token) <= set(";&|()"):
+                if current:
+                    out.append(current)
+                current = []
+            else:
+                current.append(token)
+        if current:
+            out.append(current)
     return out
 
 
