@@ -1,0 +1,434 @@
+"""The watcher (vbranch/watch.py), run as a real process against real repositories.
+
+Changes are made by other processes, as an editor or a build would; the test
+reads the dirty set back from the store. Timing is only ever checked as "the
+change was recorded no earlier than it was made and within a second of it";
+everything else polls with a generous timeout.
+"""
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vbranch import watch
+from vbranch.workspace import ensure_session, open_workspace
+
+from tests.conftest import git, write
+
+TIMEOUT = 10.0
+PROC_INOTIFY = Path("/proc/sys/fs/inotify")
+
+pytestmark = pytest.mark.skipif(watch._WATCHDOG_ERROR is not None, reason=str(watch._WATCHDOG_ERROR))
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def wait_for(condition, timeout: float = TIMEOUT, step: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def with_ws(repo: Path, fn):
+    ws = open_workspace(repo)
+    try:
+        return fn(ws)
+    finally:
+        ws.close()
+
+
+def dirty(repo: Path, since: float = 0.0) -> dict[str, float]:
+    return with_ws(repo, lambda ws: ws.store.dirty_since(since))
+
+
+def live(repo: Path) -> bool:
+    return with_ws(repo, watch.watcher_live)
+
+
+def trusted(repo: Path) -> float | None:
+    return with_ws(repo, watch.trusted_since)
+
+
+class Watcher:
+    """A `python -m vbranch.watch` process started by the test (and only ever stopped by its pid)."""
+
+    def __init__(self, repo: Path, *args: str, prefix: list[str] | None = None):
+        self.repo = repo
+        self.err_path = repo.parent / f"{repo.name}-watch-{time.monotonic_ns()}.err"
+        self.err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen(
+            [*(prefix or []), sys.executable, "-m", "vbranch.watch", *args],
+            cwd=repo,
+            stdout=self.err,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_trusted(self, timeout: float = TIMEOUT) -> float:
+        since = wait_for(lambda: self.proc.poll() is None and trusted(self.repo), timeout)
+        assert since, f"watcher not trusted in {timeout} s:\n{self.stderr()}"
+        return since
+
+    def stderr(self) -> str:
+        self.err.flush()
+        return self.err_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+
+
+@pytest.fixture
+def watcher():
+    started: list[Watcher] = []
+
+    def start(repo: Path, *args: str, prefix: list[str] | None = None, trusted: bool = True) -> Watcher:
+        w = Watcher(repo, *args, prefix=prefix)
+        started.append(w)
+        if trusted:
+            w.wait_trusted()
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def outside(repo: Path, code: str) -> tuple[float, float]:
+    """Run Python code in another process in the repository; the times just before and after."""
+    before = time.time()
+    subprocess.run([sys.executable, "-c", code], cwd=repo, check=True)
+    return before, time.time()
+
+
+def assert_all_reported(repo: Path, paths: set[str], since: float, timeout: float = TIMEOUT) -> dict[str, float]:
+    def complete():
+        d = dirty(repo, since)
+        return d if paths <= set(d) else None
+
+    seen = wait_for(complete, timeout, step=0.1)
+    if not seen:
+        missing = sorted(paths - set(dirty(repo, since)))
+        raise AssertionError(f"{len(missing)} of {len(paths)} paths never reported, e.g. {missing[:5]}")
+    return seen
+
+
+# --- the dirty set ------------------------------------------------------------------------------
+
+
+def test_outside_write_is_dirty_within_a_second(vb, watcher):
+    repo = vb({"a.txt": "one\n"}).repo
+    watcher(repo)
+    for name in ("a.txt", "new.txt", "dir/deeper/new.txt"):
+        before, after = outside(
+            repo, f"import os; os.makedirs(os.path.dirname({name!r}) or '.', exist_ok=True); open({name!r}, 'a').write('x\\n')"
+        )
+        seen = wait_for(lambda: dirty(repo, before).get(name))
+        assert seen, f"{name} not reported"
+        assert before <= seen <= after + 1.0, (name, before, seen, after)
+
+
+def test_delete_and_rename_report_both_ends(vb, watcher):
+    repo = vb({"a.txt": "a\n", "b.txt": "b\n", "d/x.txt": "x\n", "d/e/y.txt": "y\n", "m/z.txt": "z\n"}).repo
+    watcher(repo)
+    start, _ = outside(
+        repo,
+        "import os, shutil\n"
+        "os.remove('a.txt'); os.rename('b.txt', 'c.txt')\n"
+        "os.rename('d', 'd2')\n"  # a directory moved inside the tree
+        "shutil.move('m', os.path.join('..', 'moved-out-' + str(os.getpid())))\n",  # and one moved out of it
+    )
+    assert_all_reported(repo, {"a.txt", "b.txt", "c.txt", "d/x.txt", "d/e/y.txt", "d2/x.txt", "d2/e/y.txt", "m/z.txt"}, start)
+    # No directory paths, only files.
+    assert not {"d", "d2", "m", "d/e", "d2/e"} & set(dirty(repo))
+
+
+def test_ignored_and_git_paths_are_left_out(vb, watcher):
+    repo = vb({".gitignore": "build/\n*.log\n!keep.log\n", "src/a.py": "a\n", "tracked.log": "t\n"}).repo
+    git(repo, "add", "-f", "tracked.log")
+    watcher(repo)
+    start, _ = outside(
+        repo,
+        "import os\n"
+        "os.makedirs('build/deep', exist_ok=True)\n"
+        "open('build/deep/o.o', 'w').write('x'); open('x.log', 'w').write('x'); open('src/b.log', 'w').write('x')\n"
+        "open('keep.log', 'w').write('x'); open('tracked.log', 'a').write('more')\n"
+        "open('.git/stray', 'w').write('x')\n"
+        "open('src/last.py', 'w').write('x')\n",
+    )
+    git(repo, "status")  # git's own writes under .git
+    seen = assert_all_reported(repo, {"src/last.py", "keep.log", "tracked.log"}, start)
+    time.sleep(0.3)  # anything else would have been flushed by now
+    seen = dirty(repo, start)
+    assert not [p for p in seen if p.startswith(("build", ".git")) or p in ("x.log", "src/b.log")], seen
+
+
+def test_unignored_directory_is_reported_and_watched(vb, watcher):
+    repo = vb({".gitignore": "gen/\n", "a.txt": "a\n"}).repo
+    write(repo, "gen/one.txt", "1\n")
+    write(repo, "gen/sub/two.txt", "2\n")
+    watcher(repo)
+    start, _ = outside(repo, "open('.gitignore', 'w').write('')")
+    assert_all_reported(repo, {".gitignore", "gen/one.txt", "gen/sub/two.txt"}, start)
+    later, _ = outside(repo, "open('gen/sub/three.txt', 'w').write('3')")
+    assert_all_reported(repo, {"gen/sub/three.txt"}, later)
+
+
+def many_repo(vb) -> Path:
+    repo = vb({"a.txt": "a\n", **{f"t/file{i}.txt": f"line {i}\n" for i in range(10)}}).repo
+    (repo / "many").mkdir()
+    return repo
+
+
+MANY = 10_000
+CREATE_MANY = (
+    f"for i in range({MANY}):\n"
+    "    with open(f'many/f{i:05d}.txt', 'w') as f: f.write('x')\n"
+    "for i in range(10):\n"
+    "    with open(f't/file{i}.txt', 'a') as f: f.write('edited\\n')\n"
+)
+MANY_PATHS = {f"many/f{i:05d}.txt" for i in range(MANY)} | {f"t/file{i}.txt" for i in range(10)}
+
+
+def test_ten_thousand_files_and_ten_edits(vb, watcher):
+    repo = many_repo(vb)
+    watcher(repo)
+    start, _ = outside(repo, CREATE_MANY)
+    seen = assert_all_reported(repo, MANY_PATHS, start, timeout=60)
+    assert min(seen[p] for p in MANY_PATHS) >= start
+
+
+@pytest.fixture
+def small_inotify_queue():
+    """fs.inotify.max_queued_events lowered while a watcher starts (it applies to new inotify instances)."""
+    knob = PROC_INOTIFY / "max_queued_events"
+    try:
+        saved = knob.read_text()
+        knob.write_text(saved)
+    except OSError as error:
+        pytest.skip(f"cannot change {knob} ({error.strerror}): needs root on Linux")
+    lowered = {"on": False}
+
+    def lower():
+        knob.write_text("64\n")
+        lowered["on"] = True
+
+    def restore():
+        if lowered["on"]:
+            knob.write_text(saved)
+            lowered["on"] = False
+
+    try:
+        yield lower, restore
+    finally:
+        restore()
+
+
+def test_ten_thousand_files_under_forced_queue_overflow(vb, watcher, small_inotify_queue):
+    lower, restore = small_inotify_queue
+    repo = many_repo(vb)
+    lower()
+    try:
+        w = watcher(repo)
+    finally:
+        restore()  # the watcher's instance keeps its 64-event queue
+    start, _ = outside(repo, CREATE_MANY)
+    seen = assert_all_reported(repo, MANY_PATHS, start, timeout=60)
+    assert min(seen[p] for p in MANY_PATHS) >= start
+    assert "overflowed" in w.stderr()
+    assert int(with_ws(repo, lambda ws: ws.store.get_meta(watch.META_OVERFLOWS))) >= 1
+    # Trusted again after the rescan, from the watcher's start.
+    assert wait_for(lambda: trusted(repo)) is not None
+    # And it still sees the next change.
+    later, _ = outside(repo, "open('after.txt', 'w').write('x')")
+    assert_all_reported(repo, {"after.txt"}, later)
+
+
+def test_watch_limit_falls_back_to_polling(vb, watcher, tmp_path):
+    """Real ENOSPC: the watcher runs in a user namespace whose inotify watch limit is 3."""
+    probe = subprocess.run(
+        ["unshare", "-U", "-r", "sh", "-c", "echo 3 > /proc/sys/user/max_inotify_watches"], capture_output=True
+    )
+    if shutil.which("unshare") is None or probe.returncode != 0:
+        pytest.skip(f"cannot make a user namespace with a lower watch limit: {probe.stderr.decode().strip()}")
+    files = {f"d{i}/sub/f.txt": f"{i}\n" for i in range(8)}
+    repo = vb({"a.txt": "a\n", **files}).repo
+    script = 'echo 3 > /proc/sys/user/max_inotify_watches && exec "$@"'
+    w = watcher(repo, prefix=["unshare", "-U", "-r", "sh", "-c", script, "sh"])
+    assert "watch limit" in w.stderr()
+    assert int(with_ws(repo, lambda ws: ws.store.get_meta(watch.META_POLLED))) > 0
+    start, _ = outside(
+        repo,
+        "import os\n"
+        "open('d7/sub/f.txt', 'a').write('edit'); open('d6/sub/new.txt', 'w').write('new')\n"
+        "os.remove('d5/sub/f.txt'); os.makedirs('d4/sub/added/x'); open('d4/sub/added/x/y.txt', 'w').write('y')\n"
+        "open('a.txt', 'a').write('top')\n",
+    )
+    assert_all_reported(repo, {"d7/sub/f.txt", "d6/sub/new.txt", "d5/sub/f.txt", "d4/sub/added/x/y.txt", "a.txt"}, start)
+
+
+# --- one watcher, and knowing whether it is alive -----------------------------------------------
+
+
+def test_single_instance(vb, watcher):
+    repo = vb({"a.txt": "a\n"}).repo
+    first = watcher(repo)
+    second = subprocess.run([sys.executable, "-m", "vbranch.watch"], cwd=repo, capture_output=True, timeout=30)
+    assert second.returncode == watch.WatcherRunning.exit_code
+    assert f"pid {first.proc.pid}" in second.stderr.decode() + second.stdout.decode()
+    assert watch.start_background(repo) is None
+    assert first.proc.poll() is None and live(repo)
+
+
+def test_sigkill_is_detected(vb, watcher):
+    repo = vb({"a.txt": "a\n"}).repo
+    w = watcher(repo)
+    assert live(repo)
+    w.proc.send_signal(signal.SIGKILL)
+    w.proc.wait(timeout=10)
+    # The heartbeat in the store is still fresh, but the lock died with the process.
+    assert not live(repo)
+    assert trusted(repo) is None
+    assert with_ws(repo, watch.watcher_pid) is None
+
+
+def test_hung_watcher_is_not_trusted(vb, watcher):
+    repo = vb({"a.txt": "a\n"}).repo
+    w = watcher(repo)
+    w.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert wait_for(lambda: not live(repo), timeout=watch.HEARTBEAT_FRESH + 3)
+        assert trusted(repo) is None
+    finally:
+        w.proc.send_signal(signal.SIGCONT)
+    assert wait_for(lambda: live(repo))
+
+
+def test_idle_exit_waits_for_live_sessions(vb, watcher):
+    repo = vb({"a.txt": "a\n"}).repo
+
+    def session(ended: bool):
+        def go(ws):
+            with ws.lock, ws.store.tx():
+                ensure_session(ws, "s1", "2026-01-01T00:00:00")
+                if ended:
+                    ws.store.end_session("s1", "2026-01-01T00:00:01")
+        with_ws(repo, go)
+
+    session(ended=False)
+    w = watcher(repo, "--idle-exit", "1")
+    time.sleep(2.5)
+    assert w.proc.poll() is None, "exited with a live session"
+    session(ended=True)
+    assert w.proc.wait(timeout=TIMEOUT) == 0
+    assert "no live session" in w.stderr()
+    assert not live(repo)
+
+
+def test_idle_exit_counts_file_changes(vb, watcher):
+    repo = vb({"a.txt": "a\n"}).repo
+    w = watcher(repo, "--idle-exit", "1.5")
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # keep it busy past its idle limit
+        outside(repo, "open('a.txt', 'a').write('x')")
+        time.sleep(0.3)
+    assert w.proc.poll() is None
+    assert w.proc.wait(timeout=TIMEOUT) == 0
+
+
+def test_start_background_and_stop(vb):
+    repo = vb({"a.txt": "a\n"}).repo
+    pid = watch.start_background(repo, idle_exit=30, wait=TIMEOUT)
+    try:
+        assert pid is not None
+        assert wait_for(lambda: trusted(repo))
+        assert with_ws(repo, watch.watcher_pid) == pid
+        assert (repo / ".git" / "vbranch" / watch.LOG_NAME).exists()
+        start, _ = outside(repo, "open('b.txt', 'w').write('b')")
+        assert_all_reported(repo, {"b.txt"}, start)
+        assert watch.start_background(repo) is None
+    finally:
+        assert with_ws(repo, watch.stop_watcher)
+    assert not live(repo)
+
+
+def test_cmd_watch_background(vb, capsys):
+    import argparse
+
+    repo = vb({"a.txt": "a\n"}).repo
+    args = argparse.Namespace(C=str(repo), background=True, idle_exit=30.0)
+    try:
+        assert watch.cmd_watch(args) == 0
+        assert "watcher started" in capsys.readouterr().out
+        assert live(repo)
+        assert watch.cmd_watch(args) == 0
+        assert "already running" in capsys.readouterr().out
+    finally:
+        assert with_ws(repo, watch.stop_watcher)
+
+
+def test_torn_down_workspace_stops_the_watcher(vb, watcher):
+    from vbranch.lifecycle import teardown
+
+    repo = vb({"a.txt": "a\n"}).repo
+    w = watcher(repo)
+    teardown(open_workspace(repo), "2026-01-01T00:00:09")
+    assert w.proc.wait(timeout=TIMEOUT) == 0
+
+
+def test_not_initialized(make_repo):
+    repo = make_repo({"a.txt": "a\n"})
+    proc = subprocess.run([sys.executable, "-m", "vbranch.watch"], cwd=repo, capture_output=True, timeout=30)
+    assert proc.returncode == 3
+    assert not (repo / ".git" / "vbranch" / watch.LOCK_NAME).exists()
+
+
+# --- the pieces ---------------------------------------------------------------------------------
+
+
+def test_snapshot_subtrees():
+    snap = watch.Snapshot()
+    for path in ("a", "d/x", "d/e/y", "d/e/f/z", "dd/w"):
+        snap.set(path, (1,))
+    assert sorted(snap.pop_subtree("d")) == ["d/e/f/z", "d/e/y", "d/x"]
+    assert sorted(snap.files) == ["a", "dd/w"]
+    assert snap.dirs_in("") == ["dd"]
+    assert snap.pop("a") and not snap.pop("a")
+    assert snap.files_in("dd") == ["dd/w"]
+
+
+def test_ignore_oracle(make_repo):
+    repo = make_repo({".gitignore": "build/\n*.pyc\n!keep.pyc\nforced/\n", "src/a.py": "a\n"})
+    write(repo, "forced/t", "t")
+    git(repo, "add", "-f", "forced/t")
+    for path in ("build/o.o", "keep.pyc", "src/x.pyc", "forced/u"):
+        write(repo, path, "x")
+    oracle = watch.IgnoreOracle(repo, repo / ".git")
+    try:
+        assert oracle.ignored_dirs(["build", "src", "forced"]) == {"build"}  # forced/ holds a tracked file
+        paths = ["build/o.o", "build/gone.o", "keep.pyc", "src/x.pyc", "src/a.py", "forced/t", "forced/u", "weird\nname"]
+        assert oracle.ignored(paths) == {"build/o.o", "build/gone.o", "src/x.pyc", "forced/u"}
+        assert oracle.ignored(["build/again.o"]) == {"build/again.o"}  # from the directory's answer
+        # A path git refuses does not take the others down with it.
+        (repo / "link").symlink_to("src")
+        assert oracle.ignored(["link/x.pyc", "src/y.pyc"]) >= {"src/y.pyc"}
+        (repo / ".gitignore").write_text("")
+        oracle.invalidate()
+        assert oracle.ignored_dirs(["build"]) == set()
+    finally:
+        oracle.close()
