@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Hooks start a background file watcher per repository; tests that want one start it themselves.
+os.environ.setdefault("VBRANCH_WATCHER", "off")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests use benchmarks.corpus
 

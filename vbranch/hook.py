@@ -85,7 +85,11 @@ def handle(ws: Workspace, payload: dict) -> str | None:
 
 def on_session_start(ws: Workspace, payload: dict, cfg: dict) -> str:
     with ws.lock, ws.store.tx():
-        ensure_session(ws, payload["session_id"], now(), agent="claude-code")
+        ensure_session(ws, payload["session_id"], now(), agent=payload.get("vbranch_agent") or "claude-code")
+    if cfg.get("watcher", "auto") == "auto" and os.environ.get("VBRANCH_WATCHER") != "off":
+        from .watch import start_background
+
+        start_background(ws.top)  # catches the changes no hook reports; does nothing if one is live
     return claude.tell_agent("SessionStart", SESSION_CONTEXT)
 
 

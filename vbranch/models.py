@@ -65,3 +65,5 @@ class Config(BaseModel):
     commit_on: Literal["turn", "session-end", "never"] = Field("turn", description="when a session's branch is committed")
     lease_wait: float = Field(10.0, ge=0, description="seconds a write waits for another session's write to the same file")
     lease_ttl: float = Field(60.0, gt=0, description="seconds after which an unreleased write lease expires")
+    lane: str = Field("unattributed", description='where changes outside every tool window go: "unattributed" or a branch name, e.g. "human"')
+    watcher: Literal["auto", "off"] = Field("auto", description="start the file watcher when a session starts")

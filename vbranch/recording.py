@@ -21,9 +21,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs the hook path
     from typing import Callable
 
-from . import gitcli
+from . import config, gitcli
+from .dirtyset import candidate_paths
 from .ownership import UNATTRIBUTED, FileOwnership, FileState, adopt, new_record, record_change
-from .workspace import Workspace, branch_for_session
+from .workspace import Workspace, branch_for_session, create_branch
 from .worktree import files_under, read_state, resolve, signature, stat_key
 
 # Claude Code's Bash tool stops a command after 10 minutes at most: a window open
@@ -75,10 +76,11 @@ def snapshot(ws: Workspace, at: str, paths: list[str] | None = None, session: st
     every command: a change that no session reported is found here and shown
     rather than lost.
     """
+    changed = candidate_paths(ws) if paths is None else None  # before the lock: it may seed the set
     with ws.lock, ws.store.tx():
         if paths is None:
             known = {rec.path: rec for rec in ws.store.files()}
-            candidates = gitcli.dirty_paths(ws.top) | set(known)
+            candidates = changed | set(known)
         else:
             known = {p: rec for p in paths if (rec := ws.store.file(p)) is not None}
             candidates = set(paths) - set(known)
@@ -230,6 +232,7 @@ def _unseen_attribution(ws: Workspace, at: str, exclude: str | None) -> Attribut
     """
     windows = [w for w in ws.store.windows() if w.session != exclude and w.started > time.time() - WINDOW_LIMIT]
     head: dict[str, str | None] = {}  # signatures in HEAD, read once per path
+    lane_id: list[int] = []
 
     def attribute(path: str, state: FileState) -> tuple[int, tuple[int, ...]]:
         now = signature(state)
@@ -246,13 +249,26 @@ def _unseen_attribution(ws: Workspace, at: str, exclude: str | None) -> Attribut
         if held and held[0] != exclude and held[2] >= time.time():
             sessions.add(held[0])
         branches = sorted({branch_for_session(ws, s, at).id for s in sessions})
-        return (branches[0], tuple(branches[1:])) if branches else (UNATTRIBUTED, ())
+        return (branches[0], tuple(branches[1:])) if branches else (lane(), ())
+
+    def lane() -> int:
+        """Where changes outside every tool window go: unattributed, or a branch such as "human"."""
+        if not lane_id:
+            name = config.load(ws.state_dir).get("lane", "unattributed")
+            row = None if name == "unattributed" else ws.store.branch_by_name(name) or create_branch(ws, name, at, exact=True)
+            lane_id.append(row.id if row else UNATTRIBUTED)
+        return lane_id[0]
 
     return attribute
 
 
 def dirty_signatures(ws: Workspace) -> dict[str, str | None]:
-    """The signature of every file that differs from the workspace commit or has a record."""
+    """The signature of every file that differs from the workspace commit or has a record.
+
+    Command windows ask git, not the watcher: the watcher hears of a write some
+    milliseconds after it, and a window closing right after its command's last
+    write must not miss it.
+    """
     return {p: signature(read_state(ws.top, p)) for p in gitcli.dirty_paths(ws.top) | set(ws.store.paths())}
 
 

@@ -74,20 +74,28 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .errors import NotInitialized, StateError, VbranchError
+from .dirtyset import (
+    HEARTBEAT_FRESH,
+    LOCK_NAME,
+    META_HEARTBEAT,
+    META_PID,
+    META_STARTED,
+    META_TRUSTED,
+    _float_meta,
+    _lock_held,
+    _lock_path,
+    trusted_since,
+    watcher_live,
+    watcher_pid,
+)
 from .store import Store
 
-LOCK_NAME = "watch.lock"
 LOG_NAME = "watch.log"
-META_PID = "watch_pid"
-META_STARTED = "watch_started"
-META_HEARTBEAT = "watch_heartbeat"
-META_TRUSTED = "watch_trusted_since"  # "" while untrusted (starting, or after an overflow until the rescan is done)
 META_OVERFLOWS = "watch_overflows"  # how many queue overflows this watcher recovered from
 META_POLLED = "watch_polled_dirs"  # directories polled because the watch limit was reached
 
 FLUSH_INTERVAL = 0.05
 HEARTBEAT_INTERVAL = 0.5
-HEARTBEAT_FRESH = 2.0
 HOUSEKEEPING_INTERVAL = 0.5  # ignore sources, sessions, idle
 RACY_NS = 2_000_000_000  # a stat this close to the change it describes may miss a later one
 DEFAULT_IDLE_EXIT = 300.0
@@ -100,71 +108,6 @@ LIMIT_ERRNOS = (errno.ENOSPC, errno.ENOMEM, errno.EMFILE)  # a watch (or inotify
 
 class WatcherRunning(StateError):
     """Another watcher already holds this repository's watch lock."""
-
-
-# --- liveness, for everyone else -------------------------------------------------------------
-
-
-def _lock_path(ws) -> Path:
-    return Path(ws.state_dir) / LOCK_NAME
-
-
-def _lock_held(path: Path) -> bool:
-    """Whether some process holds the watch lock (we take and drop a shared lock to find out)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def _float_meta(store: Store, key: str) -> float | None:
-    value = store.get_meta(key)
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
-def watcher_pid(ws) -> int | None:
-    """The pid of the live watcher of this repository, or None."""
-    if not _lock_held(_lock_path(ws)):
-        return None
-    pid = _float_meta(ws.store, META_PID)
-    return int(pid) if pid else None
-
-
-def watcher_live(ws, clock: Callable[[], float] = time.time) -> bool:
-    """True only if a process holds the watch lock and its heartbeat is under 2 s old."""
-    if not _lock_held(_lock_path(ws)):
-        return False
-    beat = _float_meta(ws.store, META_HEARTBEAT)
-    if beat is None or clock() - beat >= HEARTBEAT_FRESH:
-        return False
-    pid = _float_meta(ws.store, META_PID)
-    if pid:
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # alive, someone else's
-    return True
-
-
-def trusted_since(ws, clock: Callable[[], float] = time.time) -> float | None:
-    """The time from which the dirty set holds every change, or None (no live watcher, or recovering)."""
-    if not watcher_live(ws, clock):
-        return None
-    return _float_meta(ws.store, META_TRUSTED)
 
 
 def stop_watcher(ws, timeout: float = 5.0) -> bool:
