@@ -406,3 +406,171 @@ def conflicts(records: list[FileOwnership]) -> list[Conflict]:
             if len(span.owners) > 1:
                 out.append(Conflict(rec.path, span.owners, span.inserted))
     return out
+
+
+# Moving the base: landing a branch, or the target moving upstream. Both are pure:
+# the working files do not change, only the base they are measured against.
+
+
+class RebaseConflict(ValueError):
+    """A record cannot be re-measured against a new base: `conflicts` says where."""
+
+    def __init__(self, conflicts: list[Conflict]):
+        super().__init__(", ".join(c.path for c in conflicts))
+        self.conflicts = conflicts
+
+
+def landed_state(rec: FileOwnership, landed: int) -> FileState:
+    """The file as it is on the target once `landed` is integrated: base plus its own changes."""
+    if rec.is_whole:
+        return rec.known if rec.changed and rec.owners == (landed,) else rec.base
+    base = split_lines(rec.base.data)
+    current = split_lines(rec.known.data)
+    out: list[bytes] = []
+    b = c = 0
+    for op, owners in rec.items:
+        if op == "K":
+            out.append(base[b])
+            b, c = b + 1, c + 1
+        elif op == "D":
+            if owners != (landed,):
+                out.append(base[b])
+            b += 1
+        elif op == "I":
+            if owners == (landed,):
+                out.append(current[c])
+            c += 1
+    return FileState(True, rec.base.mode, b"".join(out))
+
+
+def rebase_record(rec: FileOwnership, landed: int) -> FileOwnership:
+    """The record against the new base once branch `landed` is on the target.
+
+    The landed branch's inserted lines become kept base lines, its deleted
+    lines leave the base, its whole-file change becomes the base; every other
+    item stays as it is, so each other branch keeps exactly its own changes and
+    the working file is unchanged. A change `landed` shares with another
+    branch (contested) cannot land: RebaseConflict.
+    """
+    contested = [c for c in conflicts([rec]) if landed in c.owners]
+    if contested:
+        raise RebaseConflict(contested)
+    if rec.is_whole:
+        if rec.changed and rec.owners == (landed,):
+            items = [("K", ())] * len(split_lines(rec.known.data)) if rec.known.is_text else None
+            return FileOwnership(rec.path, rec.known, rec.known, items, (), rec.stat)
+        return rec
+    if not any(op in "DI" and owners == (landed,) for op, owners in rec.items):
+        return rec
+    items: list[Item] = []
+    for op, owners in rec.items:
+        if owners == (landed,) and op == "D":
+            continue
+        items.append(("K", ()) if owners == (landed,) and op == "I" else (op, owners))
+    return FileOwnership(rec.path, landed_state(rec, landed), rec.known, items, (), rec.stat)
+
+
+def rebase_onto(rec: FileOwnership, new_base: FileState) -> FileOwnership:
+    """The record against `new_base` (the target moved): upstream's change merged into the file.
+
+    Upstream's change (rec.base -> new_base) and the record's own runs of
+    changed items (one run per owner set) are merged by base position, as split.merge_versions does:
+    adjacent changes are fine, the same change made on both sides counts once
+    (a branch already integrated upstream), overlapping different changes raise
+    RebaseConflict naming the local lines and their owners. The result's
+    `known` is the new working content: upstream's lines plus every local
+    change, each item keeping its owners.
+    """
+    if new_base == rec.base:
+        return rec
+    if not rec.changed or rec.known == new_base:
+        return new_record(rec.path, new_base)  # nothing local, or the same change made upstream
+    if rec.is_whole or not (lines_eligible(rec.base, new_base) and lines_eligible(new_base, rec.known)):
+        raise RebaseConflict([Conflict(rec.path, tuple(sorted(_all_owners(rec))), None)])
+    base, current = split_lines(rec.base.data), split_lines(rec.known.data)
+    new_lines = split_lines(new_base.data)
+    texts = _item_texts(rec.items, base, current)
+    # Hunks over base positions: (start, end, replaces, side, items, lines, where);
+    # side 0 is upstream (first at a shared position), 1 a local run of changed items.
+    hunks = [
+        (i1, i2, i2 > i1, 0, [("K", ())] * (j2 - j1), new_lines[j1:j2], None)
+        for _tag, i1, i2, j1, j2 in diff_opcodes(base, new_lines)
+    ]
+    # A local hunk is a run of changed items with the same owners: split that fine, a
+    # branch's own change lines up with the same change made upstream.
+    b = c = 0
+    run: list[int] = []
+    for index, (op, owners) in enumerate(rec.items + [("K", ())]):
+        if run and (op == "K" or owners != rec.items[run[-1]][1]):
+            run_items = [rec.items[i] for i in run]
+            lines = [texts[i] for i in run if rec.items[i][0] == "I"]
+            start = b - sum(1 for o, _ in run_items if o == "D")
+            where = Conflict(rec.path, run_items[0][1], (c - len(lines) + 1, c) if lines else None)
+            hunks.append((start, b, b > start, 1, run_items, lines, where))
+            run = []
+        if op == "K":
+            b, c = b + 1, c + 1
+        else:
+            run.append(index)
+            b += op == "D"
+            c += op == "I"
+    hunks.sort(key=lambda h: h[:4])
+    items: list[Item] = []
+    out: list[bytes] = []
+    pos = 0
+    last = None
+    clashes: list[Conflict] = []
+    for hunk in hunks:
+        start, end, _replaces, side, hunk_items, lines, where = hunk
+        if last is not None and last[3] != side and last[:2] == (start, end) and last[5] == lines and all(
+            op in "DI" for op, _ in (hunk_items if side else last[4])
+        ):
+            continue  # the same change made upstream: it is in the new base now
+        if start < pos:
+            clashes.append(where or last[6])
+            continue
+        items.extend([("K", ())] * (start - pos))
+        out.extend(base[pos:start])
+        items.extend(hunk_items)
+        out.extend(lines)
+        pos = end
+        last = hunk
+    if clashes:
+        raise RebaseConflict(list(dict.fromkeys(clashes)))
+    items.extend([("K", ())] * (len(base) - pos))
+    out.extend(base[pos:])
+    known = FileState(True, new_base.mode, b"".join(out))
+    return FileOwnership(rec.path, new_base, known, canonicalize(items, new_lines, out), ())
+
+
+def without_branch(rec: FileOwnership, branch: int) -> FileOwnership:
+    """The record with `branch`'s changes taken out of the file (unapplying it).
+
+    Its inserted lines leave the file, its deleted base lines come back; a
+    whole-file change of its own returns to the base. A change it shares with
+    another branch cannot be taken out alone: RebaseConflict.
+    """
+    contested = [c for c in conflicts([rec]) if branch in c.owners]
+    if contested:
+        raise RebaseConflict(contested)
+    if rec.is_whole:
+        if rec.changed and rec.owners == (branch,):
+            return new_record(rec.path, rec.base)
+        return rec
+    base, current = split_lines(rec.base.data), split_lines(rec.known.data)
+    texts = _item_texts(rec.items, base, current)
+    items: list[Item] = []
+    lines: list[bytes] = []
+    for (op, owners), text in zip(rec.items, texts):
+        mine = owners == (branch,)
+        if op == "I" and mine:
+            continue
+        if op == "D" and mine:
+            items.append(("K", ()))
+            lines.append(text)
+            continue
+        items.append((op, owners))
+        if op in "KI":
+            lines.append(text)
+    known = FileState(True, rec.known.mode, b"".join(lines))
+    return FileOwnership(rec.path, rec.base, known, canonicalize(items, base, lines), ())

@@ -1,0 +1,383 @@
+"""Landing branches one at a time and following a target that moved: pure rebasing, then real repositories."""
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import VB, fingerprint, git, tree_files, work_files, write
+from vbranch import landing
+from vbranch.errors import Blocked, LockTimeout, StateError
+from vbranch.ownership import (
+    REGULAR,
+    FileState,
+    RebaseConflict,
+    landed_state,
+    new_record,
+    rebase_onto,
+    rebase_record,
+    record_change,
+)
+from vbranch.split import branch_state
+
+EXAMPLES = int(os.environ.get("VBRANCH_PROPERTY_EXAMPLES", "60"))
+
+
+# Pure: one file, sessions owning disjoint base lines ("slots"), each replacing,
+# deleting or adding after its own lines, recorded in an interleaved order.
+
+
+@st.composite
+def edited_file(draw, sessions: int = 4):
+    n = draw(st.integers(1, 10))
+    slots = []
+    counter = iter(range(10**6))
+    for i in range(n):
+        owner = draw(st.integers(0, sessions - 1))
+        change = draw(st.sampled_from(["keep", "replace", "delete"]))
+        ops = [] if change == "keep" else [(change, f"s{owner} new {next(counter)}\n")]
+        for _ in range(draw(st.integers(0, 2)) if change != "delete" else 0):
+            ops.append(("after", f"s{owner} added {next(counter)}\n"))
+        slots.append((owner, f"base {i}\n", ops))
+    steps = [(owner, (i, k)) for i, (owner, _t, ops) in enumerate(slots) for k in range(len(ops))]
+    return slots, draw(st.permutations(steps))
+
+
+def render(slots, applied, who=None) -> bytes:
+    out = []
+    for i, (owner, text, ops) in enumerate(slots):
+        done = [op for k, op in enumerate(ops) if (i, k) in applied and (who is None or owner in who)]
+        kinds = dict(done)
+        if "delete" not in kinds:
+            out.append(kinds.get("replace") or text)
+        out.extend(t for kind, t in done if kind == "after")
+    return "".join(out).encode()
+
+
+def state(data: bytes) -> FileState:
+    return FileState(True, REGULAR, data)
+
+
+def record_all(slots, order, skip=()):
+    rec = new_record("f.txt", state(render(slots, set())))
+    applied = set()
+    for owner, step in order:
+        applied.add(step)
+        if owner not in skip:
+            rec = record_change(rec, state(render(slots, applied, who=None if not skip else set(range(10)) - set(skip))), owner + 1)
+    return rec, applied
+
+
+def owners_of(slots) -> set[int]:
+    return {owner for owner, _t, ops in slots if ops}
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edited_file())
+def test_landing_a_branch_leaves_every_other_branch_exactly_its_own_lines(scenario):
+    slots, order = scenario
+    rec, applied = record_all(slots, order)
+    for landed in owners_of(slots):
+        after = rebase_record(rec, landed + 1)
+        assert after.base.data == render(slots, applied, who={landed}) == landed_state(rec, landed + 1).data
+        assert after.known == rec.known  # the working file does not change
+        for other in owners_of(slots) - {landed}:
+            assert branch_state(after, other + 1).data == render(slots, applied, who={landed, other})
+        assert branch_state(after, landed + 1) == after.base  # nothing of it is left to land
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edited_file(), st.data())
+def test_an_upstream_change_is_merged_under_every_branch(scenario, data):
+    slots, order = scenario
+    owners = sorted(owners_of(slots))
+    if not owners:
+        return
+    upstream = data.draw(st.sampled_from(owners))
+    applied = {step for _o, step in order}
+    rec, _ = record_all(slots, order, skip=(upstream,))
+    after = rebase_onto(rec, state(render(slots, applied, who={upstream})))
+    assert after.known.data == render(slots, applied)  # upstream's lines join the working file
+    for other in set(owners) - {upstream}:
+        assert branch_state(after, other + 1).data == render(slots, applied, who={upstream, other})
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edited_file(), st.data())
+def test_a_change_already_upstream_counts_once(scenario, data):
+    slots, order = scenario
+    owners = sorted(owners_of(slots))
+    if not owners:
+        return
+    integrated = data.draw(st.sampled_from(owners))
+    rec, applied = record_all(slots, order)
+    after = rebase_onto(rec, state(render(slots, applied, who={integrated})))
+    assert after.known == rec.known
+    assert branch_state(after, integrated + 1) == after.base
+    for other in set(owners) - {integrated}:
+        assert branch_state(after, other + 1).data == render(slots, applied, who={integrated, other})
+
+
+def test_an_upstream_change_to_a_locally_changed_line_is_a_conflict():
+    rec = record_change(new_record("f", state(b"a\nb\nc\n")), state(b"a\nB\nc\n"), 7)
+    with pytest.raises(RebaseConflict) as found:
+        rebase_onto(rec, state(b"a\nX\nc\n"))
+    assert [(c.path, c.owners, c.lines) for c in found.value.conflicts] == [("f", (7,), (2, 2))]
+
+
+# Real repositories.
+
+BASE = {"f.txt": "".join(f"line {i}\n" for i in range(1, 10)), "g.txt": "g\n", "h.txt": "h\n"}
+
+
+def three_sessions(vb) -> VB:
+    v = vb(BASE)
+    v.edit("a", "f.txt", BASE["f.txt"].replace("line 2\n", "A2\n"))
+    v.edit("b", "f.txt", (v.repo / "f.txt").read_text().replace("line 3\n", "B3\n"))  # adjacent to a's line
+    v.edit("c", "f.txt", (v.repo / "f.txt").read_text().replace("line 8\n", "line 8\nC8+\n"))
+    v.edit("a", "a.txt", "new from a\n")
+    v.delete("b", "g.txt")
+    v.edit("c", "h.txt", "h\nc\n")
+    return v
+
+
+def expected(landed: set[str]) -> dict[str, bytes]:
+    files = {k: v.encode() for k, v in BASE.items()}
+    f = BASE["f.txt"]
+    if "a" in landed:
+        f = f.replace("line 2\n", "A2\n")
+        files["a.txt"] = b"new from a\n"
+    if "b" in landed:
+        f = f.replace("line 3\n", "B3\n")
+        del files["g.txt"]
+    if "c" in landed:
+        f = f.replace("line 8\n", "line 8\nC8+\n")
+        files["h.txt"] = b"h\nc\n"
+    files["f.txt"] = f.encode()
+    return files
+
+
+def land(v: VB, session: str, mode: str = "ff"):
+    ws = v.ws()
+    try:
+        return landing.land(ws, v.branch_of(session), mode, v.at())
+    finally:
+        ws.close()
+
+
+def update(v: VB):
+    ws = v.ws()
+    try:
+        return landing.update(ws, v.at())
+    finally:
+        ws.close()
+
+
+def fsck_clean(repo) -> None:
+    proc = subprocess.run(["git", "-C", str(repo), "fsck", "--strict", "--no-dangling"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "error" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("modes", [("ff", "ff", "ff"), ("merge", "squash", "ff")])
+def test_landing_three_branches_in_turn(vb, modes):
+    v = three_sessions(vb)
+    v.commit("session-b")  # one committed beforehand, the others land their uncommitted work
+    files = work_files(v.repo)
+    names = {s: v.branch_of(s) for s in "abc"}
+    landed: set[str] = set()
+    for session, mode in zip("acb", modes):
+        before = fingerprint(v.repo)
+        land(v, session, mode)
+        landed.add(session)
+        assert fingerprint(v.repo) == before, "landing changed a working file"
+        assert tree_files(v.repo, "main") == expected(landed)
+        for other in set("abc") - landed:  # the others start from the new target, with their own lines
+            assert tree_files(v.repo, f"refs/heads/{names[other]}") in (expected(landed), expected(landed | {other}))
+            assert git(v.repo, "merge-base", "--is-ancestor", "main", names[other], check=False) == ""
+        assert tree_files(v.repo, "HEAD").keys() <= work_files(v.repo).keys()
+        status = v.status()
+        assert [b.name for b in status.branches] == [names[s] for s in "abc" if s not in landed]
+        assert status.unattributed == [] and status.contested == []
+    assert work_files(v.repo) == files
+    assert tree_files(v.repo, "main") == work_files(v.repo)
+    assert git(v.repo, "status", "--porcelain") == ""
+    assert git(v.repo, "rev-parse", "HEAD") == git(v.repo, "rev-parse", "refs/heads/vbranch/workspace")
+    fsck_clean(v.repo)
+
+
+def test_landing_keeps_the_branch_history_and_merges_when_asked(vb):
+    v = three_sessions(vb)
+    v.commit("session-a", message="first")
+    v.edit("a", "a.txt", "new from a\nmore\n")
+    land(v, "a", "merge")
+    log = git(v.repo, "log", "--format=%s", "main").splitlines()
+    assert log[0] == "Merge branch 'session-a'" and "first" in log
+    assert git(v.repo, "rev-list", "--parents", "-1", "main").count(" ") == 2
+
+
+def test_the_remaining_branches_commits_are_replayed_not_squashed(vb):
+    v = three_sessions(vb)
+    v.commit("session-b", message="b one")
+    v.edit("b", "b.txt", "b\n")
+    v.commit("session-b", message="b two")
+    land(v, "a")
+    subjects = git(v.repo, "log", "--format=%s", "main..session-b").splitlines()
+    assert subjects == ["b two", "b one"]
+
+
+def test_a_landing_conflict_changes_nothing(vb):
+    v = vb({"f.txt": "1\n2\n3\n"})
+    v.edit("b", "f.txt", "1\nB\n3\n")
+    v.commit("session-b")
+    v.edit("a", "f.txt", "1\nA\n3\n")  # a rewrites b's line: contested
+    ws = v.ws()
+    with pytest.raises(Blocked, match="f.txt lines 2-2"):
+        landing.land(ws, "session-a", "ff", v.at())
+    from vbranch.branching import assign
+
+    assign(ws, str(v.repo / "f.txt") + ":2", "session-a", v.at())  # now a's, but b's commit still holds B
+    refs = git(v.repo, "for-each-ref")
+    state = [(r.path, r.items, r.known) for r in ws.store.files()]
+    ops = len(ws.store.op_rows())
+    files = fingerprint(v.repo)
+    with pytest.raises(landing.Conflicted) as raised:
+        landing.land(ws, "session-a", "ff", v.at())
+    message = raised.value.message
+    assert "session-b" in message and "f.txt" in message and "base lines 2-2" in message
+    assert "vbranch commit" in raised.value.hint
+    assert git(v.repo, "for-each-ref") == refs
+    assert [(r.path, r.items, r.known) for r in ws.store.files()] == state
+    assert len(ws.store.op_rows()) == ops
+    assert fingerprint(v.repo) == files
+    # What the hint says works: commit b (its commit drops the line), then land.
+    v.commit("session-b")
+    landing.land(ws, "session-a", "ff", v.at())
+    assert tree_files(v.repo, "main")["f.txt"] == b"1\nA\n3\n"
+
+
+def test_land_refuses_when_the_target_moved(vb):
+    v = three_sessions(vb)
+    outside_commit(v.repo, {"zzz.txt": "upstream\n"})
+    with pytest.raises(StateError, match="moved") as raised:
+        land(v, "a")
+    assert "vbranch update" in raised.value.hint
+
+
+def test_a_second_landing_waits_then_is_told_who_holds_it(vb):
+    v = three_sessions(vb)
+    holder = v.ws()
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with landing.one_landing(holder, "landing session-c"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(5)
+    ws = v.ws()
+    ws.lock.timeout = 0.3
+    try:
+        with pytest.raises(LockTimeout, match="landing session-c"):
+            landing.land(ws, "session-a", "ff", v.at())
+    finally:
+        release.set()
+        thread.join()
+    ws.lock.timeout = 30
+    landing.land(ws, "session-a", "ff", v.at())  # once it is done, the second one runs
+
+
+def outside_commit(repo, files: dict[str, str | None], ref: str = "refs/heads/main") -> str:
+    """A commit on `ref` made elsewhere (as a push would bring), without touching the working tree."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(repo / ".git" / "outside-index")}
+    subprocess.run(["git", "-C", str(repo), "read-tree", ref], env=env, check=True)
+    for path, content in files.items():
+        if content is None:
+            subprocess.run(["git", "-C", str(repo), "update-index", "--force-remove", path], env=env, check=True)
+        else:
+            blob = git(repo, "hash-object", "-w", "--stdin", input=content.encode()).strip()
+            subprocess.run(["git", "-C", str(repo), "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], env=env, check=True)
+    tree = subprocess.run(["git", "-C", str(repo), "write-tree"], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    parent = git(repo, "rev-parse", ref).strip()
+    commit = git(repo, "commit-tree", tree, "-p", parent, "-m", "outside").strip()
+    git(repo, "update-ref", ref, commit, parent)
+    os.unlink(repo / ".git" / "outside-index")
+    return commit
+
+
+def test_update_after_an_outside_push(vb):
+    v = three_sessions(vb)
+    v.commit("session-c")
+    f = BASE["f.txt"].replace("line 5\n", "UP5\n")
+    new = outside_commit(v.repo, {"f.txt": f, "up.txt": "from upstream\n", "h.txt": None} | {"h.txt": "h\n"})
+    before = work_files(v.repo)
+    report = update(v)
+    assert report.new == new and sorted(report.written) == ["f.txt", "up.txt"]
+    now = work_files(v.repo)
+    assert now["up.txt"] == b"from upstream\n"
+    assert now["f.txt"] == before["f.txt"].replace(b"line 5\n", b"UP5\n")
+    assert {k: v_ for k, v_ in now.items() if k not in ("f.txt", "up.txt")} == {k: v_ for k, v_ in before.items() if k != "f.txt"}
+    # every branch starts from the new target with exactly its own lines
+    ws = v.ws()
+    assert ws.base == new
+    changed = [l for l in git(v.repo, "diff", "-U0", "main", "session-c").splitlines() if l[:1] in "+-" and l[:3] not in ("+++", "---")]
+    assert changed == ["+C8+", "+c"]
+    assert git(v.repo, "merge-base", "--is-ancestor", "main", "session-c", check=False) == ""
+    status = v.status()
+    assert status.unattributed == [] and status.contested == []
+    assert sorted(git(v.repo, "status", "--porcelain").split("\n")) == sorted(
+        ["", " M f.txt", " D g.txt", "?? a.txt"]
+    )
+    # and landing works again on top of it
+    land(v, "a")
+    assert tree_files(v.repo, "main")["f.txt"] == f.replace("line 2\n", "A2\n").encode()
+    fsck_clean(v.repo)
+
+
+def test_update_conflict_changes_nothing(vb):
+    v = three_sessions(vb)
+    outside_commit(v.repo, {"f.txt": BASE["f.txt"].replace("line 3\n", "THEIRS\n")})
+    files, refs = fingerprint(v.repo), git(v.repo, "for-each-ref")
+    with pytest.raises(landing.Conflicted) as raised:
+        update(v)
+    assert "f.txt lines 3-3" in raised.value.message and "session-b" in raised.value.message
+    assert fingerprint(v.repo) == files and git(v.repo, "for-each-ref") == refs
+
+
+def test_update_retires_a_branch_integrated_upstream_by_history(vb):
+    v = three_sessions(vb)
+    v.commit("session-a")
+    head = git(v.repo, "rev-parse", "session-a").strip()
+    git(v.repo, "update-ref", "refs/heads/main", head)  # merged elsewhere: a fast-forward
+    report = update(v)
+    assert report.retired == {"session-a": "history"} and report.written == []
+    assert [b.name for b in v.status().branches] == ["session-b", "session-c"]
+    assert git(v.repo, "rev-parse", "session-a").strip() == head  # its git branch is kept
+    assert git(v.repo, "status", "--porcelain") == " M f.txt\n D g.txt\n M h.txt\n"  # b's and c's changes only
+
+
+def test_update_retires_a_branch_integrated_upstream_by_content(vb):
+    v = three_sessions(vb)
+    content = BASE["f.txt"].replace("line 8\n", "line 8\nC8+\n")
+    outside_commit(v.repo, {"f.txt": content, "h.txt": "h\nc\n"})  # c's change, squashed by someone else
+    before = work_files(v.repo)
+    report = update(v)
+    assert report.retired == {"session-c": "content"}
+    assert work_files(v.repo) == before
+    assert [b.name for b in v.status().branches] == ["session-a", "session-b"]
+
+
+def test_update_leaves_files_under_a_write_lease_alone(vb):
+    v = three_sessions(vb)
+    outside_commit(v.repo, {"up.txt": "x\n"})
+    ws = v.ws()
+    with ws.store.tx():
+        ws.store.put_lease("up.txt", "someone", "tool-1", 10**12)
+    with pytest.raises(StateError, match="being written"):
+        landing.update(ws, v.at())
+    assert not (v.repo / "up.txt").exists()

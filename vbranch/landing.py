@@ -1,0 +1,426 @@
+"""Landing branches on the target one at a time, and following the target when it moves.
+
+`land` = commit the branch's owned changes, move the target to them (fast
+forward, a merge commit or one squashed commit), then measure everything
+else against the new base: the landed branch's lines become base lines
+(ownership.rebase_record), the other branches' commits are replayed onto the
+new base, and the workspace commit is rebuilt. No working file changes: the
+landed lines were already there.
+
+`update` = the target moved outside vbranch. Its new commits are merged into
+each record (ownership.rebase_onto) and into each branch's commits; branches
+whose whole change is already upstream are retired. This is the one command
+that writes working files, and only files without a conflicting local change,
+none under another session's write lease, each replaced atomically.
+
+Either refuses before changing anything when a change would conflict, naming
+files, lines and branches. Both run through oplog.perform, so a crash at any
+point is finished by the next command, and both can be undone.
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from . import gitcli, gitops
+from .committing import branch_changes, build_workspace, plan_commits
+from .errors import Blocked, LockTimeout, StateError, UsageError
+from .oplog import file_write, perform, recover, shelf_ref
+from .ownership import (
+    ABSENT,
+    UNATTRIBUTED,
+    Conflict,
+    FileOwnership,
+    RebaseConflict,
+    conflicts,
+    new_record,
+    rebase_onto,
+    rebase_record,
+)
+from .recording import snapshot
+from .split import merge_states
+from .store import BranchRow, pack_record, unpack_record
+from .workspace import WORKSPACE_REF, Workspace, require_branch
+from .worktree import read_state
+
+MODES = ("ff", "merge", "squash")
+
+
+class Conflicted(Blocked):
+    """A landing or update would mix changes that overlap: nothing was changed."""
+
+
+@dataclass
+class LandReport:
+    branch: str
+    target: str
+    old: str | None
+    new: str
+    mode: str
+    committed: str | None = None  # the commit made of the branch's uncommitted changes
+    rebased: dict[str, str] = field(default_factory=dict)  # branch -> new head
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class UpdateReport:
+    target: str
+    old: str | None
+    new: str | None
+    written: list[str] = field(default_factory=list)
+    retired: dict[str, str] = field(default_factory=dict)  # branch -> how it was found upstream
+    rebased: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def one_landing(ws: Workspace, what: str):
+    """The state lock, held for the whole landing; a second one waits, then is told who holds it."""
+    info = ws.state_dir / "landing"
+    try:
+        ws.lock.__enter__()
+    except LockTimeout:
+        try:
+            holder = info.read_text().strip()
+        except OSError:
+            holder = "another vbranch command"
+        raise LockTimeout(
+            f"{holder} is still running; only one landing or update runs at a time",
+            hint="wait for it to finish and run the command again",
+        ) from None
+    try:
+        info.write_text(f"{what} (pid {os.getpid()}, since {time.strftime('%H:%M:%S')})\n")
+        yield
+    finally:
+        try:
+            info.unlink()
+        except OSError:
+            pass
+        ws.lock.__exit__(None, None, None)
+
+
+def land(ws: Workspace, name: str, mode: str, at: str) -> LandReport:
+    """Integrate one branch into the target and rebase everything else onto it."""
+    if mode not in MODES:
+        raise UsageError(f"unknown landing mode {mode!r}", hint="--ff-only, --merge or --squash")
+    with one_landing(ws, f"landing {name}"):
+        warnings = recover(ws)
+        snapshot(ws, at)
+        row = require_branch(ws, name)
+        if not row.applied:
+            raise UsageError(f"{name} is unapplied", hint=f"`vbranch apply {name}` first")
+        target, base = _target(ws)
+        records = ws.store.files()
+        mine = [c for c in conflicts(records) if row.id in c.owners]
+        if mine:
+            raise Blocked(
+                f"{name} cannot land: it shares changes with other branches:\n  " + "\n  ".join(_describe(ws, mine)),
+                hint="give each contested change to one branch with `vbranch assign PATH:START-END BRANCH`, then land again",
+            )
+        repo = gitops.open_repo(ws.top)
+        commit_report, updates = plan_commits(ws, repo, [row], records, None)
+        head = updates[0][1] if updates else gitops.head_of(repo, row.ref)
+        if head is None or head == base:
+            raise UsageError(f"{name} has nothing to land", hint="`vbranch status` shows what each branch owns")
+        if not gitops.is_ancestor(repo, base, head):
+            raise StateError(
+                f"{row.ref} does not start from the base {(base or '')[:12]}",
+                hint="it was moved outside vbranch; `vbranch undo` or reset it to a commit after the base",
+            )
+        head_tree = gitops.tree_of(repo, head).id
+        if mode == "ff":
+            new_target = head
+        elif mode == "merge":
+            new_target = gitops.make_commit(repo, head_tree, [p for p in (base, head) if p], f"Merge branch '{name}'\n")
+        else:
+            new_target = gitops.make_commit(repo, head_tree, [base] if base else [], _squash_message(repo, name, base, head))
+
+        new_records = [rebase_record(rec, row.id) for rec in records]
+        shelf = [
+            (bid, path, rebase_record(unpack_record(path, saved), row.id), rebase_record(unpack_record(path, left), row.id))
+            for bid, path, saved, left in ws.store.shelf()
+        ]
+        others = [b for b in ws.store.branches() if b.id != row.id]
+        rebased, clashes = rebase_branches(repo, others, base, new_target, name)
+        if clashes:
+            raise Conflicted(
+                f"landing {name} would conflict with other branches' commits (nothing was changed):\n  " + "\n  ".join(clashes),
+                hint="a branch's last commit still holds lines another branch now owns: commit that branch "
+                "(`vbranch commit BRANCH`) so its commit matches its lines, then land again",
+            )
+        applied = {b.id for b in others if b.applied}
+        new_ws, old_ws = build_workspace(ws, repo, new_records, new_target, rebased, applied)
+        refs = list(updates)
+        refs.append((target, new_target, base))
+        refs += [(ref, new, gitops.head_of(repo, ref)) for ref, new in rebased.items() if new != gitops.head_of(repo, ref)]
+        if new_ws != old_ws:
+            refs.append((WORKSPACE_REF, new_ws, old_ws))
+
+        def mutate() -> None:
+            for rec in new_records:
+                ws.store.put_file(rec)
+            for bid, path, saved, left in shelf:
+                ws.store.put_shelf(bid, path, pack_record(saved), pack_record(left))
+            ws.store.set_meta("base", new_target)
+            ws.store.delete_branch(row.id)  # retired: its ref stays, its sessions get a new branch
+
+        detail = {"branch": name, "mode": mode, "target": target, "old": base, "new": new_target, "head": head}
+        _op, found = perform(ws, at, "land", detail, {"refs": refs, "index": ["sync", old_ws, new_ws]}, mutate)
+        report = LandReport(name, target, base, new_target, mode, updates[0][1] if updates else None, warnings=warnings + found)
+        report.rebased = {ref.removeprefix("refs/heads/"): new for ref, new in rebased.items()}
+        return report
+
+
+def update(ws: Workspace, at: str) -> UpdateReport:
+    """Rebase the branches onto a target that moved outside vbranch; retire the integrated ones."""
+    with one_landing(ws, "vbranch update"):
+        warnings = recover(ws)
+        snapshot(ws, at)
+        target, base = ws.target, ws.base
+        new = gitcli.rev_parse(ws.top, target) if target else None
+        if new is None:
+            raise StateError(f"the target {target or '(none)'} names no commit", hint="`vbranch init --target BRANCH` sets one")
+        report = UpdateReport(target, base, new, warnings=warnings)
+        if new == base:
+            return report
+        repo = gitops.open_repo(ws.top)
+        if not gitops.is_ancestor(repo, base, new):
+            raise StateError(
+                f"{target} was rewritten: it no longer contains the base {(base or '')[:12]}",
+                hint="vbranch follows a target that only moves forward; `vbranch teardown`, then `vbranch init` again",
+            )
+        records = ws.store.files()
+        base_tree, new_tree = gitops.tree_of(repo, base), gitops.tree_of(repo, new)
+        upstream = gitops.changed_paths(repo, base_tree, new_tree)
+        by_path = {rec.path: rec for rec in records}
+        states = {p: gitops.state_at(repo, new_tree, p) for p in set(upstream) | set(by_path)}
+
+        branches = ws.store.branches()
+        integrated = integrated_branches(ws, repo, branches, records, base, new, states)
+        clashes: list[Conflict] = []
+        new_records: list[FileOwnership] = []
+        writes = []
+        for path in sorted(set(upstream) | set(by_path)):
+            rec = by_path.get(path)
+            if rec is None:
+                rec = new_record(path, gitops.state_at(repo, base_tree, path))
+                working = read_state(ws.top, path)
+                if working != rec.known:  # untracked or ignored here, changed upstream
+                    clashes.append(Conflict(path, (UNATTRIBUTED,), None))
+                    continue
+            try:
+                for bid in integrated:
+                    rec = rebase_record(rec, bid)
+                updated = rebase_onto(rec, states[path])
+            except RebaseConflict as error:
+                clashes += error.conflicts
+                continue
+            old_known = rec.known  # the working file now
+            updated.stat = by_path[path].stat if path in by_path and updated.known == old_known else None
+            new_records.append(updated)
+            if updated.known != old_known:
+                writes.append(file_write(repo, path, old_known, updated.known))
+        shelf = []
+        for bid, path, saved, left in ws.store.shelf():
+            try:
+                shelf.append((bid, path, rebase_onto(unpack_record(path, saved), states.get(path, gitops.state_at(repo, new_tree, path))),
+                              rebase_onto(unpack_record(path, left), states.get(path, gitops.state_at(repo, new_tree, path)))))
+            except RebaseConflict as error:
+                clashes += [c._replace(owners=(bid,)) for c in error.conflicts]
+        if clashes:
+            raise Conflicted(
+                f"{target}'s new commits overlap local changes (nothing was changed):\n  " + "\n  ".join(_describe_local(ws, clashes)),
+                hint="finish or undo the local change to those lines (or move a file that is in the way), "
+                "then run `vbranch update` again",
+            )
+        busy = [w[0] for w in writes if _leased(ws, w[0])]
+        if busy:
+            raise StateError(
+                f"{', '.join(busy[:5])} {'is' if len(busy) == 1 else 'are'} being written by a session right now",
+                hint="run `vbranch update` again in a moment",
+            )
+        remaining = [b for b in branches if b.id not in integrated]
+        rebased, commit_clashes = rebase_branches(repo, remaining, base, new, target.removeprefix("refs/heads/"))
+        if commit_clashes:
+            raise Conflicted(
+                f"{target}'s new commits conflict with branches' commits (nothing was changed):\n  " + "\n  ".join(commit_clashes),
+                hint="commit those branches (`vbranch commit BRANCH`) so each commit holds only its own lines, then update again",
+            )
+        applied = {b.id for b in remaining if b.applied}
+        new_ws, old_ws = build_workspace(ws, repo, new_records, new, rebased, applied)
+        current = {ref: gitops.head_of(repo, ref) for ref in rebased}
+        refs = [(ref, head, current[ref]) for ref, head in rebased.items() if head != current[ref]]
+        if new_ws != old_ws:
+            refs.append((WORKSPACE_REF, new_ws, old_ws))
+
+        def mutate() -> None:
+            for rec in new_records:
+                ws.store.put_file(rec)
+            for bid, path, saved, left in shelf:
+                ws.store.put_shelf(bid, path, pack_record(saved), pack_record(left))
+            ws.store.set_meta("base", new)
+            for bid in integrated:
+                ws.store.delete_branch(bid)
+
+        report.retired = {ws.store.branch_by_id(bid).name: how for bid, how in integrated.items()}
+        detail = {"target": target, "old": base, "target_head": new, "retired": sorted(report.retired), "writes": writes}
+        plan = {"refs": refs, "writes": writes, "index": ["sync", old_ws, new_ws]}
+        _op, found = perform(ws, at, "update", detail, plan, mutate)
+        report.written = [w[0] for w in writes]
+        report.rebased = {ref.removeprefix("refs/heads/"): head for ref, head in rebased.items()}
+        report.warnings += found
+        return report
+
+
+def integrated_branches(ws, repo, branches: list[BranchRow], records, base, new, states) -> dict[int, str]:
+    """Branches whose whole change (committed and not) is already in the target: id -> how it was found."""
+    found = {}
+    contested = {o for c in conflicts(records) for o in c.owners}
+    base_tree = gitops.tree_of(repo, base)
+    for branch in branches:
+        if branch.id in contested:
+            continue
+        head = gitops.head_of(repo, branch.ref)
+        changes = branch_changes(records, branch.id)
+        if not changes and (head is None or head == base):
+            continue  # nothing to integrate: an empty branch keeps going
+        head_tree = gitops.tree_of(repo, head) if head else base_tree
+        uncommitted = any(gitops.state_at(repo, head_tree, p) != s for p, s in changes.items())
+        if head and head != base and not uncommitted and gitops.is_ancestor(repo, head, new):
+            found[branch.id] = "history"
+            continue
+        if changes and all(
+            merge_states(gitops.state_at(repo, base_tree, p), states.get(p, ABSENT), s)[0] == states.get(p, ABSENT)
+            for p, s in changes.items()
+        ):
+            found[branch.id] = "content"
+    return found
+
+
+def rebase_branches(repo, branches: list[BranchRow], old_base: str | None, new_base: str, onto: str) -> tuple[dict[str, str], list[str]]:
+    """Each branch's commits replayed onto `new_base`: ({ref: new head}, clash descriptions)."""
+    rebased: dict[str, str] = {}
+    clashes: list[str] = []
+    for branch in branches:
+        head = gitops.head_of(repo, branch.ref)
+        if head is None or head == old_base:
+            rebased[branch.ref] = new_base  # an empty branch simply starts from the new base
+            continue
+        new_head, found = rebase_commits(repo, head, old_base, new_base)
+        if found:
+            clashes += [f"{branch.name}: {c} (conflicts with {onto})" for c in found]
+        else:
+            rebased[branch.ref] = new_head
+    return rebased, clashes
+
+
+def rebase_commits(repo, head: str, old_base: str | None, new_base: str) -> tuple[str | None, list[str]]:
+    """The commits old_base..head replayed onto new_base, in memory.
+
+    Each commit is replayed with vbranch's merge (adjacent lines are fine,
+    unlike git's); commits that become empty are dropped. The whole branch is
+    also merged at once (base -> head into new_base): that result is what the
+    branch must hold. When the replay agrees, the history is kept; when it
+    does not (a later commit reverted lines that have since moved to another
+    branch), the branch becomes one commit holding that result. A clash in
+    the whole-branch merge is a real conflict.
+    """
+    base_tree, new_tree, head_tree = gitops.tree_of(repo, old_base), gitops.tree_of(repo, new_base), gitops.tree_of(repo, head)
+    whole = {}
+    clashes = []
+    for path in gitops.changed_paths(repo, base_tree, head_tree):
+        merged, where = merge_states(gitops.state_at(repo, base_tree, path), gitops.state_at(repo, new_tree, path), gitops.state_at(repo, head_tree, path))
+        if merged is None:
+            clashes.append(f"{path} " + (", ".join(f"base lines {a}-{b}" for a, b in where) if where else "(whole file)"))
+        else:
+            whole[path] = merged
+    if clashes:
+        return None, clashes
+    expected = gitops.edit_tree(repo, new_tree, whole)
+    replayed = _replay(repo, head, old_base, new_base)
+    if replayed is not None and gitops.tree_of(repo, replayed).id == expected:
+        return replayed, []
+    if expected == new_tree.id:
+        return new_base, []
+    chain = gitops.first_parent_chain(repo, head, old_base) or [head]
+    subjects = "\n".join(f"- {gitops.message_of(repo, c).splitlines()[0]}" for c in chain if gitops.message_of(repo, c).strip())
+    message = f"{head[:12]} rebased as one commit\n\nThe commits it was made of:\n{subjects}\n"
+    return gitops.make_commit(repo, expected, [new_base], message), []
+
+
+def _replay(repo, head: str, old_base: str | None, new_base: str) -> str | None:
+    chain = gitops.first_parent_chain(repo, head, old_base)
+    if chain is None:
+        return None
+    parent = new_base
+    for oid in chain:
+        old_parent = gitops.parent_of(repo, oid)
+        before, after, onto = gitops.tree_of(repo, old_parent), gitops.tree_of(repo, oid), gitops.tree_of(repo, parent)
+        changes = {}
+        for path in gitops.changed_paths(repo, before, after):
+            merged, _where = merge_states(gitops.state_at(repo, before, path), gitops.state_at(repo, onto, path), gitops.state_at(repo, after, path))
+            if merged is None:
+                return None
+            changes[path] = merged
+        tree = gitops.edit_tree(repo, onto, changes)
+        if tree != onto.id:
+            parent = gitops.replay_commit(repo, oid, tree, parent)
+    return parent
+
+
+def _target(ws: Workspace) -> tuple[str, str | None]:
+    target, base = ws.target, ws.base
+    if not target:
+        raise UsageError("no target branch is recorded", hint="`vbranch teardown`, then `vbranch init --target BRANCH`")
+    now = gitcli.rev_parse(ws.top, target)
+    if now != base:
+        raise StateError(
+            f"{target} moved since vbranch last saw it ({(base or 'nothing')[:12]} -> {(now or 'nothing')[:12]})",
+            hint="run `vbranch update` to bring its new commits in, then land",
+        )
+    return target, base
+
+
+def _squash_message(repo, name: str, base: str | None, head: str) -> str:
+    chain = gitops.first_parent_chain(repo, head, base) or [head]
+    subjects = [gitops.message_of(repo, c).splitlines()[0] for c in chain if gitops.message_of(repo, c).strip()]
+    body = "\n".join(f"- {s}" for s in subjects)
+    return f"{name} ({len(chain)} commit{'s' if len(chain) != 1 else ''} squashed)\n\n{body}\n"
+
+
+def _leased(ws: Workspace, path: str) -> bool:
+    held = ws.store.lease(path)
+    return held is not None and held[2] >= time.time()
+
+
+def _who(ws: Workspace, owners) -> str:
+    sessions = ws.store.sessions()
+    names = []
+    for owner in owners:
+        branch = ws.store.branch_by_id(owner)
+        if branch is None:
+            names.append("unattributed")
+            continue
+        ids = [s.id for s in sessions if s.branch_id == owner]
+        names.append(f"{branch.name} (session {', '.join(ids)})" if ids else branch.name)
+    return " and ".join(names)
+
+
+def _describe(ws: Workspace, found: list[Conflict]) -> list[str]:
+    return [
+        f"{c.path} {'lines %d-%d' % c.lines if c.lines else '(whole file or removed lines)'}: {_who(ws, c.owners)}"
+        for c in found
+    ]
+
+
+def _describe_local(ws: Workspace, found: list[Conflict]) -> list[str]:
+    out = []
+    for c in found:
+        where = f"lines {c.lines[0]}-{c.lines[1]}" if c.lines else "(whole file or removed lines)"
+        if c.owners == (UNATTRIBUTED,) and c.lines is None:
+            out.append(f"{c.path}: a local file nobody owns is in the way")
+        else:
+            out.append(f"{c.path} {where}: changed here by {_who(ws, c.owners)}")
+    return out
