@@ -209,6 +209,202 @@ def cmd_demo(args) -> int:
     return demo(args.dir)
 
 
+# Landing and recovery: land, update, oplog, undo, restore, push, apply, unapply.
+
+
+def _warn(lines: list[str]) -> None:
+    from . import ui
+
+    for text in lines:
+        ui.err.print(f"vbranch: {text}")
+
+
+def cmd_land(args) -> int:
+    from . import ui
+    from .landing import land
+    from .workspace import open_workspace
+
+    report = land(open_workspace(args.C), args.branch, args.mode, now())
+    how = {"ff": "fast-forward", "merge": "merge commit", "squash": "squashed"}[report.mode]
+    if report.committed:
+        ui.line(f"{report.branch}: committed its changes as {report.committed[:12]}")
+    ui.line(f"landed {report.branch} on {report.target}: {(report.old or '(none)')[:12]} -> {report.new[:12]} ({how})")
+    for name, head in sorted(report.rebased.items()):
+        ui.line(f"  {name} now starts from it ({head[:12]})")
+    _warn(report.warnings)
+    return 0
+
+
+def cmd_update(args) -> int:
+    from . import ui
+    from .landing import update
+    from .workspace import open_workspace
+
+    report = update(open_workspace(args.C), now())
+    if report.old == report.new:
+        ui.line(f"{report.target} has not moved: up to date")
+    else:
+        ui.line(f"{report.target}: {(report.old or '(none)')[:12]} -> {(report.new or '')[:12]}; the branches now start from it")
+        if report.written:
+            ui.line(f"  brought its changes into {len(report.written)} working file(s): {', '.join(report.written[:10])}")
+        for name, how in sorted(report.retired.items()):
+            ui.line(f"  retired {name}: already on the target (found by {how}); its git branch is kept")
+    _warn(report.warnings)
+    return 0
+
+
+def _open_any(args):
+    """The workspace, even torn down (undo can bring it back)."""
+    from .errors import NotInitialized
+    from .lock import StateLock
+    from .store import Store
+    from .workspace import Workspace, find_repo
+
+    found = None if "GIT_DIR" in os.environ else find_repo(args.C)
+    if found is None:
+        from . import gitcli
+
+        found = gitcli.discover(args.C)
+    top, git_dir = found
+    db = git_dir / "vbranch" / "state.db"
+    if not db.exists():
+        raise NotInitialized(f"vbranch is not set up in {top}", hint="run `vbranch init` first")
+    return Workspace(top, git_dir, Store(db), StateLock(git_dir / "vbranch" / "lock"))
+
+
+def cmd_oplog(args) -> int:
+    from . import ui
+    from .oplog import describe
+
+    ws = _open_any(args)
+    rows = ws.store.op_rows()
+    if args.json:
+        import json
+
+        data = [{"id": r.id, "at": r.at, "op": r.op, "detail": r.detail, "undone_by": r.undone_by, "restorable": r.restorable} for r in rows]
+        ui.write_raw(json.dumps(data, indent=2) + "\n")
+        return 0
+    for r in rows[-args.limit:] if args.limit else rows:
+        mark = f"  (undone by {r.undone_by})" if r.undone_by else ""
+        ui.line(f"{r.id:>5}  {r.at}  {describe(r.op, r.detail)}{mark}")
+    return 0
+
+
+def _show_restore(report, what: str) -> None:
+    from . import ui
+
+    ui.line(what)
+    if report.written:
+        ui.line(f"  put back {len(report.written)} file(s) vbranch had written: {', '.join(report.written[:10])}")
+    if report.kept:
+        ui.line(f"  kept as they are (changed after that operation): {', '.join(report.kept[:10])}")
+    _warn(report.warnings)
+
+
+def cmd_undo(args) -> int:
+    from .recovery import undo
+
+    report = undo(_open_any(args), now())
+    _show_restore(report, f"undid operation {report.restored}")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from .recovery import restore
+
+    report = restore(_open_any(args), args.op, now())
+    _show_restore(report, f"restored the state after operation {report.restored}")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from . import ui
+    from .remote import push
+    from .workspace import open_workspace
+
+    report = push(open_workspace(args.C), args.branch, args.remote, now())
+    ui.line(f"pushed {report.branch} ({report.head[:12]}) to {report.remote}")
+    if report.uncommitted:
+        ui.line(f"  not in that commit (uncommitted): {', '.join(report.uncommitted[:10])}; `vbranch commit {report.branch}` first")
+    return 0
+
+
+def cmd_apply(args) -> int:
+    from . import branching, ui
+    from .workspace import open_workspace
+
+    ws = open_workspace(args.C)
+    written = (branching.unapply if args.unapply else branching.apply)(ws, args.branch, now())
+    verb = "took out of" if args.unapply else "brought back into"
+    ui.line(f"{'unapplied' if args.unapply else 'applied'} {args.branch}: {verb} {len(written)} working file(s)")
+    return 0
+
+
+def _add_landing_parsers(sub) -> None:
+    p = sub.add_parser("land", help="integrate one branch into the target; the others follow")
+    p.add_argument("branch", metavar="BRANCH")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--ff-only", dest="mode", action="store_const", const="ff", help="fast-forward the target (the default)")
+    mode.add_argument("--merge", dest="mode", action="store_const", const="merge", help="a merge commit on the target")
+    mode.add_argument("--squash", dest="mode", action="store_const", const="squash", help="one commit with the branch's change")
+    p.set_defaults(func=cmd_land, mode="ff")
+
+    p = sub.add_parser("update", help="bring the target's new commits in; retire branches already on it")
+    p.set_defaults(func=cmd_update)
+
+    p = sub.add_parser("oplog", help="the operations vbranch has done, newest last")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-n", dest="limit", type=int, default=0, help="only the last N")
+    p.set_defaults(func=cmd_oplog)
+
+    p = sub.add_parser("undo", help="revert the last operation (again to go further back)")
+    p.set_defaults(func=cmd_undo)
+
+    p = sub.add_parser("restore", help="return to the state right after operation OP")
+    p.add_argument("op", type=int, metavar="OP")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("push", help="push a branch to a git remote as a normal branch")
+    p.add_argument("branch", metavar="BRANCH")
+    p.add_argument("--remote", help="remote name, path or URL (default: origin, or the only remote)")
+    p.set_defaults(func=cmd_push)
+
+    for name, removing in (("apply", False), ("unapply", True)):
+        p = sub.add_parser(name, help="bring a branch back into the workspace" if not removing else
+                           "take a branch out of the workspace (its changes are kept)")
+        p.add_argument("branch", metavar="BRANCH")
+        p.set_defaults(func=cmd_apply, unapply=removing)
+
+
+# Commands that read or record the working tree: an operation a killed process left
+# half done is finished first, so they never see its files half written.
+FINISH_FIRST = {"status", "record", "run", "commit", "branch", "assign", "log", "diff", "teardown"}
+
+
+def _finish_interrupted(args) -> None:
+    if args.command_name not in FINISH_FIRST:
+        return
+    from .workspace import find_repo
+
+    found = None if "GIT_DIR" in os.environ else find_repo(args.C)
+    if found is not None and not (found[1] / "vbranch" / "state.db").exists():
+        return
+    from .errors import NotInitialized
+    from .oplog import has_pending, recover
+    from .workspace import open_workspace
+
+    try:
+        ws = open_workspace(args.C)
+    except NotInitialized:
+        return  # the command says so itself
+    try:
+        if has_pending(ws):
+            with ws.lock:
+                _warn(recover(ws))
+    finally:
+        ws.close()
+
+
 def build_parser():
     import argparse
 
@@ -269,6 +465,8 @@ def build_parser():
     p = sub.add_parser("teardown", help="return to your branch, keeping all work")
     p.set_defaults(func=cmd_teardown)
 
+    _add_landing_parsers(sub)
+
     p = sub.add_parser("hook", help="handle one Claude Code hook payload on stdin (used by the installed hooks)")
     p.set_defaults(func=cmd_hook)
 
@@ -304,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"branch {args.action} needs a NAME")
     try:
         _change_directory(args)
+        _finish_interrupted(args)
         return args.func(args)
     except VbranchError as error:
         from . import ui

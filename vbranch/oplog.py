@@ -44,8 +44,14 @@ def digest(packed: bytes) -> str:
     return sha1(packed).hexdigest()
 
 
-def capture(ws: Workspace, overlay: dict[str, str | None] | None = None, head: str | None = None) -> tuple[dict, dict[str, bytes]]:
-    """The state now (refs overlaid with `overlay`): a snapshot and the packed records it names."""
+def capture(
+    ws: Workspace, overlay: dict[str, str | None] | None = None, head: str | None = None, also=()
+) -> tuple[dict, dict[str, bytes]]:
+    """The state now (refs overlaid with `overlay`): a snapshot and the packed records it names.
+
+    `also` names more refs to keep: an operation's after-state keeps every ref its
+    before-state had, so a branch it retires still has its ref's value on record.
+    """
     keep: dict[str, bytes] = {}
     files = {}
     for path, packed in ws.store.raw_files().items():
@@ -56,7 +62,7 @@ def capture(ws: Workspace, overlay: dict[str, str | None] | None = None, head: s
         shelf[f"{branch_id}\t{path}"] = [digest(saved), digest(left)]
         keep[digest(saved)], keep[digest(left)] = saved, left
     branches = ws.store.branches()
-    wanted = {ws.target, WORKSPACE_REF, *(b.ref for b in branches), *(shelf_ref(b.name) for b in branches)} - {""}
+    wanted = {ws.target, WORKSPACE_REF, *(b.ref for b in branches), *(shelf_ref(b.name) for b in branches), *also} - {""}
     refs = read_refs(ws.top, wanted)
     refs.update(overlay or {})
     snap = {
@@ -118,7 +124,7 @@ def perform(ws: Workspace, at: str, op: str, detail: dict, plan: dict, mutate=No
         if mutate is not None:
             mutate()
         overlay = {ref: new for ref, new, _old in plan.get("refs", [])}
-        after, keep_after = capture(ws, overlay, plan.get("head"))
+        after, keep_after = capture(ws, overlay, plan.get("head"), also=set(before["refs"]) | set(overlay))
         ws.store.keep_records({**keep, **keep_after})
         op_id = ws.store.begin_op(at, op, detail, pack(before), pack(after), plan or None)
     return op_id, (carry_out(ws, op_id, op, plan) if plan else [])

@@ -1,0 +1,251 @@
+"""The operation log: every operation type undone and restored; later work kept; refusals change nothing."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, VB, git, tree_files, work_files, write
+from tests.test_landing import BASE, outside_commit, three_sessions
+from vbranch import branching, landing, lifecycle, recovery
+from vbranch.errors import StateError, UsageError
+
+
+def call(v: VB, fn, *args):
+    ws = v.ws()
+    try:
+        return fn(ws, *args, v.at())
+    finally:
+        ws.close()
+
+
+def undo(v: VB):
+    ws = _any(v)
+    try:
+        return recovery.undo(ws, v.at())
+    finally:
+        ws.close()
+
+
+def restore(v: VB, op: int):
+    ws = _any(v)
+    try:
+        return recovery.restore(ws, op, v.at())
+    finally:
+        ws.close()
+
+
+def _any(v: VB):
+    from vbranch.workspace import open_state
+
+    return open_state(v.repo)
+
+
+def last_op(v: VB) -> int:
+    ws = _any(v)
+    try:
+        return ws.store.op_rows()[-1].id
+    finally:
+        ws.close()
+
+
+def state(v: VB) -> dict:
+    """Everything an undo must bring back, and nothing that may differ (commit ids of rebuilt workspaces)."""
+    repo = v.repo
+    refs = dict(line.split(" ", 1)[::-1] for line in git(repo, "for-each-ref", "--format=%(objectname) %(refname)").splitlines())
+    workspace = refs.pop("refs/heads/vbranch/workspace", None)
+    ws = _any(v)
+    try:
+        records = [(r.path, r.base, r.known, r.items, r.owners) for r in ws.store.files() if r.changed]
+        branches = [(b.name, b.applied) for b in ws.store.branches()]
+        sessions = {s.id: (ws.store.branch_by_id(s.branch_id).name if s.branch_id else None) for s in ws.store.sessions()}
+        meta = {k: ws.store.get_meta(k) for k in ("base", "target", "active")}
+        shelf = [(b, p) for b, p, _s, _l in ws.store.shelf()]
+    finally:
+        ws.close()
+    return {
+        "refs": refs,
+        "workspace": (git(repo, "rev-parse", f"{workspace}^{{tree}}"), git(repo, "log", "-1", "--format=%P", workspace)) if workspace else None,
+        "head": git(repo, "symbolic-ref", "-q", "HEAD", check=False).strip(),
+        "records": records,
+        "branches": branches,
+        "sessions": sessions,
+        "meta": meta,
+        "shelf": shelf,
+        "files": work_files(repo),
+        "status": git(repo, "status", "--porcelain"),
+    }
+
+
+def do_commit(v):
+    v.commit()
+
+
+def do_assign(v):
+    call(v, branching.assign, str(v.repo / "f.txt") + ":2", "session-b")
+
+
+def do_land(v):
+    call(v, landing.land, "session-a", "ff")
+
+
+def push_outside(v):
+    outside_commit(v.repo, {"f.txt": BASE["f.txt"].replace("line 6\n", "UP6\n"), "up.txt": "up\n"})
+
+
+def do_update(v):
+    call(v, lambda ws, at: landing.update(ws, at))
+
+
+def do_branch_new(v):
+    call(v, branching.new_branch, "fresh")
+
+
+def do_branch_rename(v):
+    call(v, branching.rename_branch, "session-c", "renamed")
+
+
+def do_branch_delete(v):
+    call(v, branching.delete_branch, "session-c", True)
+
+
+def do_unapply(v):
+    call(v, branching.unapply, "session-b")
+
+
+def unapply_b(v):
+    call(v, branching.unapply, "session-b")
+
+
+def do_apply(v):
+    call(v, branching.apply, "session-b")
+
+
+def do_teardown(v):
+    call(v, lambda ws, at: lifecycle.teardown(ws, at))
+
+
+def nothing(v):
+    pass
+
+
+OPERATIONS = {  # name: (setup, operation)
+    "commit": (nothing, do_commit),
+    "assign": (nothing, do_assign),
+    "land": (nothing, do_land),
+    "update": (push_outside, do_update),
+    "branch-new": (nothing, do_branch_new),
+    "branch-rename": (nothing, do_branch_rename),
+    "branch-delete": (nothing, do_branch_delete),
+    "unapply": (nothing, do_unapply),
+    "apply": (unapply_b, do_apply),
+    "teardown": (nothing, do_teardown),
+}
+
+
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_undo_and_restore_every_operation(vb, name):
+    v = three_sessions(vb)
+    v.commit("session-c")
+    setup, operation = OPERATIONS[name]
+    setup(v)
+    before = state(v)
+    operation(v)
+    op = last_op(v)
+    after = state(v)
+    assert after != before
+    report = undo(v)
+    assert report.restored == op
+    assert state(v) == before, f"undo of {name}"
+    assert report.kept == []
+    if name == "teardown":
+        with pytest.raises(UsageError, match="torn down"):
+            restore(v, op)
+        return
+    restore(v, op)
+    assert state(v) == after, f"restore of {name}"
+
+
+def test_undo_keeps_work_done_after_the_operation_and_says_so(vb):
+    v = three_sessions(vb)
+    do_land(v)
+    changed = (v.repo / "f.txt").read_text().replace("line 9\n", "C9\n")
+    v.edit("c", "f.txt", changed)  # after the landing
+    write(v.repo, "stray.txt", "nobody\n")  # and a change nobody reported
+    files = work_files(v.repo)
+    report = undo(v)
+    assert work_files(v.repo) == files
+    assert report.kept == ["f.txt", "stray.txt"]
+    status = v.status()
+    owned = {b.name: {f.path: f.lines for f in b.files} for b in status.branches}
+    assert owned["session-a"]["f.txt"] == [(2, 2)]  # a owns its lines again, against the old base
+    assert owned["session-c"]["f.txt"] == [(9, 10)]  # C8+ and the new C9 after it, both c's
+    assert [f.path for f in status.unattributed] == ["stray.txt"]
+    assert status.contested == []
+    assert git(v.repo, "rev-parse", "main") == git(v.repo, "rev-parse", "HEAD^1")
+
+
+def test_undo_goes_further_back_each_time_and_restore_redoes(vb):
+    v = three_sessions(vb)
+    s0 = state(v)
+    v.commit()
+    s1 = state(v)
+    do_land(v)
+    land_op = last_op(v)
+    s2 = state(v)
+    assert undo(v).restored == land_op
+    assert state(v) == s1
+    undo(v)
+    assert state(v) == s0
+    with pytest.raises(UsageError, match="nothing to undo"):
+        undo(v)
+    restore(v, land_op)
+    assert state(v) == s2
+
+
+def test_undo_refuses_when_the_target_moved_outside(vb):
+    v = three_sessions(vb)
+    do_land(v)
+    outside_commit(v.repo, {"zzz.txt": "someone pushed\n"})
+    before = state(v)
+    with pytest.raises(StateError, match="refs/heads/main") as raised:
+        undo(v)
+    assert "vbranch update" in raised.value.hint
+    assert state(v) == before
+
+
+def test_undo_of_update_refuses_when_a_written_file_changed_since(vb):
+    v = three_sessions(vb)
+    push_outside(v)
+    do_update(v)
+    v.edit("a", "up.txt", "up\nmine\n")
+    before = state(v)
+    with pytest.raises(StateError, match="up.txt"):
+        undo(v)
+    assert state(v) == before
+
+
+def test_oplog_undo_and_restore_on_the_command_line(make_repo):
+    repo = make_repo({"f.txt": "1\n2\n"})
+
+    def vbranch(*args):
+        proc = subprocess.run([sys.executable, "-m", "vbranch", "-C", str(repo), *args], capture_output=True, text=True, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    vbranch("init")
+    write(repo, "f.txt", "one\n2\n")
+    vbranch("record", "--session", "s", "f.txt")
+    vbranch("commit", "--all")
+    assert "landed session-s on refs/heads/main" in vbranch("land", "session-s")
+    ops = json.loads(vbranch("oplog", "--json"))
+    assert [o["op"] for o in ops] == ["init", "commit", "land"]
+    assert "land session-s" in vbranch("oplog")
+    assert "undid operation 3" in vbranch("undo")
+    assert tree_files(repo, "main") == {"f.txt": b"1\n2\n"}
+    assert "(undone by 4)" in vbranch("oplog")
+    assert "restored the state after operation 3" in vbranch("restore", "3")
+    assert tree_files(repo, "main") == {"f.txt": b"one\n2\n"}
+    assert git(repo, "status", "--porcelain") == ""
