@@ -217,3 +217,14 @@ def push(top: Path, remote: str, refspec: str, lease: str | None) -> str:
             hint="the remote may have commits this branch lacks; `git fetch` and look, or land the branch first",
         )
     return proc.stdout.decode(errors="replace")
+
+
+def remote_head(top: Path, remote: str, ref: str) -> str | None:
+    """The commit `ref` names on the remote now (None if it has no such ref)."""
+    out = git(top, "ls-remote", "--refs", remote, ref).decode().split()
+    return out[0] if out else None
+
+
+def reflog(top: Path, ref: str) -> set[str]:
+    """Every commit `ref` has pointed at, as far as its reflog remembers."""
+    return set(git(top, "log", "-g", "--format=%H", ref, "--", check=False).decode().split())
