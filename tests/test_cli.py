@@ -210,3 +210,22 @@ def test_record_claims_a_change_a_snapshot_saw_first(repo):
     vbranch(repo, "record", "--session", "slow", "late.txt")
     data = status(repo)
     assert data["unattributed"] == [] and data["branches"][0]["files"][0]["path"] == "late.txt"
+
+
+def test_watch_install_agent_and_agent_hooks_from_the_command_line(repo):
+    started = vbranch(repo, "watch", "--background", "--idle-exit", "30", env={"VBRANCH_WATCHER": "auto"})
+    assert "watcher started" in started.stdout
+    assert "already running" in vbranch(repo, "watch", "--background").stdout
+    from vbranch.watch import stop_watcher
+    from vbranch.workspace import open_workspace
+
+    ws = open_workspace(repo)
+    assert stop_watcher(ws)
+    ws.close()
+    out = vbranch(repo, "install", "--agent", "gemini").stdout
+    assert ".gemini/settings.json" in out and "hook --agent gemini" in (repo / ".gemini/settings.json").read_text()
+    proc = subprocess.run([sys.executable, "-m", "vbranch", "hook", "--agent", "cursor"], input=b"not json",
+                          capture_output=True, cwd=repo)
+    assert proc.returncode == 1 and proc.stdout.strip() == b"{}"
+    vbranch(repo, "uninstall", "--agent", "gemini")
+    assert "vbranch" not in (repo / ".gemini/settings.json").read_text()

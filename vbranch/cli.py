@@ -181,12 +181,19 @@ def cmd_teardown(args) -> int:
 
 def cmd_hook(args) -> int:
     # Exit 2 would block the agent's tool call: whatever goes wrong here, exit 1 (fails open).
+    agent = getattr(args, "agent", "claude")
     try:
+        if agent != "claude":
+            from .agents import main as agent_main
+
+            return agent_main(agent)
         from .hook import run
 
         return run()
     except BaseException as error:  # noqa: BLE001
         sys.stderr.write(f"vbranch hook: internal error: {error!r}\n")
+        if agent == "cursor":
+            sys.stdout.write("{}\n")  # Cursor wants JSON on every path
         return 1
 
 
@@ -198,9 +205,25 @@ def cmd_install(args) -> int:
     found = find_repo(".")
     if found is None:
         raise UsageError("not inside a git repository", hint="run vbranch install in the repository the sessions share")
-    path = (uninstall if args.uninstall else install)(found[0], args.scope)
+    if args.agent == "claude":
+        path = (uninstall if args.uninstall else install)(found[0], args.scope)
+    else:
+        from . import agents
+
+        path = (agents.uninstall_agent if args.uninstall else agents.install_agent)(found[0], args.agent, args.scope)
     ui.line(f"{'removed vbranch hooks from' if args.uninstall else 'vbranch hooks installed in'} {path}")
+    if not args.uninstall and args.agent != "claude":
+        from .agents import NOTES
+
+        if NOTES.get(args.agent):
+            ui.line(NOTES[args.agent])
     return 0
+
+
+def cmd_watch(args) -> int:
+    from .watch import cmd_watch as run
+
+    return run(args)
 
 
 def cmd_demo(args) -> int:
@@ -467,14 +490,23 @@ def build_parser():
 
     _add_landing_parsers(sub)
 
-    p = sub.add_parser("hook", help="handle one Claude Code hook payload on stdin (used by the installed hooks)")
+    agents = ["claude", "codex", "gemini", "cursor"]
+    p = sub.add_parser("hook", help="handle one agent hook payload on stdin (used by the installed hooks)")
+    p.add_argument("--agent", choices=agents, default="claude", help="whose payload format (default: claude)")
     p.set_defaults(func=cmd_hook)
 
     for name, removing in (("install", False), ("uninstall", True)):
         p = sub.add_parser(name, help=f"{'remove' if removing else 'add'} vbranch's Claude Code hooks")
         p.add_argument("--scope", choices=["project", "local", "user"], default="local",
                        help="settings file: .claude/settings.json, .claude/settings.local.json (default), ~/.claude/settings.json")
+        p.add_argument("--agent", choices=agents, default="claude", help="which agent CLI (default: claude)")
         p.set_defaults(func=cmd_install, uninstall=removing)
+
+    p = sub.add_parser("watch", help="record every change in the working tree (one watcher per repository)")
+    p.add_argument("--background", action="store_true", help="start a detached watcher unless one is live, then return")
+    p.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                   help="exit after SECONDS with no live session and no change (default: never; 300 with --background)")
+    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("demo", help="play three sessions in a throwaway repository")
     p.add_argument("--dir", help="build the demo repository here (default: a temporary directory)")
