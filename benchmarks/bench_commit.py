@@ -242,7 +242,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="vbranch-bench-") as tmp:
         result = bench(args, Path(tmp))
     result = {"date": now.date().isoformat(), "started": now.isoformat(timespec="seconds"),
-              "machine": machine(), **result}
+              "machine": machine(), "load_average": os.getloadavg(), **result}
     out = args.out or RESULTS / ("commit-%s.json" % result["date"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
