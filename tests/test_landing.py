@@ -381,3 +381,17 @@ def test_update_leaves_files_under_a_write_lease_alone(vb):
     with pytest.raises(StateError, match="being written"):
         landing.update(ws, v.at())
     assert not (v.repo / "up.txt").exists()
+
+
+def test_update_retires_branches_squashed_together_upstream(vb):
+    v = vb({"f.txt": "1\n2\n3\n4\n"})
+    v.edit("a", "f.txt", "A\n2\n3\n4\n")
+    v.edit("b", "f.txt", "A\nB\n3\n4\n")  # adjacent to a's line
+    v.edit("c", "f.txt", "A\nB\n3\nC\n")
+    v.commit("session-a")
+    outside_commit(v.repo, {"f.txt": "A\nB\n3\n4\n"})  # a's and b's lines as one upstream hunk
+    report = update(v)
+    assert report.retired == {"session-a": "content", "session-b": "content"}
+    assert [b.name for b in v.status().branches] == ["session-c"]
+    assert (v.repo / "f.txt").read_bytes() == b"A\nB\n3\nC\n"
+    assert git(v.repo, "status", "--porcelain") == " M f.txt\n"

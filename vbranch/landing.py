@@ -40,7 +40,7 @@ from .ownership import (
     rebase_record,
 )
 from .recording import snapshot
-from .split import merge_states
+from .split import merge_states, touches
 from .store import BranchRow, pack_record, unpack_record
 from .workspace import WORKSPACE_REF, Workspace, require_branch
 from .worktree import read_state
@@ -243,6 +243,14 @@ def update(ws: Workspace, at: str) -> UpdateReport:
             )
         remaining = [b for b in branches if b.id not in integrated]
         rebased, commit_clashes = rebase_branches(repo, remaining, base, new, target.removeprefix("refs/heads/"))
+        # A branch whose every change turned out to be upstream already (several branches'
+        # work squashed into one upstream commit) has nothing left: retired too.
+        for branch in remaining:
+            had = any(touches(rec, branch.id) for rec in records) or gitops.head_of(repo, branch.ref) not in (None, base)
+            if had and rebased.get(branch.ref) == new and not any(touches(rec, branch.id) for rec in new_records):
+                integrated[branch.id] = "content"
+        remaining = [b for b in branches if b.id not in integrated]
+        rebased = {ref: head for ref, head in rebased.items() if ref in {b.ref for b in remaining}}
         if commit_clashes:
             raise Conflicted(
                 f"{target}'s new commits conflict with branches' commits (nothing was changed):\n  " + "\n  ".join(commit_clashes),

@@ -515,6 +515,7 @@ def rebase_onto(rec: FileOwnership, new_base: FileState) -> FileOwnership:
             b += op == "D"
             c += op == "I"
     hunks.sort(key=lambda h: h[:4])
+    hunks = _drop_tiled(hunks)
     items: list[Item] = []
     out: list[bytes] = []
     pos = 0
@@ -541,6 +542,27 @@ def rebase_onto(rec: FileOwnership, new_base: FileState) -> FileOwnership:
     out.extend(base[pos:])
     known = FileState(True, new_base.mode, b"".join(out))
     return FileOwnership(rec.path, new_base, known, canonicalize(items, new_lines, out), ())
+
+
+def _drop_tiled(hunks: list) -> list:
+    """Drop local hunks that together make exactly one upstream hunk (several branches' adjacent
+    changes squashed into one upstream commit): that change is in the new base already."""
+    drop: set[int] = set()
+    for u in (h for h in hunks if h[3] == 0):
+        pos, lines, chosen = u[0], [], []
+        for index, h in enumerate(hunks):
+            if h[3] != 1 or index in drop or h[0] < u[0] or h[1] > u[1] or h[0] != pos:
+                continue
+            if not all(op in "DI" for op, _ in h[4]):
+                break
+            chosen.append(index)
+            lines += h[5]
+            pos = h[1]
+            if pos == u[1] and lines == u[5]:
+                if len(chosen) > 1:  # one alone is the plain same-change case
+                    drop.update(chosen)
+                break
+    return [h for index, h in enumerate(hunks) if index not in drop]
 
 
 def without_branch(rec: FileOwnership, branch: int) -> FileOwnership:

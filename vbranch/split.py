@@ -67,29 +67,49 @@ def merge_lines(base: list[bytes], versions: list[list[bytes]]) -> tuple[list[by
     """merge_versions that says where it fails: (merged or None, clashing base lines, 1-based).
 
     The same change made in two versions counts once, a pure insertion too
-    (git's merge agrees); an empty range (a, a - 1) is an insertion before base line a.
+    (git's merge agrees), and so does a line-for-line replacement that lies
+    within another version's line-for-line replacement and agrees with it (two
+    branches' adjacent lines squashed into one commit elsewhere).
     """
     hunks = []
     for order, version in enumerate(versions):
         for _tag, i1, i2, j1, j2 in diff_opcodes(base, version):
             hunks.append((i1, i2, i2 > i1, order, version[j1:j2]))
     hunks.sort(key=lambda h: h[:4])
-    out: list[bytes] = []
+    chosen: list[tuple] = []
     clashes: list[tuple[int, int]] = []
+    for hunk in hunks:
+        start, end, _replaces, _order, lines = hunk
+        last = chosen[-1] if chosen else None
+        if last is None or start >= last[1]:
+            chosen.append(hunk)
+        elif (last[0], last[1], last[4]) == (start, end, lines) or _within(hunk, last):
+            continue
+        elif _within(last, hunk) and (len(chosen) < 2 or chosen[-2][1] <= start):
+            chosen[-1] = hunk
+        else:
+            clashes.append((start + 1, max(end, last[1])))
+    if clashes:
+        return None, clashes
+    out: list[bytes] = []
     pos = 0
-    last = None
-    for start, end, _replaces, _order, lines in hunks:
-        if last == (start, end, lines):
-            continue
-        if start < pos:
-            clashes.append((start + 1, max(end, pos)))
-            continue
+    for start, end, _replaces, _order, lines in chosen:
         out.extend(base[pos:start])
         out.extend(lines)
         pos = end
-        last = (start, end, lines)
     out.extend(base[pos:])
-    return (None if clashes else out), clashes
+    return out, []
+
+
+def _within(small: tuple, big: tuple) -> bool:
+    """`small` replaces lines one for one inside `big`'s one-for-one replacement, with the same new lines."""
+    s0, s1, _, _, s_lines = small
+    b0, b1, _, _, b_lines = big
+    return (
+        b0 <= s0 and s1 <= b1 and s1 > s0
+        and len(s_lines) == s1 - s0 and len(b_lines) == b1 - b0
+        and b_lines[s0 - b0:s1 - b0] == s_lines
+    )
 
 
 def merge_states(base: FileState, ours: FileState, theirs: FileState) -> tuple[FileState | None, list[tuple[int, int]] | None]:
