@@ -172,3 +172,48 @@ def test_an_unapplied_branch_follows_a_landing(vb):
     assert tree_files(v.repo, "main")["text.txt"] == b"1\nA\n3\n4\n"
     changed = [l for l in git(v.repo, "diff", "-U0", "main", "--", "text.txt").splitlines() if l[:1] in "+-" and l[:3] not in ("+++", "---")]
     assert changed == ["-4", "+B"]
+
+
+def test_an_unapplied_branch_is_not_committed_assigned_or_retired(vb):
+    v = many_kinds(vb)
+    v.commit("session-b")
+    head = git(v.repo, "rev-parse", "session-b")
+    unapply(v, "session-b")
+    report = v.commit("session-b")
+    assert report.unapplied == ["session-b"] and report.committed == []
+    assert git(v.repo, "rev-parse", "session-b") == head
+    from vbranch.branching import assign
+
+    ws = v.ws()
+    with pytest.raises(UsageError, match="unapplied"):
+        assign(ws, str(v.repo / "text.txt"), "session-b", v.at())
+    ws.close()
+    from vbranch import landing
+
+    ws = v.ws()
+    outside = git(v.repo, "rev-parse", "main").strip()
+    git(v.repo, "update-ref", "refs/heads/main", head.strip())  # b's commit merged upstream meanwhile
+    report = landing.update(ws, v.at())
+    ws.close()
+    assert report.retired == {} and [b.name for b in v.status().branches] == ["session-a", "session-b"]
+    assert outside != head
+
+
+def test_renaming_or_deleting_an_unapplied_branch_takes_its_shelf_along(vb):
+    v = many_kinds(vb)
+    unapply(v, "session-b")
+    ws = v.ws()
+    branching.rename_branch(ws, "session-b", "parked", v.at())
+    ws.close()
+    assert git(v.repo, "rev-parse", "--verify", "-q", "refs/vbranch/shelf/session-b", check=False) == ""
+    shelf = git(v.repo, "rev-parse", "refs/vbranch/shelf/parked").strip()
+    apply(v, "parked")
+    assert (v.repo / "img.bin").read_bytes() == b"\x89PNG\0\x02\xff"
+    unapply(v, "parked")
+    ws = v.ws()
+    with pytest.raises(UsageError, match="owns changes"):
+        branching.delete_branch(ws, "parked", v.at())
+    branching.delete_branch(ws, "parked", v.at(), force=True)
+    assert ws.store.shelf() == []
+    ws.close()
+    assert shelf

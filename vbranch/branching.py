@@ -44,8 +44,12 @@ def rename_branch(ws: Workspace, old: str, new: str, at: str) -> None:
             raise UsageError(f"{new!r} is not a valid branch name", hint=f"try {branch_name_from(new)!r}")
         if ws.store.branch_by_name(new) or gitcli.ref_exists(ws.top, f"refs/heads/{new}"):
             raise UsageError(f"a branch named {new!r} already exists", hint="choose another name")
+        from .oplog import shelf_ref
+
         head = gitcli.rev_parse(ws.top, row.ref)
         refs = [(f"refs/heads/{new}", head, None), (row.ref, None, head)] if head else []
+        shelved = gitcli.rev_parse(ws.top, shelf_ref(old))
+        refs += [(shelf_ref(new), shelved, None), (shelf_ref(old), None, shelved)] if shelved else []
         perform(ws, at, "branch-rename", {"old": old, "new": new}, {"refs": refs}, lambda: ws.store.rename_branch(row.id, new))
 
 
@@ -59,8 +63,11 @@ def delete_branch(ws: Workspace, name: str, at: str, force: bool = False) -> Non
         snapshot(ws, at)
         row = require_branch(ws, name)
         records = ws.store.files()
-        owned = [rec.path for rec in records if touches(rec, row.id)]
+        from .oplog import shelf_ref
+
+        owned = [rec.path for rec in records if touches(rec, row.id)] + [p for _b, p, _s, _l in ws.store.shelf(row.id)]
         head = gitcli.rev_parse(ws.top, row.ref)
+        shelved = gitcli.rev_parse(ws.top, shelf_ref(name))
         committed = head is not None and head != ws.base
         if (owned or committed) and not force:
             what = f"owns changes in {', '.join(owned[:5])}" if owned else "has commits not on the target"
@@ -73,11 +80,13 @@ def delete_branch(ws: Workspace, name: str, at: str, force: bool = False) -> Non
         applied = {b.id for b in ws.store.branches() if b.applied and b.id != row.id}
         new_ws, old_ws = build_workspace(ws, repo, new_records, ws.base, None, applied)
         refs = ([(row.ref, None, head)] if head is not None else []) + ([(WORKSPACE_REF, new_ws, old_ws)] if new_ws != old_ws else [])
+        refs += [(shelf_ref(name), None, shelved)] if shelved else []
 
         def mutate() -> None:
             for rec in new_records:
                 if rec.path in owned:
                     ws.store.put_file(rec)
+            ws.store.clear_shelf(row.id)
             ws.store.delete_branch(row.id)
 
         perform(ws, at, "branch-delete", {"name": name, "head": head}, {"refs": refs, "index": ["sync", old_ws, new_ws]}, mutate)
@@ -117,6 +126,8 @@ def assign(ws: Workspace, spec: str, branch_name: str, at: str) -> list[str]:
     with ws.lock:
         snapshot(ws, at)
         row = require_branch(ws, branch_name)
+        if not row.applied:
+            raise UsageError(f"{branch_name} is unapplied", hint=f"`vbranch apply {branch_name}` first")
         rel = resolve(ws.top, path)
         records = [r for r in ws.store.files() if r.changed and (r.path == rel or r.path.startswith(rel + "/"))]
         if not records:

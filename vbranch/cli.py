@@ -84,6 +84,8 @@ def cmd_commit(args) -> int:
         ui.line(f"{name}: committed {oid[:12]} ({len(paths)} file{'s' if len(paths) != 1 else ''})")
     for name in report.unchanged:
         ui.line(f"{name}: nothing to commit")
+    for name in getattr(report, "unapplied", []):
+        ui.line(f"{name}: unapplied, not committed (`vbranch apply {name}` brings it back)")
     if report.blocked:
         raise Blocked(
             "not committed, contested changes:\n  " + "\n  ".join(_describe_blocked(ws, report.blocked)),

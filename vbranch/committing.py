@@ -24,6 +24,7 @@ class CommitReport:
     committed: list[tuple[str, str, list[str]]] = field(default_factory=list)  # branch, commit, paths
     unchanged: list[str] = field(default_factory=list)
     blocked: dict[str, list[Conflict]] = field(default_factory=dict)
+    unapplied: list[str] = field(default_factory=list)  # named but unapplied: not committed
 
 
 def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str) -> CommitReport:
@@ -34,9 +35,13 @@ def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str)
         recover(ws)
         snapshot(ws, at)
         branches = [require_branch(ws, n) for n in names] if names else [b for b in ws.store.branches() if b.applied]
+        # An unapplied branch's lines are out of the files: a commit now would drop them from it.
+        parked = [b.name for b in branches if not b.applied]
+        branches = [b for b in branches if b.applied]
         records = ws.store.files()
         repo = gitops.open_repo(ws.top)
         report, updates = plan_commits(ws, repo, branches, records, message)
+        report.unapplied = parked
         if updates:
             heads = {ref: new for ref, new, _old in updates}
             new_ws, old_ws = build_workspace(ws, repo, records, ws.base, heads)

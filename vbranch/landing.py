@@ -245,7 +245,7 @@ def update(ws: Workspace, at: str) -> UpdateReport:
         rebased, commit_clashes = rebase_branches(repo, remaining, base, new, target.removeprefix("refs/heads/"))
         # A branch whose every change turned out to be upstream already (several branches'
         # work squashed into one upstream commit) has nothing left: retired too.
-        for branch in remaining:
+        for branch in (b for b in remaining if b.applied):
             had = any(touches(rec, branch.id) for rec in records) or gitops.head_of(repo, branch.ref) not in (None, base)
             if had and rebased.get(branch.ref) == new and not any(touches(rec, branch.id) for rec in new_records):
                 integrated[branch.id] = "content"
@@ -288,7 +288,7 @@ def integrated_branches(ws, repo, branches: list[BranchRow], records, base, new,
     contested = {o for c in conflicts(records) for o in c.owners}
     base_tree = gitops.tree_of(repo, base)
     for branch in branches:
-        if branch.id in contested:
+        if branch.id in contested or not branch.applied:
             continue
         head = gitops.head_of(repo, branch.ref)
         changes = branch_changes(records, branch.id)

@@ -34,6 +34,7 @@ def init(start: Path | str, target: str | None, at: str) -> Workspace:
             raise UsageError(f"the target {target!r} names no commit", hint="give a branch or commit, e.g. --target main")
         with ws.store.tx():
             ws.store.reset_workspace()
+            ws.store.clear_shelf()  # an earlier workspace's unapplied branches (their work stays in git)
             ws.store.set_meta("base", base or "")
             ws.store.set_meta("target", target or "")
             ws.store.set_meta("origin", origin)
