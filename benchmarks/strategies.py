@@ -1,0 +1,280 @@
+"""The two ways of running N sessions on one repository, measured phase by phase.
+
+worktrees: `git worktree add` per session, the work, `git add -A && git commit`
+in every worktree at once, then each branch merged into main one at a time,
+then `git worktree remove`.
+vbranch: `vbranch init` in the one directory, the same work through the
+Claude Code hooks, the Stop hook committing each session's branch (all at
+once), then each branch landed one at a time, then `vbranch teardown`.
+Sessions are separate processes (benchmarks/session.py) running each phase
+at the same moment; the parent times each phase from the first command sent
+to the last reply.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import checks, landing, workload
+from .measure import Timer, clean_env, disk_usage, git, out, stats_ms
+
+
+class Sessions:
+    """N session processes, driven through the phases together."""
+
+    def __init__(self, strategy: str, repo: Path, roots: list[Path], plan_file: Path, start: float):
+        # stderr to files: a pipe nobody reads until the end could fill up and stall a session
+        self.errs = [plan_file.parent / f"{strategy}-session-{i}.err" for i in range(len(roots))]
+        self.procs = [
+            subprocess.Popen([sys.executable, "-m", "benchmarks.session", strategy, str(repo), str(root),
+                              str(plan_file), str(i), repr(start)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err.open("w"),
+                             text=True, env=clean_env(), cwd=Path(__file__).resolve().parent.parent)
+            for i, (root, err) in enumerate(zip(roots, self.errs))
+        ]
+        self.last: list[dict] = [{} for _ in roots]
+
+    def phase(self, name: str) -> tuple[float, list[dict]]:
+        started = time.perf_counter()
+        for proc in self.procs:
+            proc.stdin.write(name + "\n")
+            proc.stdin.flush()
+        replies = []
+        for proc, err in zip(self.procs, self.errs):
+            line = proc.stdout.readline()
+            if not line:
+                proc.wait(timeout=60)
+                raise RuntimeError(f"a session process died in {name}: {err.read_text()[-2000:]}")
+            replies.append(json.loads(line))
+        seconds = time.perf_counter() - started
+        failed = [r for r in replies if not r["ok"]]
+        if failed:
+            raise RuntimeError(f"{len(failed)} session(s) failed in {name}: {failed[0]['error']}")
+        self.last = replies
+        return seconds, replies
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.stdin.close()
+            proc.wait(timeout=60)
+
+
+def _counters(replies: list[dict]) -> dict:
+    total: dict = {}
+    for reply in replies:
+        for key, value in reply["counters"].items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def _resolver(template: Path, plan: dict, k: int):
+    """What a person resolving a conflict while landing branch k writes: sessions 0..k's changes."""
+    def resolve(paths: list[str]) -> dict[str, str]:
+        merged = workload.expected(template, plan["sessions"][:k + 1])
+        return {p: merged[p] for p in paths}
+    return resolve
+
+
+def _intended(template: Path, plan: dict, skip=frozenset()) -> list[dict[str, str]]:
+    return [workload.expected(template, [s], skip) for s in plan["sessions"]]
+
+
+def _base_result(strategy: str, plan: dict) -> dict:
+    return {"strategy": strategy, "n": plan["n"], "overlap": plan["overlap"], "merge_conflicts": [],
+            "commit_blocked": [], "interventions": 0, "events": [], "lock_retries": 0, "git_failures": 0, "hook_failures": 0,
+            "busy_retries": 0, "land_each_s": []}
+
+
+def run_worktrees(repo: Path, template: Path, plan: dict, plan_file: Path, step, env: dict | None) -> dict:
+    base = out(repo, "rev-parse", "main").strip()
+    n, start = plan["n"], time.time()
+    roots = [repo.parent / "wt" / f"session-s{i}" for i in range(n)]
+    result = _base_result("worktrees", plan)
+    sessions = Sessions("worktrees", repo, roots, plan_file, start)
+    try:
+        step("worktrees: git worktree add")
+        result["setup_s"], _ = sessions.phase("setup")
+        step("worktrees: edits")
+        result["edit_s"], _ = sessions.phase("edit")
+        result["extra_disk_bytes"] = sum(disk_usage(r) for r in roots) + disk_usage(repo / ".git" / "worktrees")
+        step("worktrees: commit")
+        result["commit_s"], replies = sessions.phase("commit")
+    finally:
+        sessions.close()
+    result.update(_counters(replies))
+    result["events"] = [dict(e, session=i) for i, r in enumerate(replies) for e in r["events"]]
+    result["change_overhead_ms"] = stats_ms([0.0] * sum(len(s["ops"]) for s in plan["sessions"]))
+    branches = [f"session-s{i}" for i in range(n)]
+    result["checks"] = _branch_checks(repo, base, branches, _intended(template, plan))
+
+    step("worktrees: land")
+    for k, branch in enumerate(branches):
+        resolve = None if plan["overlap"] else _resolver(template, plan, k)
+        with Timer() as t:
+            merged = landing.merge_checked_out(repo, branch, resolve)
+        result["land_each_s"].append(t.seconds)
+        _note_conflict(result, merged, branch, start)
+    result["land_s"] = sum(result["land_each_s"])
+    result["landing_method"] = "git merge --no-edit (in the main checkout)"
+    if env is not None:
+        step("worktrees: per-session environments")
+        result["env"] = environments(roots, repo.parent / "envs", env["with_pip"])
+    step("worktrees: git worktree remove")
+    with Timer() as t:
+        for root in roots:
+            git(repo, "worktree", "remove", str(root), counters=result)
+    result["cleanup_s"] = t.seconds
+    _final_checks(result, repo, template, plan, base)
+    result["checks"]["workdir_clean"] = out(repo, "status", "--porcelain") == ""
+    return result
+
+
+def run_vbranch(repo: Path, template: Path, plan: dict, plan_file: Path, step) -> dict:
+    base = out(repo, "rev-parse", "main").strip()
+    n, start = plan["n"], time.time()
+    result = _base_result("vbranch", plan)
+    step("vbranch: init + SessionStart")
+    with Timer() as t:
+        _vbranch(repo, "init")
+    sessions = Sessions("vbranch", repo, [repo] * n, plan_file, start)
+    try:
+        seconds, _ = sessions.phase("setup")
+        result["setup_s"] = t.seconds + seconds
+        step("vbranch: edits through the hooks")
+        result["edit_s"], replies = sessions.phase("edit")
+        result["extra_disk_bytes"] = disk_usage(repo / ".git" / "vbranch")
+        result["hook_call_ms"] = stats_ms([s for r in replies for s in r["hook_seconds"]])
+        result["change_overhead_ms"] = stats_ms([s for r in replies for s in r["change_seconds"]])
+        calls = [(name, sec) for r in replies for name, sec in zip(r["hook_names"], r["hook_seconds"])]
+        result["hook_ms_by_event"] = {name: stats_ms([sec for k, sec in calls if k == name]) for name in sorted({k for k, _ in calls})}
+        step("vbranch: Stop hook commits")
+        result["commit_s"], replies = sessions.phase("commit")
+    finally:
+        sessions.close()
+    result.update(_counters(replies))
+    result["events"] = [dict(e, session=i) for i, r in enumerate(replies) for e in r["events"]]
+    result["stop_hook_ms"] = stats_ms([r["stop_seconds"] for r in replies])
+    by_session = _branches_by_session(repo)
+    branches = [by_session.get(f"s{i}", f"?s{i}") for i in range(n)]
+    blocked = [b for b, r in zip(branches, replies) if r["blocked"]]
+    if blocked:
+        step("vbranch: resolving contested changes")
+        with Timer() as t:
+            _resolve_contested(repo, plan, by_session, blocked, result)
+        result["resolve_s"] = t.seconds
+    denied = {(e["session"], e["op"]) for e in result["events"] if e["what"] == "denied"}
+    result["checks"] = _branch_checks(repo, base, branches, _intended(template, plan, denied))
+
+    step("vbranch: land")
+    methods, result["land_s"] = set(), 0.0
+    for k, branch in enumerate(branches):
+        resolve = None if plan["overlap"] else _resolver(template, plan, k)
+        merged = landing.land_vbranch(repo, branch, resolve)
+        result["land_s"] += merged["seconds"]
+        result["land_each_s"].append(merged["seconds"])
+        methods.add(merged["method"])
+        if "land_error" in merged:
+            result["events"].append({"what": "vbranch land failed; landed with git merge", "branch": branch,
+                                     "error": merged["land_error"], "at": round(time.time() - start, 3)})
+        _note_conflict(result, merged, branch, start)
+    result["landing_method"] = ", ".join(sorted(methods))
+    step("vbranch: teardown")
+    with Timer() as t:
+        _vbranch(repo, "teardown")
+    result["cleanup_s"] = t.seconds
+    _final_checks(result, repo, template, plan, base, denied)
+    # After landing and teardown the shared directory must hold exactly the landed target.
+    result["checks"]["workdir_clean"] = out(repo, "status", "--porcelain") == ""
+    log = repo / ".git" / "vbranch" / "hook.log"
+    result["hook_log_errors"] = log.read_text().count("Traceback") if log.exists() else 0
+    return result
+
+
+def _vbranch(repo: Path, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "vbranch", *args], cwd=repo, env=clean_env(),
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"vbranch {' '.join(args)} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+def _branches_by_session(repo: Path) -> dict[str, str]:
+    report = json.loads(_vbranch(repo, "status", "--json"))
+    return {s["id"]: b["name"] for b in report["branches"] for s in b["sessions"]}
+
+
+def _resolve_contested(repo: Path, plan: dict, by_session: dict, blocked: list[str], result: dict) -> None:
+    """What the user does after a blocked commit: assign each contested file to the session
+    that meant to write it (`vbranch assign`), then commit those branches."""
+    report = json.loads(_vbranch(repo, "status", "--json"))
+    writers: dict[str, set[str]] = {}
+    for s in plan["sessions"]:
+        for op in s["ops"]:
+            writers.setdefault(op["path"], set()).add(s["id"])
+    for contest in report["contested"]:
+        owners = writers.get(contest["path"], set())
+        if len(owners) != 1:
+            result["events"].append({"what": "contested change left unresolved", "path": contest["path"]})
+            continue
+        spec = contest["path"] + (f":{contest['lines'][0]}-{contest['lines'][1]}" if contest.get("lines") else "")
+        _vbranch(repo, "assign", spec, by_session[owners.pop()])
+        result["interventions"] += 1
+    try:
+        _vbranch(repo, "commit", *blocked)
+    except RuntimeError as error:  # still contested: the branch checks will show what is missing
+        result["events"].append({"what": "vbranch commit after assign failed", "error": str(error)[-500:]})
+    result["commit_blocked"] = [{"branch": b, "paths": sorted({c["path"] for c in report["contested"] if b in c["branches"]})}
+                                for b in blocked]
+
+
+def _note_conflict(result: dict, merged: dict, branch: str, start: float) -> None:
+    if merged["conflicts"]:
+        result["merge_conflicts"].append({"branch": branch, "paths": merged["conflicts"],
+                                          "at": round(time.time() - start, 3), "landed": merged.get("landed", True)})
+        result["interventions"] += 1 if merged.get("resolved") else 0
+
+
+def _branch_checks(repo: Path, base: str, branches: list[str], intended: list[dict]) -> dict:
+    per = [checks.matches(repo, base, b, want) for b, want in zip(branches, intended)]
+    return {"branches_ok": all(c["ok"] for c in per), "branches": per}
+
+
+def _final_checks(result: dict, repo: Path, template: Path, plan: dict, base: str, skip=frozenset()) -> None:
+    result["final_tree"] = checks.tree_of(repo, "main")
+    if plan["overlap"]:
+        return  # the same line meant two ways: there is no single intended result to compare with
+    final = checks.matches(repo, base, "main", workload.expected(template, plan["sessions"], skip))
+    result["checks"]["final_ok"] = final["ok"]
+    result["checks"]["final"] = final
+
+
+def environments(roots: list[Path], envs: Path, with_pip: bool = True) -> dict:
+    """A virtual environment with an editable install of the project, per worktree, all at once.
+
+    What each worktree needs before its session can run anything; the shared
+    directory needs one, as any single checkout does.
+    """
+    envs.mkdir(parents=True, exist_ok=True)
+
+    def make(root: Path) -> dict:
+        env = envs / root.name
+        with Timer() as t:
+            subprocess.run([sys.executable, "-m", "venv", *([] if with_pip else ["--without-pip"]), str(env)],
+                           check=True, capture_output=True)
+            pip = [str(env / "bin" / "pip")] if with_pip else [sys.executable, "-m", "pip", "--python", str(env / "bin" / "python")]
+            subprocess.run([*pip, "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                            "--disable-pip-version-check", "-e", str(root)], check=True, capture_output=True)
+        check = subprocess.run([str(env / "bin" / "python"), "-c", "import benchpkg, sys; print(benchpkg.__file__)"],
+                               capture_output=True, text=True, cwd="/")
+        return {"seconds": t.seconds, "bytes": disk_usage(env), "editable_ok": check.stdout.strip().startswith(str(root))}
+
+    with Timer() as t, ThreadPoolExecutor(len(roots)) as pool:
+        made = list(pool.map(make, roots))
+    shutil.rmtree(envs)
+    return {"sessions": len(roots), "wall_s": t.seconds, "per_session_s": [m["seconds"] for m in made],
+            "per_session_bytes": [m["bytes"] for m in made], "ok": all(m["editable_ok"] for m in made)}

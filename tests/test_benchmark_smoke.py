@@ -1,0 +1,41 @@
+"""`python -m benchmarks.compare --quick` end to end: every correctness check holds and every
+figure is there for both strategies. Timings are never asserted: they depend on the machine."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+from benchmarks import report
+
+
+def test_quick_comparison_is_correct_and_complete(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.compare", "--quick", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+    [data] = tmp_path.glob("compare-*.json")
+    assert data.with_suffix(".md").exists()
+    result = json.loads(data.read_text())
+
+    assert result["correctness"], "no correctness checks were recorded"
+    assert [k for k, ok in result["correctness"].items() if not ok] == []
+
+    for n in (1, 2):
+        for strategy in ("worktrees", "vbranch"):
+            [run] = [r for r in result["runs"] if r["n"] == n and r["strategy"] == strategy]
+            assert [f for f in report.FIGURES if f not in run] == [], (n, strategy)
+            assert run["checks"]["branches_ok"] and run["checks"]["final_ok"] and run["checks"]["workdir_clean"]
+        [vb] = [r for r in result["runs"] if r["n"] == n and r["strategy"] == "vbranch"]
+        assert vb["hook_call_ms"]["count"] > 0 and vb["change_overhead_ms"]["count"] > 0
+        assert result["final_trees_identical"][str(n)]
+    assert result["env"] and result["env"][0]["ok"]
+    assert result["overlap"]["summary"]["vbranch_denials"] == 1
+    assert result["scaling"]["by_size"] and result["scaling"]["by_changed"]
+    assert result["machine"]["cpus"] and result["machine"]["git"]
+
+    if importlib.util.find_spec("matplotlib"):  # charts are optional: matplotlib is not a vbranch dependency
+        assert list(tmp_path.glob("compare-*.png")), "matplotlib is installed but no chart was drawn"
