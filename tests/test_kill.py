@@ -250,3 +250,24 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_an_interrupted_operation_that_cannot_be_finished_is_explained(tmp_path, prepared, monkeypatch):
+    original, _before, after, _duration = prepared("land")
+    repo = tmp_path / "repo"
+    shutil.copytree(original, repo, symlinks=True)
+    monkeypatch.setattr(oplog, "carry_out", lambda *a, **k: (_ for _ in ()).throw(Killed()))
+    ws = open_state(repo)
+    with pytest.raises(Killed):
+        landing.land(ws, "session-a", "ff", "2030-01-01T00:00:01")
+    ws.lock.depth, ws.lock.fd = 0, None
+    ws.close()
+    monkeypatch.undo()
+    stale = repo / ".git" / "refs" / "heads" / "main.lock"  # a git process that died holding the ref
+    stale.write_text("")
+    proc = vbranch(repo, "status", check=False)
+    assert proc.returncode == 4
+    assert "interrupted" in proc.stderr and "land" in proc.stderr and "main.lock" in proc.stderr
+    stale.unlink()
+    vbranch(repo, "status")
+    assert outcome(repo) == after
