@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import VB, fingerprint, git, tree_files, work_files, write
+from tests.conftest import VB, fingerprint, git, tree_files, work_files
 from vbranch import landing
 from vbranch.errors import Blocked, LockTimeout, StateError
 from vbranch.ownership import (

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, VB, fingerprint, git, tree_files, work_files, write
+from tests.conftest import ROOT, VB, fingerprint, git, tree_files, work_files
 from tests.test_landing import land, three_sessions
 from vbranch import branching, remote
 from vbranch.errors import Blocked, GitError, UsageError

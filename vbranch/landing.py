@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from . import gitcli, gitops
 from .committing import branch_changes, build_workspace, plan_commits
 from .errors import Blocked, LockTimeout, StateError, UsageError
-from .oplog import file_write, perform, recover, shelf_ref
+from .oplog import file_write, perform, recover
 from .ownership import (
     ABSENT,
     UNATTRIBUTED,

@@ -33,7 +33,7 @@ from .errors import StateError, UsageError
 from .oplog import capture, file_write, perform, read_refs, recover, unpack
 from .ownership import UNATTRIBUTED, FileOwnership, FileState, new_record, record_change
 from .recording import snapshot
-from .store import BranchRow, OpRow, pack_record, unpack_record
+from .store import BranchRow, OpRow, unpack_record
 from .workspace import WORKSPACE_REF, Workspace
 from .worktree import read_state, signature
 
