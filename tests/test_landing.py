@@ -16,7 +16,6 @@ from vbranch.ownership import (
     REGULAR,
     FileState,
     RebaseConflict,
-    landed_state,
     new_record,
     rebase_onto,
     rebase_record,
@@ -83,7 +82,7 @@ def test_landing_a_branch_leaves_every_other_branch_exactly_its_own_lines(scenar
     rec, applied = record_all(slots, order)
     for landed in owners_of(slots):
         after = rebase_record(rec, landed + 1)
-        assert after.base.data == render(slots, applied, who={landed}) == landed_state(rec, landed + 1).data
+        assert after.base.data == render(slots, applied, who={landed}) == branch_state(rec, landed + 1).data
         assert after.known == rec.known  # the working file does not change
         for other in owners_of(slots) - {landed}:
             assert branch_state(after, other + 1).data == render(slots, applied, who={landed, other})

@@ -420,10 +420,10 @@ class RebaseConflict(ValueError):
         self.conflicts = conflicts
 
 
-def landed_state(rec: FileOwnership, landed: int) -> FileState:
-    """The file as it is on the target once `landed` is integrated: base plus its own changes."""
+def branch_state(rec: FileOwnership, branch: int) -> FileState:
+    """The file as branch `branch` alone would have it: base plus only its own changes."""
     if rec.is_whole:
-        return rec.known if rec.changed and rec.owners == (landed,) else rec.base
+        return rec.known if rec.owners == (branch,) else rec.base
     base = split_lines(rec.base.data)
     current = split_lines(rec.known.data)
     out: list[bytes] = []
@@ -433,11 +433,11 @@ def landed_state(rec: FileOwnership, landed: int) -> FileState:
             out.append(base[b])
             b, c = b + 1, c + 1
         elif op == "D":
-            if owners != (landed,):
+            if owners != (branch,):
                 out.append(base[b])
             b += 1
         elif op == "I":
-            if owners == (landed,):
+            if owners == (branch,):
                 out.append(current[c])
             c += 1
     return FileState(True, rec.base.mode, b"".join(out))
@@ -467,7 +467,7 @@ def rebase_record(rec: FileOwnership, landed: int) -> FileOwnership:
         if owners == (landed,) and op == "D":
             continue
         items.append(("K", ()) if owners == (landed,) and op == "I" else (op, owners))
-    return FileOwnership(rec.path, landed_state(rec, landed), rec.known, items, (), rec.stat)
+    return FileOwnership(rec.path, branch_state(rec, landed), rec.known, items, (), rec.stat)
 
 
 def rebase_onto(rec: FileOwnership, new_base: FileState) -> FileOwnership:

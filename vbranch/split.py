@@ -1,31 +1,7 @@
 """Per-branch file contents from the base and the ownership: pure logic, no I/O."""
 from __future__ import annotations
 
-from .ownership import FileOwnership, FileState, diff_opcodes, split_lines
-
-
-def branch_state(rec: FileOwnership, branch: int) -> FileState:
-    """The file as branch `branch` alone would have it: base plus only its own changes."""
-    if rec.is_whole:
-        return rec.known if rec.owners == (branch,) else rec.base
-    base = split_lines(rec.base.data)
-    current = split_lines(rec.known.data)
-    out: list[bytes] = []
-    b = c = 0
-    for op, owners in rec.items:
-        if op == "K":
-            out.append(base[b])
-            b += 1
-            c += 1
-        elif op == "D":
-            if owners != (branch,):
-                out.append(base[b])
-            b += 1
-        elif op == "I":
-            if owners == (branch,):
-                out.append(current[c])
-            c += 1
-    return FileState(True, rec.base.mode, b"".join(out))
+from .ownership import FileOwnership, FileState, branch_state, diff_opcodes, split_lines  # noqa: F401 (branch_state is part of split's API)
 
 
 def touches(rec: FileOwnership, branch: int) -> bool:
