@@ -377,3 +377,31 @@ def test_a_state_that_cannot_be_opened_is_reported_not_ignored(repo):
     db.close()
     code, out = fire(payload("PreToolUse_Bash", repo, tool_input={"command": "git stash"}))
     assert code == 0 and "newer than this vbranch knows" in out["systemMessage"]
+
+
+def test_a_hook_finishes_an_operation_a_killed_command_left_half_done(repo, monkeypatch):
+    from vbranch import committing, oplog
+
+    s = Session(repo, "after-crash")
+    s.start()
+    s.write("work.txt", "work\n")
+
+    class Killed(Exception):
+        pass
+
+    def killed(*args, **kwargs):
+        raise Killed()
+
+    monkeypatch.setattr(oplog, "carry_out", killed)
+    ws = VB(repo).ws()
+    with pytest.raises(Killed):
+        committing.commit(ws, None, None, "2030-01-01T00:00:00")
+    ws.lock.depth, ws.lock.fd = 0, None  # a killed process's flock dies with it
+    ws.close()
+    monkeypatch.undo()
+    assert git(repo, "rev-parse", "session-after-crash") == git(repo, "rev-parse", "main")  # not applied yet
+    s.bash("ls")
+    ws = VB(repo).ws()
+    assert ws.store.pending_ops() == []
+    ws.close()
+    assert tree_files(repo, "session-after-crash")["work.txt"] == b"work\n"

@@ -80,7 +80,14 @@ def _log_error(ws: Workspace | None, payload: dict, error: Exception) -> str:
 
 def handle(ws: Workspace, payload: dict) -> str | None:
     handler = HANDLERS.get(payload["hook_event_name"])
-    return handler(ws, payload, config.load(ws.state_dir)) if handler else None
+    if handler is None:
+        return None
+    if ws.store.pending_ops():  # a killed vbranch command left an operation half done: finish it first
+        from .oplog import recover
+
+        with ws.lock:
+            recover(ws)
+    return handler(ws, payload, config.load(ws.state_dir))
 
 
 def on_session_start(ws: Workspace, payload: dict, cfg: dict) -> str:
