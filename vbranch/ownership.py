@@ -285,15 +285,6 @@ def _fold_group(group: list[int], items: list[Item], texts: list[bytes | None]) 
     return [("K", ())] * head + middle + [("K", ())] * tail
 
 
-def is_contested(owners: Owners) -> bool:
-    return len(owners) > 1
-
-
-def owner_set(rec: FileOwnership) -> set[int]:
-    """Every owner with a stake in the record's changes."""
-    return _all_owners(rec)
-
-
 def reassign(rec: FileOwnership, branch: int, lines: tuple[int, int] | None = None) -> FileOwnership:
     """Give changes to `branch`: the whole record, or current lines start..end (1-based).
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # annotations only: importing typing costs the hook path
 
 from . import config, gitcli
 from .dirtyset import candidate_paths
+from .leases import holder
 from .ownership import UNATTRIBUTED, FileOwnership, FileState, adopt, new_record, record_change
 from .workspace import Workspace, branch_for_session, create_branch
 from .worktree import files_under, read_state, resolve, signature, stat_key
@@ -151,8 +152,7 @@ def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_
 
 
 def _leased_by_other(ws: Workspace, path: str, session_id: str | None) -> bool:
-    held = ws.store.lease(path)
-    return held is not None and held[0] != session_id and held[2] >= time.time()
+    return holder(ws, path) not in (None, session_id)
 
 
 def record_write(
@@ -245,9 +245,9 @@ def _unseen_attribution(ws: Workspace, at: str, exclude: str | None) -> Attribut
                     head.update(gitcli.tree_signatures(ws.top, "HEAD", [path]))
             if window.before.get(path, head.get(path)) != now:
                 sessions.add(window.session)
-        held = ws.store.lease(path)
-        if held and held[0] != exclude and held[2] >= time.time():
-            sessions.add(held[0])
+        writer = holder(ws, path)
+        if writer is not None and writer != exclude:
+            sessions.add(writer)
         branches = sorted({branch_for_session(ws, s, at).id for s in sessions})
         return (branches[0], tuple(branches[1:])) if branches else (lane(), ())
 

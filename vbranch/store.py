@@ -457,9 +457,6 @@ class Store:
         rows = self.db.execute("SELECT path, changed FROM dirty WHERE changed >= ?", (when,))
         return dict(rows.fetchall())
 
-    def forget_dirty(self, before: float) -> None:
-        self.db.execute("DELETE FROM dirty WHERE changed < ?", (before,))
-
     def prune_windows(self, older_than: float) -> None:
         self.db.execute("DELETE FROM windows WHERE started < ?", (older_than,))
 
