@@ -11,6 +11,19 @@ def touches(rec: FileOwnership, branch: int) -> bool:
     return any(op != "K" and branch in owners for op, owners in rec.items)
 
 
+def _hunks(base: list[bytes], versions: list[list[bytes]]) -> list[tuple]:
+    """Every version's changes in base order: (start, end, replaces, version index, new lines).
+
+    Pure insertions sort before a replacement at the same position, then by version.
+    """
+    hunks = []
+    for order, version in enumerate(versions):
+        for _tag, i1, i2, j1, j2 in diff_opcodes(base, version):
+            hunks.append((i1, i2, i2 > i1, order, version[j1:j2]))
+    hunks.sort(key=lambda h: h[:4])
+    return hunks
+
+
 def merge_versions(base: list[bytes], versions: list[list[bytes]]) -> list[bytes] | None:
     """Combine several versions of one base, each changing different lines.
 
@@ -18,11 +31,7 @@ def merge_versions(base: list[bytes], versions: list[list[bytes]]) -> list[bytes
     the order of `versions`. Adjacent changes are fine (unlike git's merge);
     overlapping different changes give None.
     """
-    hunks = []
-    for order, version in enumerate(versions):
-        for _tag, i1, i2, j1, j2 in diff_opcodes(base, version):
-            hunks.append((i1, i2, i2 > i1, order, version[j1:j2]))
-    hunks.sort(key=lambda h: h[:4])
+    hunks = _hunks(base, versions)
     out: list[bytes] = []
     pos = 0
     last = None
@@ -47,11 +56,7 @@ def merge_lines(base: list[bytes], versions: list[list[bytes]]) -> tuple[list[by
     within another version's line-for-line replacement and agrees with it (two
     branches' adjacent lines squashed into one commit elsewhere).
     """
-    hunks = []
-    for order, version in enumerate(versions):
-        for _tag, i1, i2, j1, j2 in diff_opcodes(base, version):
-            hunks.append((i1, i2, i2 > i1, order, version[j1:j2]))
-    hunks.sort(key=lambda h: h[:4])
+    hunks = _hunks(base, versions)
     chosen: list[tuple] = []
     clashes: list[tuple[int, int]] = []
     for hunk in hunks:
