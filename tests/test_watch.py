@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from vbranch import watch
+from vbranch import dirtyset, ignores, inotify, treesnap, watch
 from vbranch.workspace import ensure_session, open_workspace
 
 from tests.conftest import git, write
@@ -24,7 +24,7 @@ from tests.conftest import git, write
 TIMEOUT = 10.0
 PROC_INOTIFY = Path("/proc/sys/fs/inotify")
 
-pytestmark = pytest.mark.skipif(watch._WATCHDOG_ERROR is not None, reason=str(watch._WATCHDOG_ERROR))
+pytestmark = pytest.mark.skipif(inotify.UNAVAILABLE is not None, reason=str(inotify.UNAVAILABLE))
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -52,11 +52,11 @@ def dirty(repo: Path, since: float = 0.0) -> dict[str, float]:
 
 
 def live(repo: Path) -> bool:
-    return with_ws(repo, watch.watcher_live)
+    return with_ws(repo, dirtyset.watcher_live)
 
 
 def trusted(repo: Path) -> float | None:
-    return with_ws(repo, watch.trusted_since)
+    return with_ws(repo, dirtyset.trusted_since)
 
 
 class Watcher:
@@ -252,8 +252,9 @@ def test_ten_thousand_files_under_forced_queue_overflow(vb, watcher, small_inoti
     assert min(seen[p] for p in MANY_PATHS) >= start
     assert "overflowed" in w.stderr()
     assert int(with_ws(repo, lambda ws: ws.store.get_meta(watch.META_OVERFLOWS))) >= 1
-    # Trusted again after the rescan, from the watcher's start.
+    # Trusted again after the rescan, from the watcher's start, and answering barriers.
     assert wait_for(lambda: trusted(repo)) is not None
+    assert with_ws(repo, dirtyset.settle)
     # And it still sees the next change.
     later, _ = outside(repo, "open('after.txt', 'w').write('x')")
     assert_all_reported(repo, {"after.txt"}, later)
@@ -272,6 +273,7 @@ def test_watch_limit_falls_back_to_polling(vb, watcher, tmp_path):
     w = watcher(repo, prefix=["unshare", "-U", "-r", "sh", "-c", script, "sh"])
     assert "watch limit" in w.stderr()
     assert int(with_ws(repo, lambda ws: ws.store.get_meta(watch.META_POLLED))) > 0
+    assert with_ws(repo, dirtyset.settle) is False  # polled directories: the watcher cannot vouch for "now"
     start, _ = outside(
         repo,
         "import os\n"
@@ -304,7 +306,7 @@ def test_sigkill_is_detected(vb, watcher):
     # The heartbeat in the store is still fresh, but the lock died with the process.
     assert not live(repo)
     assert trusted(repo) is None
-    assert with_ws(repo, watch.watcher_pid) is None
+    assert with_ws(repo, dirtyset.watcher_pid) is None
 
 
 def test_hung_watcher_is_not_trusted(vb, watcher):
@@ -312,7 +314,7 @@ def test_hung_watcher_is_not_trusted(vb, watcher):
     w = watcher(repo)
     w.proc.send_signal(signal.SIGSTOP)
     try:
-        assert wait_for(lambda: not live(repo), timeout=watch.HEARTBEAT_FRESH + 3)
+        assert wait_for(lambda: not live(repo), timeout=dirtyset.HEARTBEAT_FRESH + 3)
         assert trusted(repo) is None
     finally:
         w.proc.send_signal(signal.SIGCONT)
@@ -357,7 +359,7 @@ def test_start_background_and_stop(vb):
     try:
         assert pid is not None
         assert wait_for(lambda: trusted(repo))
-        assert with_ws(repo, watch.watcher_pid) == pid
+        assert with_ws(repo, dirtyset.watcher_pid) == pid
         assert (repo / ".git" / "vbranch" / watch.LOG_NAME).exists()
         start, _ = outside(repo, "open('b.txt', 'w').write('b')")
         assert_all_reported(repo, {"b.txt"}, start)
@@ -395,14 +397,14 @@ def test_not_initialized(make_repo):
     repo = make_repo({"a.txt": "a\n"})
     proc = subprocess.run([sys.executable, "-m", "vbranch.watch"], cwd=repo, capture_output=True, timeout=30)
     assert proc.returncode == 3
-    assert not (repo / ".git" / "vbranch" / watch.LOCK_NAME).exists()
+    assert not (repo / ".git" / "vbranch" / dirtyset.LOCK_NAME).exists()
 
 
 # --- the pieces ---------------------------------------------------------------------------------
 
 
 def test_snapshot_subtrees():
-    snap = watch.Snapshot()
+    snap = treesnap.Snapshot()
     for path in ("a", "d/x", "d/e/y", "d/e/f/z", "dd/w"):
         snap.set(path, (1,))
     assert sorted(snap.pop_subtree("d")) == ["d/e/f/z", "d/e/y", "d/x"]
@@ -418,7 +420,7 @@ def test_ignore_oracle(make_repo):
     git(repo, "add", "-f", "forced/t")
     for path in ("build/o.o", "keep.pyc", "src/x.pyc", "forced/u"):
         write(repo, path, "x")
-    oracle = watch.IgnoreOracle(repo, repo / ".git")
+    oracle = ignores.IgnoreOracle(repo, repo / ".git")
     try:
         assert oracle.ignored_dirs(["build", "src", "forced"]) == {"build"}  # forced/ holds a tracked file
         paths = ["build/o.o", "build/gone.o", "keep.pyc", "src/x.pyc", "src/a.py", "forced/t", "forced/u", "weird\nname"]

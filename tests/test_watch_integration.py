@@ -1,12 +1,7 @@
 """The watcher in use: status, command windows and lanes read its dirty set."""
 from __future__ import annotations
 
-import os
-import time
-
-import pytest
-
-from tests.conftest import VB, write
+from tests.conftest import write
 from tests.hookdriver import Session
 from tests.test_watch import live, outside, wait_for, watcher  # noqa: F401  (the fixture)
 from vbranch import config, dirtyset, gitcli
@@ -27,6 +22,54 @@ def test_an_outside_write_shows_in_status_through_the_watcher(vb, watcher, monke
 
     monkeypatch.setattr(gitcli, "dirty_paths", no_scan)
     assert [f.path for f in v.status().unattributed] == ["a.txt"]
+
+
+def test_the_barrier_makes_a_write_just_before_it_visible(vb, watcher):  # noqa: F811
+    v = vb({"a.txt": "one\n"})
+    watcher(v.repo)
+    ws = v.ws()
+    try:
+        for i in range(30):
+            write(v.repo, f"f{i}.txt", "x\n")
+            assert dirtyset.settle(ws)  # at once: no waiting for the watcher's flush interval
+            assert f"f{i}.txt" in ws.store.dirty_since(0)
+    finally:
+        ws.close()
+
+
+def test_the_barrier_fails_without_a_watcher(vb):
+    v = vb({"a.txt": "one\n"})
+    ws = v.ws()
+    try:
+        assert not dirtyset.settle(ws)  # no watcher ever ran: no sync directory
+        (ws.state_dir / dirtyset.SYNC_DIR).mkdir()
+        assert not dirtyset.settle(ws, wait=0.2)  # nobody answers
+        assert list((ws.state_dir / dirtyset.SYNC_DIR).iterdir()) == []  # and the token is not left behind
+    finally:
+        ws.close()
+
+
+def test_command_windows_ask_the_watcher_not_git(vb, watcher, monkeypatch):  # noqa: F811
+    v = vb({"a.txt": "one\n"})
+    watcher(v.repo)
+    ws = v.ws()
+    dirtyset.candidate_paths(ws)  # seeds the set once for this watcher (one git status)
+    ws.close()
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("git status ran although the watcher is live")
+
+    monkeypatch.setattr(gitcli, "dirty_paths", no_scan)
+    s = Session(v.repo, "cmd")
+    s.start()
+    outside(v.repo, "open('by-hand.txt', 'w').write('typed\\n')")  # just before the command: not the session's
+    made = [f"gen/{i}.txt" for i in range(10)]
+    for path in made:
+        # The command's last write comes right before its PostToolUse: the barrier must catch it.
+        s.bash("generate", lambda path=path: write(v.repo, path, "out\n"))
+    report = v.status()
+    assert [f.path for f in report.branches[0].files] == sorted(made)
+    assert [f.path for f in report.unattributed] == ["by-hand.txt"]
 
 
 def test_changes_present_before_the_watcher_are_not_missed(vb, watcher):  # noqa: F811

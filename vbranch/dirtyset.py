@@ -25,6 +25,9 @@ META_HEARTBEAT = "watch_heartbeat"
 META_TRUSTED = "watch_trusted_since"  # "" while untrusted (starting, or after an overflow until the rescan is done)
 META_SEEDED = "watch_seeded_for"  # the watcher start whose pre-existing changes were added to the set
 HEARTBEAT_FRESH = 2.0
+SYNC_DIR = "sync"  # under the state dir: barrier tokens the watcher acknowledges
+INEXACT = ".inexact"  # the watcher's answer when it cannot vouch (directories it only polls)
+SYNC_WAIT = 1.0
 
 
 def _lock_path(ws) -> Path:
@@ -90,14 +93,16 @@ def trusted_since(ws, clock: Callable[[], float] = time.time) -> float | None:
 
 
 def candidate_paths(ws) -> set[str]:
-    """Every path that may differ from the workspace commit: O(changes) with a live watcher.
+    """Every path that may differ from the workspace commit, complete up to this call.
 
-    Without one (or while it recovers from an overflow), git status answers, at O(repository).
-    With one, the set is the recorded paths plus what the watcher saw change; changes older
-    than the watcher are added once per watcher start, by one git status.
+    With a live watcher this is O(changes): the recorded paths plus what the watcher saw
+    change (changes older than the watcher are added once per watcher start, by one git
+    status), after a barrier that makes sure it has heard of every write made before now.
+    Without one (or while it recovers from an overflow, or when the barrier fails), git
+    status answers, at O(repository).
     """
     since = trusted_since(ws)
-    if since is None:
+    if since is None or not settle(ws):
         return gitcli.dirty_paths(ws.top) | set(ws.store.paths())
     started = ws.store.get_meta(META_STARTED)
     if ws.store.get_meta(META_SEEDED) != started:
@@ -106,3 +111,39 @@ def candidate_paths(ws) -> set[str]:
             ws.store.mark_dirty(sorted(before), since)
             ws.store.set_meta(META_SEEDED, started or "")
     return set(ws.store.dirty_since(since)) | set(ws.store.paths())
+
+
+def settle(ws, wait: float = SYNC_WAIT) -> bool:
+    """Wait until the watcher's dirty set holds every change made before this call.
+
+    inotify queues the events of one instance in the order they happen, and the
+    watcher watches the sync directory with the same instance as the working tree.
+    So when it hears of the token created here, every earlier write is already in
+    its hands: it writes those to the store, then removes the token. False when it
+    cannot vouch for that (it polls some directories, or does not answer in time).
+    """
+    token = Path(ws.state_dir) / SYNC_DIR / f"{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        os.close(os.open(token, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileNotFoundError:
+        return False  # no watcher has run here
+    deadline = time.monotonic() + wait
+    pause = 0.0002
+    while os.path.lexists(token):
+        if time.monotonic() > deadline:
+            _remove(token)
+            return False
+        time.sleep(pause)
+        pause = min(2 * pause, 0.004)
+    inexact = token.with_name(token.name + INEXACT)
+    if os.path.lexists(inexact):
+        _remove(inexact)
+        return False
+    return True
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

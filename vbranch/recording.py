@@ -265,11 +265,10 @@ def _unseen_attribution(ws: Workspace, at: str, exclude: str | None) -> Attribut
 def dirty_signatures(ws: Workspace) -> dict[str, str | None]:
     """The signature of every file that differs from the workspace commit or has a record.
 
-    Command windows ask git, not the watcher: the watcher hears of a write some
-    milliseconds after it, and a window closing right after its command's last
-    write must not miss it.
+    O(changes) with a live watcher: its barrier makes sure that a window closing right
+    after its command's last write sees that write.
     """
-    return {p: signature(read_state(ws.top, p)) for p in gitcli.dirty_paths(ws.top) | set(ws.store.paths())}
+    return {p: signature(read_state(ws.top, p)) for p in candidate_paths(ws)}
 
 
 def changed_since(ws: Workspace, before: dict[str, str | None]) -> list[str]:

@@ -237,7 +237,7 @@ def _rewind_writes(ws: Workspace, reverted: list[OpRow]) -> tuple[dict[str, File
     clashed: list[str] = []
     for op in reversed(reverted):
         for write in op.detail.get("writes", []):
-            path, old_sig, new_sig = write[0], write[1], write[2]
+            path, new_sig = write[0], write[2]
             if path in clashed:
                 continue
             state = contents[path] if path in contents else read_state(ws.top, path)

@@ -61,7 +61,6 @@ import errno
 import fcntl
 import logging
 import os
-import select
 import signal
 import sqlite3
 import stat as stat_module
@@ -71,24 +70,26 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from .errors import NotInitialized, StateError, VbranchError
 from .dirtyset import (
-    HEARTBEAT_FRESH,
     LOCK_NAME,
     META_HEARTBEAT,
     META_PID,
     META_STARTED,
     META_TRUSTED,
-    _float_meta,
+    INEXACT,
+    SYNC_DIR,
     _lock_held,
     _lock_path,
-    trusted_since,
     watcher_live,
     watcher_pid,
 )
+from .ignores import IgnoreOracle
+from .inotify import UNAVAILABLE, EVENT_TYPES, Handler, Observer
 from .store import Store
+from .treesnap import Snapshot, sig_of
 
 LOG_NAME = "watch.log"
 META_OVERFLOWS = "watch_overflows"  # how many queue overflows this watcher recovered from
@@ -97,12 +98,9 @@ META_POLLED = "watch_polled_dirs"  # directories polled because the watch limit 
 FLUSH_INTERVAL = 0.05
 HEARTBEAT_INTERVAL = 0.5
 HOUSEKEEPING_INTERVAL = 0.5  # ignore sources, sessions, idle
-RACY_NS = 2_000_000_000  # a stat this close to the change it describes may miss a later one
 DEFAULT_IDLE_EXIT = 300.0
 LOG_LIMIT = 1 << 20
-CHECK_IGNORE_TIMEOUT = 30.0
 
-Sig = tuple  # (mode, size, mtime_ns, ctime_ns, inode); None for a racy entry
 LIMIT_ERRNOS = (errno.ENOSPC, errno.ENOMEM, errno.EMFILE)  # a watch (or inotify instance) the kernel will not give
 
 
@@ -166,405 +164,6 @@ def start_background(
         ws.close()
 
 
-# --- what git ignores -------------------------------------------------------------------------
-
-
-class IgnoreOracle:
-    """`git check-ignore` answers, from one long-lived `--stdin -z --verbose --non-matching` process.
-
-    Sound caching: a directory git ignores has every path under it ignored (git
-    cannot re-include a file whose parent directory is excluded), and
-    check-ignore reports a directory holding tracked files as not ignored. All
-    answers are dropped when an ignore source changes (`invalidate`, `changed`).
-    Whatever cannot be answered counts as not ignored: reporting too much is
-    safe, too little is not.
-    """
-
-    def __init__(self, top: Path, git_dir: Path):
-        self.top = Path(top)
-        self.lock = threading.Lock()
-        self.proc: subprocess.Popen | None = None
-        self.buf = b""
-        self.dirs: dict[str, bool] = {}
-        self.paths: dict[str, bool] = {}
-        self.sources = [Path(git_dir) / "index", Path(git_dir) / "info" / "exclude", self._global_excludes()]
-        self.sig = self._sources_sig()
-
-    def _global_excludes(self) -> Path:
-        proc = subprocess.run(
-            ["git", "-C", str(self.top), "config", "--path", "core.excludesFile"], capture_output=True
-        )
-        configured = proc.stdout.decode(errors="surrogateescape").strip()
-        if configured:
-            return Path(configured).expanduser()
-        base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-        return Path(base) / "git" / "ignore"
-
-    def _sources_sig(self) -> tuple:
-        out = []
-        for path in self.sources:
-            try:
-                st = os.stat(path)
-                out.append((st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
-            except OSError:
-                out.append(None)
-        return tuple(out)
-
-    def changed(self) -> bool:
-        """Whether the index or an excludes file changed (answers are then dropped)."""
-        sig = self._sources_sig()
-        if sig == self.sig:
-            return False
-        self.sig = sig
-        self.invalidate()
-        return True
-
-    def invalidate(self) -> None:
-        with self.lock:
-            self._stop()
-            self.dirs.clear()
-            self.paths.clear()
-
-    def close(self) -> None:
-        with self.lock:
-            self._stop()
-
-    def ignored(self, rels: Iterable[str]) -> set[str]:
-        """Which of these paths git ignores."""
-        return self._answer(list(rels), self.paths)
-
-    def ignored_dirs(self, rels: Iterable[str]) -> set[str]:
-        """Which of these directories git ignores (with everything under them)."""
-        return self._answer(list(rels), self.dirs)
-
-    def _answer(self, rels: list[str], cache: dict[str, bool]) -> set[str]:
-        out, ask = set(), []
-        for rel in rels:
-            known = True if self._under_ignored_dir(rel) else cache.get(rel)
-            if known is None:
-                ask.append(rel)
-            elif known:
-                out.add(rel)
-        if ask:
-            answers = self._query_safe(sorted(set(ask)))
-            if len(cache) > 200_000:
-                cache.clear()
-            cache.update(answers)
-            out.update(r for r in ask if answers.get(r))
-        return out
-
-    def _under_ignored_dir(self, rel: str) -> bool:
-        if "/" not in rel or True not in self.dirs.values():
-            return False
-        parts = rel.split("/")
-        for i in range(1, len(parts)):
-            if self.dirs.get("/".join(parts[:i])):
-                return True
-        return False
-
-    def _query_safe(self, rels: list[str]) -> dict[str, bool]:
-        # A path git refuses (inside a submodule, beyond a symlink) kills check-ignore:
-        # halve the batch until the culprit is alone, and call it not ignored.
-        answers = self._query(rels)
-        if answers is not None:
-            return answers
-        if len(rels) == 1:
-            return {rels[0]: False}
-        mid = len(rels) // 2
-        return {**self._query_safe(rels[:mid]), **self._query_safe(rels[mid:])}
-
-    def _query(self, rels: list[str]) -> dict[str, bool] | None:
-        with self.lock:
-            try:
-                proc = self._ensure()
-                data = b"".join(os.fsencode(r) + b"\0" for r in rels)
-                writer = threading.Thread(target=_write_all, args=(proc.stdin, data), daemon=True)
-                writer.start()
-                fields = self._read_fields(proc, 4 * len(rels))
-                writer.join()
-            except (OSError, EOFError, TimeoutError, ValueError):
-                self._stop()
-                return None
-        out = {}
-        for i, rel in enumerate(rels):
-            _source, _line, pattern, path = fields[4 * i: 4 * i + 4]
-            if path != os.fsencode(rel):
-                with self.lock:
-                    self._stop()
-                return None
-            # A "!pattern" match re-includes: not ignored.
-            out[rel] = bool(pattern) and not pattern.startswith(b"!")
-        return out
-
-    def _ensure(self) -> subprocess.Popen:
-        if self.proc is None or self.proc.poll() is not None:
-            self._stop()
-            self.proc = subprocess.Popen(
-                ["git", "--no-optional-locks", "-C", str(self.top), "check-ignore", "--stdin", "-z", "--verbose", "--non-matching"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env={**os.environ, "GIT_FLUSH": "1"},
-                bufsize=0,
-            )
-            self.buf = b""
-        return self.proc
-
-    def _read_fields(self, proc: subprocess.Popen, count: int) -> list[bytes]:
-        fields: list[bytes] = []
-        fd = proc.stdout.fileno()
-        while len(fields) < count:
-            ready, _, _ = select.select([fd], [], [], CHECK_IGNORE_TIMEOUT)
-            if not ready:
-                raise TimeoutError("git check-ignore did not answer")
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                raise EOFError("git check-ignore exited")
-            parts = (self.buf + chunk).split(b"\0")
-            self.buf = parts.pop()
-            fields.extend(parts)
-        if len(fields) != count:
-            raise ValueError("git check-ignore answered more than it was asked")
-        return fields
-
-    def _stop(self) -> None:
-        proc, self.proc = self.proc, None
-        self.buf = b""
-        if proc is None:
-            return
-        for stream in (proc.stdin, proc.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _write_all(stream, data: bytes) -> None:
-    try:
-        view = memoryview(data)
-        while view:
-            n = stream.write(view)
-            view = view[n:]
-    except (OSError, ValueError):
-        pass  # the reader notices: git exited
-
-
-# --- what the watcher knows about the tree ----------------------------------------------------
-
-
-def _parent(rel: str) -> str:
-    return rel.rpartition("/")[0]
-
-
-def _sig(st: os.stat_result, now_ns: int) -> Sig | None:
-    if now_ns - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
-        return None  # racy: a change within the timestamps' granularity could hide behind it
-    return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
-class Snapshot:
-    """path -> stat signature of every file the watcher knows, with a directory index."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, Sig | None] = {}
-        self.children: dict[str, set[str]] = {}  # dir -> child paths (files and dirs)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def set(self, rel: str, sig: Sig | None) -> None:
-        self.files[rel] = sig
-        child, parent = rel, _parent(rel)
-        while True:
-            kids = self.children.setdefault(parent, set())
-            if child in kids:
-                break
-            kids.add(child)
-            if parent == "":
-                break
-            child, parent = parent, _parent(parent)
-
-    def pop(self, rel: str) -> bool:
-        """Forget a file; whether it was known."""
-        if rel not in self.files:
-            return False
-        del self.files[rel]
-        kids = self.children.get(_parent(rel))
-        if kids is not None:
-            kids.discard(rel)
-        return True
-
-    def pop_subtree(self, rel: str) -> list[str]:
-        """Forget everything under directory `rel` (and `rel` itself if it was a file); the files."""
-        gone = [rel] if self.pop(rel) else []
-        todo = [rel]
-        while todo:
-            d = todo.pop()
-            for kid in self.children.pop(d, ()):
-                if kid in self.files:
-                    del self.files[kid]
-                    gone.append(kid)
-                else:
-                    todo.append(kid)
-        kids = self.children.get(_parent(rel))
-        if kids is not None and rel:
-            kids.discard(rel)
-        return gone
-
-    def files_in(self, rel: str) -> list[str]:
-        return [k for k in self.children.get(rel, ()) if k in self.files]
-
-    def dirs_in(self, rel: str) -> list[str]:
-        return [k for k in self.children.get(rel, ()) if k not in self.files]
-
-
-# --- the watchdog layer -----------------------------------------------------------------------
-
-try:  # watchdog >= 7.1 (InotifyWatchGroup.on_queue_overflow); Linux only
-    from watchdog.events import (
-        DirCreatedEvent,
-        DirDeletedEvent,
-        DirMovedEvent,
-        FileAttribEvent,
-        FileClosedEvent,
-        FileCreatedEvent,
-        FileDeletedEvent,
-        FileModifiedEvent,
-        FileMovedEvent,
-        FileSystemEventHandler,
-    )
-    from watchdog.observers.api import BaseObserver
-    from watchdog.observers.inotify import InotifyEmitter, InotifyWatchGroup
-    from watchdog.observers.inotify_c import InotifyFD
-
-    _WATCHDOG_ERROR = None if hasattr(InotifyWatchGroup, "on_queue_overflow") else (
-        "this watchdog does not report inotify queue overflows; vbranch needs watchdog >= 7.1"
-    )
-except ImportError as error:  # pragma: no cover - non-Linux, or an old watchdog
-    _WATCHDOG_ERROR = f"the inotify watcher is unavailable ({error}); vbranch watch needs Linux and watchdog >= 7.1"
-
-# What we ask the kernel for: no opens, reads or close-without-write (they only
-# fill the queue). DirModifiedEvent is left out: the files say what changed.
-EVENT_TYPES = (
-    []
-    if _WATCHDOG_ERROR
-    else [
-        FileCreatedEvent, DirCreatedEvent, FileModifiedEvent, FileAttribEvent, FileClosedEvent,
-        FileDeletedEvent, DirDeletedEvent, FileMovedEvent, DirMovedEvent,
-    ]
-)
-
-if not _WATCHDOG_ERROR:
-    from dataclasses import dataclass, field
-
-    @dataclass
-    class _WatchGroup(InotifyWatchGroup):
-        """watchdog's recursive watch, plus: ignored directories unwatched, failures and overflows reported."""
-
-        sink: "Watcher | None" = field(default=None)
-
-        def on_queue_overflow(self) -> None:
-            self.sink.overflow_begins()
-            try:
-                super().on_queue_overflow()  # drops pending moves, rebuilds every watch
-                if self.is_active and self.path not in self._active_callbacks_by_path:
-                    # watchdog only logs a failed rebuild of the top: without it we see nothing.
-                    self.sink.watch_failed(self.path, OSError(errno.ENOSPC, "the top directory could not be watched again"))
-            finally:
-                self.sink.overflow_ends()
-
-        def _add_all_callbacks(self, path: bytes) -> None:
-            # Breadth first, one check-ignore batch per level; .git, nested repositories
-            # and ignored directories are not watched.
-            if path != self.path and self.sink.skip_dirs([path]):
-                return
-            self._add_callback(path)
-            if not self.is_recursive or not os.path.isdir(path):
-                return
-            level = [path]
-            while level:
-                subdirs = []
-                for d in level:
-                    try:
-                        entries = os.scandir(d)
-                    except OSError:
-                        continue
-                    with entries:
-                        for entry in entries:
-                            try:
-                                if entry.is_dir(follow_symlinks=self.follow_symlink):
-                                    subdirs.append(entry.path)
-                            except OSError:
-                                continue
-                skipped = self.sink.skip_dirs(subdirs)
-                level = [d for d in subdirs if d not in skipped]
-                for d in level:
-                    self._add_callback(d)
-
-        def _add_callback(self, path: bytes) -> None:
-            # watchdog swallows every failure below the top: we need ENOSPC (watch limit) to be heard.
-            try:
-                wd = self._inotify_fd.add_callback(path, self.event_mask, self._callback, self._id)
-            except OSError as error:
-                if path == self.path:
-                    raise
-                self.sink.watch_failed(path, error)
-                return
-            self._active_callbacks_by_path[path] = wd
-            self._active_callbacks_by_watch[wd] = path
-
-        def watch_more(self, path: bytes) -> None:
-            with self._lock:
-                if self.is_active:
-                    self._add_all_callbacks(path)
-
-        def is_watched(self, path: bytes) -> bool:
-            with self._lock:
-                return path in self._active_callbacks_by_path
-
-    class _Emitter(InotifyEmitter):
-        def __init__(self, event_queue, watch, *, sink=None, **kwargs):
-            super().__init__(event_queue, watch, **kwargs)
-            self.sink = sink
-            self.group: _WatchGroup | None = None
-
-        def on_thread_start(self) -> None:
-            self.group = _WatchGroup(
-                self._inotify_fd,
-                os.fsencode(self.watch.path),
-                is_recursive=self.watch.is_recursive,
-                event_mask=self.get_event_mask_from_filter(),
-                follow_symlink=self.watch.follow_symlink,
-                sink=self.sink,
-            )
-            self._inotify = self.group
-
-    class _Observer(BaseObserver):
-        """InotifyObserver with our emitter (one private inotify instance)."""
-
-        def __init__(self, sink: "Watcher"):
-            self._inotify_fd = InotifyFD()
-            self._inotify_fd.start()
-            super().__init__(_Emitter, timeout=1.0, inotify_fd=self._inotify_fd, sink=sink)
-
-        def on_thread_stop(self) -> None:
-            super().on_thread_stop()
-            self._inotify_fd.stop()
-            self._inotify_fd.join()
-
-    class _Handler(FileSystemEventHandler):
-        def __init__(self, queue: deque):
-            self.queue = queue
-
-        def on_any_event(self, event) -> None:
-            self.queue.append((event.event_type, event.src_path, getattr(event, "dest_path", ""), event.is_directory))
-
-
 # --- the watcher ------------------------------------------------------------------------------
 
 
@@ -580,8 +179,8 @@ class Watcher:
         clock: Callable[[], float] = time.time,
         err=None,
     ):
-        if _WATCHDOG_ERROR:
-            raise VbranchError(_WATCHDOG_ERROR, hint="pip install 'watchdog>=7.1' (on Linux)")
+        if UNAVAILABLE:
+            raise VbranchError(UNAVAILABLE, hint="pip install 'watchdog>=7.1' (on Linux)")
         self.top = Path(top)
         self.top_s = os.fspath(self.top)
         self.prefix = self.top_s + os.sep
@@ -593,6 +192,11 @@ class Watcher:
         self.clock = clock
         self.err = err or sys.stderr
         self.stop_event = threading.Event()
+        self.wake = threading.Event()  # a barrier token arrived, or stop
+        self.sync_dir = self.state_dir / SYNC_DIR
+        self.sync_prefix = os.fspath(self.sync_dir) + os.sep
+        self.tokens: list[str] = []  # barrier tokens seen, answered once their earlier events are stored
+        self.sync_polled = False  # the sync directory could not be watched: every token is answered inexact
         self.events: deque = deque()
         self.mutex = threading.Lock()  # what the inotify thread reports to us
         self.overflow_started = 0
@@ -686,6 +290,7 @@ class Watcher:
                 store.set_meta(META_OVERFLOWS, "0")
                 store.set_meta(META_POLLED, "0")
             self.oracle = IgnoreOracle(self.top, self.git_dir)
+            self._reset_sync_dir()
             self._start_observer()
             watched_from = self.clock()
             self._take_failures(poll=False)  # the scan below is their baseline
@@ -719,6 +324,10 @@ class Watcher:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             os.close(lock_fd)
 
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()
+
     def _take_lock(self) -> int:
         path = self.state_dir / LOCK_NAME
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -744,7 +353,7 @@ class Watcher:
             return None
         old = {}
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            old[sig] = signal.signal(sig, lambda *_: self.stop_event.set())
+            old[sig] = signal.signal(sig, lambda *_: self.stop())
         return old
 
     @staticmethod
@@ -754,9 +363,9 @@ class Watcher:
 
     def _start_observer(self) -> None:
         try:
-            self.observer = _Observer(self)  # inotify_init: fails at fs.inotify.max_user_instances
+            self.observer = Observer(self)  # inotify_init: fails at fs.inotify.max_user_instances
             self.observer.start()
-            self.observer.schedule(_Handler(self.events), self.top_s, recursive=True, event_filter=EVENT_TYPES)
+            self.observer.schedule(Handler(self.events, self.sync_prefix, self.wake), self.top_s, recursive=True, event_filter=EVENT_TYPES)
         except OSError as error:
             if error.errno not in LIMIT_ERRNOS:
                 raise
@@ -777,6 +386,7 @@ class Watcher:
             self._recover()
             if self._flush(now):
                 last_activity = now
+            self._answer_tokens()
             if self.polled and now >= self.next_poll:
                 self._poll(now)
             if now - last_house >= HOUSEKEEPING_INTERVAL:
@@ -795,7 +405,8 @@ class Watcher:
             if now - last_beat >= HEARTBEAT_INTERVAL:
                 last_beat = now
                 self._set_meta(META_HEARTBEAT, repr(now))
-            self.stop_event.wait(max(0.0, FLUSH_INTERVAL - (time.monotonic() - tick)))
+            self.wake.wait(max(0.0, FLUSH_INTERVAL - (time.monotonic() - tick)))
+            self.wake.clear()  # before the next _flush: a token queued after this is handled there
         return 0
 
     def _sessions(self) -> tuple[int, bool]:
@@ -808,6 +419,8 @@ class Watcher:
         raw = []
         while self.events:
             raw.append(self.events.popleft())
+        self.tokens += [src for kind, src, _, _ in raw if kind == "created" and src.startswith(self.sync_prefix)]
+        raw = [event for event in raw if not event[1].startswith(self.sync_prefix)]
         if not raw:
             return False
         paths: set[str] = set()
@@ -849,7 +462,7 @@ class Watcher:
                     self.snapshot.pop(rel)
                     paths.discard(rel)  # a directory: its files speak for it
                 else:
-                    self.snapshot.set(rel, _sig(st, now_ns))
+                    self.snapshot.set(rel, sig_of(st, now_ns))
         if ignores_changed:
             self.oracle.invalidate()
             self._reconsider_skipped(now)
@@ -871,6 +484,51 @@ class Watcher:
             return False
         self.unwritten.clear()
         return True
+
+    # the barrier (dirtyset.settle)
+
+    def _reset_sync_dir(self) -> None:
+        """Tokens left from before this watcher cannot be vouched for: answer them inexact."""
+        os.makedirs(self.sync_dir, exist_ok=True)
+        for entry in os.scandir(self.sync_dir):
+            if entry.name.endswith(INEXACT):
+                if time.time() - entry.stat().st_mtime > 60:
+                    os.unlink(entry.path)  # its hook is long gone
+            else:
+                self._answer(entry.path, exact=False)
+
+    def sync_unwatched(self, error: OSError) -> None:
+        self.sync_polled = True
+        self._log(f"the sync directory cannot be watched ({error}); commands will ask git instead")
+
+    def _answer_tokens(self) -> None:
+        """Answer the tokens whose earlier events are all in the store.
+
+        Held while an overflow is being recovered from (its lost events are not
+        in the store until the rescan) and while marks wait to be written.
+        """
+        if self.sync_polled:  # no events from there: look
+            self.tokens += [e.path for e in os.scandir(self.sync_dir) if not e.name.endswith(INEXACT)]
+        if not self.tokens or self.unwritten:
+            return
+        with self.mutex:
+            recovering = self.overflow_started > self.overflow_handled
+            exact = not self.polled and not self.failed_new and not self.sync_polled
+        if recovering:
+            return
+        for token in dict.fromkeys(self.tokens):
+            self._answer(token, exact)
+        self.tokens.clear()
+
+    @staticmethod
+    def _answer(token: str, exact: bool) -> None:
+        try:
+            if exact:
+                os.unlink(token)
+            else:
+                os.rename(token, token + INEXACT)
+        except FileNotFoundError:
+            pass  # its hook gave up waiting
 
     # recovery: overflow, watch limit
 
@@ -970,7 +628,7 @@ class Watcher:
                     continue
                 seen_files.add(rel)
                 old = self.snapshot.files.get(rel)
-                new = _sig(st, now_ns)
+                new = sig_of(st, now_ns)
                 if old is None or new is None or old != new:
                     changed.add(rel)
                 self.snapshot.set(rel, new)
@@ -1042,7 +700,7 @@ class Watcher:
                             if entry.is_dir(follow_symlinks=False):
                                 subdirs.append(rel)
                             else:
-                                snap.set(rel, _sig(entry.stat(follow_symlinks=False), now_ns))
+                                snap.set(rel, sig_of(entry.stat(follow_symlinks=False), now_ns))
                         except OSError:
                             continue
             full_paths = {os.fsencode(os.path.join(self.top_s, s)): s for s in subdirs}
