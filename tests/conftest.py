@@ -1,10 +1,12 @@
-"""A temporary-repository factory and a small driver for vbranch's library API."""
+"""A temporary-repository factory, a small driver for vbranch's library API, and a watcher fixture."""
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ os.environ.setdefault("VBRANCH_WATCHER", "off")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests use benchmarks.corpus
 
-from vbranch import committing, lifecycle, recording, status  # noqa: E402
+from vbranch import committing, dirtyset, lifecycle, recording, status  # noqa: E402
 from vbranch.workspace import open_workspace  # noqa: E402
 
 
@@ -160,3 +162,79 @@ def vb(make_repo):
         return VB(make_repo(files, **kwargs)).init()
 
     return start
+
+
+# --- the watcher, as a separate process -------------------------------------------------------
+
+TIMEOUT = 10.0
+
+
+def wait_for(condition, timeout: float = TIMEOUT, step: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def with_ws(repo: Path, fn):
+    ws = open_workspace(repo)
+    try:
+        return fn(ws)
+    finally:
+        ws.close()
+
+
+def trusted(repo: Path) -> float | None:
+    return with_ws(repo, dirtyset.trusted_since)
+
+
+class Watcher:
+    """A `python -m vbranch.watch` process started by the test (and only ever stopped by its pid)."""
+
+    def __init__(self, repo: Path, *args: str, prefix: list[str] | None = None):
+        self.repo = repo
+        self.err_path = repo.parent / f"{repo.name}-watch-{time.monotonic_ns()}.err"
+        self.err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen(
+            [*(prefix or []), sys.executable, "-m", "vbranch.watch", *args],
+            cwd=repo,
+            stdout=self.err,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_trusted(self, timeout: float = TIMEOUT) -> float:
+        since = wait_for(lambda: self.proc.poll() is None and trusted(self.repo), timeout)
+        assert since, f"watcher not trusted in {timeout} s:\n{self.stderr()}"
+        return since
+
+    def stderr(self) -> str:
+        self.err.flush()
+        return self.err_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+
+
+@pytest.fixture
+def watcher():
+    started: list[Watcher] = []
+
+    def start(repo: Path, *args: str, prefix: list[str] | None = None, trusted: bool = True) -> Watcher:
+        w = Watcher(repo, *args, prefix=prefix)
+        started.append(w)
+        if trusted:
+            w.wait_trusted()
+        return w
+
+    yield start
+    for w in started:
+        w.stop()

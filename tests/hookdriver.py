@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
-from vbranch import hook
+from vbranch import hook, hookclient
 
 PAYLOADS = Path(__file__).parent / "payloads"
 CAPTURED_ROOT = "/home/dev/project"
@@ -21,12 +24,25 @@ def payload(name: str, repo: Path, **fields) -> dict:
 
 
 def fire(data: dict | bytes) -> tuple[int, dict | None]:
-    """Run the hook in this process; returns its exit code and parsed output."""
+    """Run the hook in this process (or through the watcher's hook server, when
+    VBRANCH_TEST_HOOKS_VIA=server); returns its exit code and parsed output."""
     raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-    out = io.StringIO()
-    code = hook.main(stdin=io.BytesIO(raw), stdout=out)
-    text = out.getvalue().strip()
+    if os.environ.get("VBRANCH_TEST_HOOKS_VIA") == "server":
+        code, text = via_server(raw, data["cwd"] if isinstance(data, dict) else os.getcwd())
+    else:
+        out = io.StringIO()
+        code = hook.main(stdin=io.BytesIO(raw), stdout=out)
+        text = out.getvalue().strip()
     return code, json.loads(text) if text else None
+
+
+def via_server(raw: bytes, cwd: str) -> tuple[int, str]:
+    """The installed hook command (the client), required to be answered by the server."""
+    env = {**os.environ, "VBRANCH_HOOK_SERVER": "only"}
+    proc = subprocess.run([sys.executable, "-S", hookclient.__file__, "hook"], input=raw, cwd=cwd, env=env, capture_output=True)
+    if proc.returncode and b"no hook server answered" in proc.stderr:
+        raise AssertionError(proc.stderr.decode())
+    return proc.returncode, proc.stdout.decode().strip()
 
 
 class Session:

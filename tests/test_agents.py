@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import shlex
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from vbranch.workspace import open_workspace
 
 PAYLOADS = Path(__file__).parent / "payloads" / "agents"
 CAPTURED_ROOT = "/home/dev/project"
-COMMAND = f"{shlex.quote(sys.executable)} -m vbranch"
+COMMAND = inst.hook_command()
 
 
 def sample(name: str, repo: Path | str = CAPTURED_ROOT, **fields) -> dict:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import ROOT, VB, git, tree_files
 
@@ -42,14 +45,20 @@ else:  # a subagent of the same session, at the same time
 """
 
 
-def test_sixteen_hook_processes_for_eight_sessions(make_repo):
+@pytest.mark.parametrize("via", ["process", "server"])
+def test_sixteen_hook_processes_for_eight_sessions(make_repo, watcher, via):
+    """Each hook in its own process (`python -m vbranch hook`), or all through the watcher's hook server."""
     repo = make_repo({
         "shared.txt": "".join(f"line {i}\n" for i in range(SESSIONS)),
         "shared2.txt": "".join(f"row {i}\n" for i in range(SESSIONS)),
     })
     v = VB(repo).init()
+    env = dict(os.environ)
+    if via == "server":
+        watcher(repo)
+        env["VBRANCH_TEST_HOOKS_VIA"] = "server"
     procs = [
-        subprocess.Popen([sys.executable, "-c", WORKER, str(repo), str(s), role], cwd=ROOT, stderr=subprocess.PIPE)
+        subprocess.Popen([sys.executable, "-c", WORKER, str(repo), str(s), role], cwd=ROOT, env=env, stderr=subprocess.PIPE)
         for s in range(SESSIONS)
         for role in ("tools", "sub")
     ]

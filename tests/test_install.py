@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from vbranch import hookclient
 from vbranch import install as inst
 from vbranch.errors import VbranchError
 
@@ -56,7 +57,7 @@ def test_fresh_install_each_scope(tmp_path, scope, rel):
         assert len(groups) == 1 and len(groups[0]["hooks"]) == 1
         hook = groups[0]["hooks"][0]
         assert hook["type"] == "command" and inst.is_ours(hook)
-        assert hook["command"] == f"{shlex.quote(sys.executable)} -m vbranch hook"
+        assert hook["command"] == f"{shlex.quote(sys.executable)} -S {shlex.quote(str(Path(hookclient.__file__)))} hook"
         assert groups[0].get("matcher") == (TOOLS if "Tool" in event else None)
     timeouts = {e: g[0]["hooks"][0]["timeout"] for e, g in data["hooks"].items()}
     assert timeouts["PreToolUse"] == timeouts["PostToolUse"] == timeouts["PostToolUseFailure"] == 30
@@ -107,6 +108,10 @@ def test_reinstall_with_new_command_replaces_ours_in_place():
     assert len(ours_in(new)) == len(EVENTS)
     assert [g["hooks"][0]["command"] for g in new["hooks"]["PreToolUse"]] == [
         "audit-bash", "log-read", "/new/python -m vbranch hook", "later"]
+    # and from `-m vbranch` to the fast client of this version
+    client = inst.merge_hooks(new, inst.our_hooks())
+    assert {h["command"] for _, h in ours_in(client)} == {inst.hook_command() + " hook"}
+    assert len(ours_in(client)) == len(EVENTS)
 
 
 def test_merge_recognises_plain_and_path_forms_and_drops_stale_events():

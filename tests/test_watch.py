@@ -19,32 +19,16 @@ import pytest
 from vbranch import dirtyset, ignores, inotify, treesnap, watch
 from vbranch.workspace import ensure_session, open_workspace
 
-from tests.conftest import git, write
+from tests.hookdriver import Session
 
-TIMEOUT = 10.0
+from tests.conftest import TIMEOUT, git, trusted, wait_for, with_ws, write
+
 PROC_INOTIFY = Path("/proc/sys/fs/inotify")
 
 pytestmark = pytest.mark.skipif(inotify.UNAVAILABLE is not None, reason=str(inotify.UNAVAILABLE))
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def wait_for(condition, timeout: float = TIMEOUT, step: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
-
-
-def with_ws(repo: Path, fn):
-    ws = open_workspace(repo)
-    try:
-        return fn(ws)
-    finally:
-        ws.close()
 
 
 def dirty(repo: Path, since: float = 0.0) -> dict[str, float]:
@@ -55,58 +39,6 @@ def live(repo: Path) -> bool:
     return with_ws(repo, dirtyset.watcher_live)
 
 
-def trusted(repo: Path) -> float | None:
-    return with_ws(repo, dirtyset.trusted_since)
-
-
-class Watcher:
-    """A `python -m vbranch.watch` process started by the test (and only ever stopped by its pid)."""
-
-    def __init__(self, repo: Path, *args: str, prefix: list[str] | None = None):
-        self.repo = repo
-        self.err_path = repo.parent / f"{repo.name}-watch-{time.monotonic_ns()}.err"
-        self.err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "vbranch.watch", *args],
-            cwd=repo,
-            stdout=self.err,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_trusted(self, timeout: float = TIMEOUT) -> float:
-        since = wait_for(lambda: self.proc.poll() is None and trusted(self.repo), timeout)
-        assert since, f"watcher not trusted in {timeout} s:\n{self.stderr()}"
-        return since
-
-    def stderr(self) -> str:
-        self.err.flush()
-        return self.err_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.err.close()
-
-
-@pytest.fixture
-def watcher():
-    started: list[Watcher] = []
-
-    def start(repo: Path, *args: str, prefix: list[str] | None = None, trusted: bool = True) -> Watcher:
-        w = Watcher(repo, *args, prefix=prefix)
-        started.append(w)
-        if trusted:
-            w.wait_trusted()
-        return w
-
-    yield start
-    for w in started:
-        w.stop()
 
 
 def outside(repo: Path, code: str) -> tuple[float, float]:
@@ -307,6 +239,27 @@ def test_sigkill_is_detected(vb, watcher):
     assert not live(repo)
     assert trusted(repo) is None
     assert with_ws(repo, dirtyset.watcher_pid) is None
+
+
+def test_a_crashed_watcher_is_replaced_at_the_next_tool_call(vb, watcher, monkeypatch):
+    repo = vb({"a.txt": "a\n"}).repo
+    monkeypatch.delenv("VBRANCH_WATCHER", raising=False)
+    session = Session(repo, "s1")
+    w = watcher(repo)
+    w.proc.send_signal(signal.SIGKILL)
+    w.proc.wait(timeout=10)
+    assert not live(repo)
+    session.bash("ls")
+    try:
+        assert wait_for(lambda: live(repo), 15)
+        replacement = with_ws(repo, dirtyset.watcher_pid)
+        assert replacement not in (None, w.proc.pid)
+    finally:
+        assert with_ws(repo, watch.stop_watcher)
+    # A watcher that stopped cleanly (idle, or asked to) is not restarted by tool calls.
+    session.bash("ls")
+    time.sleep(0.5)
+    assert not live(repo) and with_ws(repo, dirtyset.watcher_pid) is None
 
 
 def test_hung_watcher_is_not_trusted(vb, watcher):

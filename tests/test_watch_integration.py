@@ -1,13 +1,13 @@
 """The watcher in use: status, command windows and lanes read its dirty set."""
 from __future__ import annotations
 
-from tests.conftest import write
+from tests.conftest import wait_for, write
 from tests.hookdriver import Session
-from tests.test_watch import live, outside, wait_for, watcher  # noqa: F401  (the fixture)
+from tests.test_watch import outside
 from vbranch import config, dirtyset, gitcli
 
 
-def test_an_outside_write_shows_in_status_through_the_watcher(vb, watcher, monkeypatch):  # noqa: F811
+def test_an_outside_write_shows_in_status_through_the_watcher(vb, watcher, monkeypatch):
     v = vb({"a.txt": "one\n"})
     watcher(v.repo)
     before, after = outside(v.repo, "open('a.txt', 'a').write('two\\n')")
@@ -24,7 +24,7 @@ def test_an_outside_write_shows_in_status_through_the_watcher(vb, watcher, monke
     assert [f.path for f in v.status().unattributed] == ["a.txt"]
 
 
-def test_the_barrier_makes_a_write_just_before_it_visible(vb, watcher):  # noqa: F811
+def test_the_barrier_makes_a_write_just_before_it_visible(vb, watcher):
     v = vb({"a.txt": "one\n"})
     watcher(v.repo)
     ws = v.ws()
@@ -49,7 +49,7 @@ def test_the_barrier_fails_without_a_watcher(vb):
         ws.close()
 
 
-def test_command_windows_ask_the_watcher_not_git(vb, watcher, monkeypatch):  # noqa: F811
+def test_command_windows_ask_the_watcher_not_git(vb, watcher, monkeypatch):
     v = vb({"a.txt": "one\n"})
     watcher(v.repo)
     ws = v.ws()
@@ -72,14 +72,14 @@ def test_command_windows_ask_the_watcher_not_git(vb, watcher, monkeypatch):  # n
     assert [f.path for f in report.unattributed] == ["by-hand.txt"]
 
 
-def test_changes_present_before_the_watcher_are_not_missed(vb, watcher):  # noqa: F811
+def test_changes_present_before_the_watcher_are_not_missed(vb, watcher):
     v = vb({"a.txt": "one\n", "b.txt": "b\n"})
     write(v.repo, "a.txt", "changed before the watcher\n")
     watcher(v.repo)
     assert {f.path for f in v.status().unattributed} == {"a.txt"}
 
 
-def test_a_change_inside_a_sessions_command_goes_to_it(vb, watcher):  # noqa: F811
+def test_a_change_inside_a_sessions_command_goes_to_it(vb, watcher):
     v = vb({"a.txt": "one\n"})
     watcher(v.repo)
     s = Session(v.repo, "cmd")
@@ -89,7 +89,7 @@ def test_a_change_inside_a_sessions_command_goes_to_it(vb, watcher):  # noqa: F8
     assert [f.path for f in report.branches[0].files] == ["built.txt"] and report.unattributed == []
 
 
-def test_outside_changes_go_to_the_configured_lane(vb, watcher):  # noqa: F811
+def test_outside_changes_go_to_the_configured_lane(vb, watcher):
     v = vb({"a.txt": "one\n"})
     state = v.repo / ".git" / "vbranch"
     config.write(state, {**config.load(state), "lane": "human"})

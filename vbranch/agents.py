@@ -451,17 +451,18 @@ def render(agent: str, payload: dict, answer: str | None) -> str | None:
     return json.dumps(out)
 
 
-def main(agent: str, stdin=None, stdout=None) -> int:
+def main(agent: str, stdin=None, stdout=None, stderr=None, default_dir: str | None = None) -> int:
     """`vbranch hook --agent AGENT`: the agent's payload on stdin, through vbranch's hook handler."""
     from . import hook
 
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
     raw = stdin.read()
     try:
         payload = json.loads(raw)
     except ValueError as error:
-        sys.stderr.write(f"vbranch hook: {agent} hook input is not JSON ({error}); the tool call goes ahead unchecked\n")
+        stderr.write(f"vbranch hook: {agent} hook input is not JSON ({error}); the tool call goes ahead unchecked\n")
         if agent == "cursor":
             stdout.write("{}\n")
         return 1
@@ -470,7 +471,7 @@ def main(agent: str, stdin=None, stdout=None) -> int:
     code, answer = 0, None
     if normalized is not None:
         buffer = io.StringIO()
-        code = hook.main(stdin=io.BytesIO(json.dumps(normalized).encode()), stdout=buffer)
+        code = hook.main(io.BytesIO(json.dumps(normalized).encode()), buffer, stderr, default_dir)
         answer = buffer.getvalue().strip() or None
     text = render(agent, payload, answer)
     if text:

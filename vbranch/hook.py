@@ -13,10 +13,11 @@ from pathlib import Path
 
 from . import claude, config, guard, leases
 from .clock import now
+from .dirtyset import META_PID, watcher_live
 from .errors import NotInitialized, PathError
 from .ownership import FileState, conflicts
 from .recording import close_window, open_window, record_write, snapshot
-from .workspace import Workspace, branch_for_session, ensure_session, open_workspace
+from .workspace import Workspace, ensure_session, open_workspace
 from .worktree import resolve
 
 SESSION_CONTEXT = (
@@ -27,17 +28,19 @@ SESSION_CONTEXT = (
 )
 
 
-def main(stdin=None, stdout=None) -> int:
+def main(stdin=None, stdout=None, stderr=None, default_dir: str | None = None) -> int:
+    """One payload from `stdin`; `default_dir` is where to look for the repository if it names no cwd."""
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
     try:
         payload = claude.parse(stdin.read())
     except claude.PayloadError as error:
-        sys.stderr.write(f"vbranch hook: {error}; the tool call goes ahead unchecked\n")
+        stderr.write(f"vbranch hook: {error}; the tool call goes ahead unchecked\n")
         return 1
     ws = None
     try:
-        ws = _open(payload)
+        ws = _open(payload, default_dir)
         if ws is None:
             return 0  # vbranch is not set up in this repository: nothing to do
         output = handle(ws, payload)
@@ -53,13 +56,13 @@ def main(stdin=None, stdout=None) -> int:
             ws.close()
 
 
-def _open(payload: dict) -> Workspace | None:
+def _open(payload: dict, default_dir: str | None) -> Workspace | None:
     """The workspace, or None where vbranch is not set up (then the hooks do nothing).
 
     Any other failure to open it is an error the user must see: staying
     silent would switch the guard off unnoticed.
     """
-    start = payload.get("cwd") or os.environ.get("CLAUDE_PROJECT_DIR") or "."
+    start = payload.get("cwd") or default_dir or os.environ.get("CLAUDE_PROJECT_DIR") or "."
     try:
         return open_workspace(start)
     except NotInitialized:
@@ -93,11 +96,26 @@ def handle(ws: Workspace, payload: dict) -> str | None:
 def on_session_start(ws: Workspace, payload: dict, cfg: dict) -> str:
     with ws.lock, ws.store.tx():
         ensure_session(ws, payload["session_id"], now(), agent=payload.get("vbranch_agent") or "claude-code")
-    if cfg.get("watcher", "auto") == "auto" and os.environ.get("VBRANCH_WATCHER") != "off":
+    if _watcher_wanted(cfg):
         from .watch import start_background
 
         start_background(ws.top)  # catches the changes no hook reports; does nothing if one is live
     return claude.tell_agent("SessionStart", SESSION_CONTEXT)
+
+
+def _watcher_wanted(cfg: dict) -> bool:
+    return cfg.get("watcher", "auto") == "auto" and os.environ.get("VBRANCH_WATCHER") != "off"
+
+
+def _replace_crashed_watcher(ws: Workspace, cfg: dict) -> None:
+    """A watcher that died without saying so (its pid still in the store) is started again, once."""
+    if not ws.store.get_meta(META_PID) or not _watcher_wanted(cfg) or watcher_live(ws):
+        return
+    with ws.lock, ws.store.tx():
+        ws.store.set_meta(META_PID, "")  # should the new one fail too, the next session start tries again
+    from .watch import start_background
+
+    start_background(ws.top)
 
 
 def on_prompt(ws: Workspace, payload: dict, cfg: dict) -> None:
@@ -108,6 +126,7 @@ def on_prompt(ws: Workspace, payload: dict, cfg: dict) -> None:
 
 
 def on_pre_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
+    _replace_crashed_watcher(ws, cfg)
     tool = payload.get("tool_name")
     if tool in claude.FILE_TOOLS:
         return _pre_write(ws, payload, cfg)

@@ -24,8 +24,9 @@ BACKUP_SUFFIX = ".vbranch-backup"
 SCOPES = ("project", "local", "user")
 
 # Our entries are recognised by their command, whatever interpreter path an
-# earlier install wrote: `vbranch hook`, `/x/bin/vbranch hook`, `'/x/python' -m vbranch hook`.
-_OURS = re.compile(r"""(?:^|[\s/'"])vbranch['"]?\s+hook(?:\s|$)""")
+# earlier install wrote: `vbranch hook`, `/x/bin/vbranch hook`, `'/x/python' -m vbranch hook`,
+# `/x/python -S /y/vbranch/hookclient.py hook`.
+_OURS = re.compile(r"""(?:^|[\s/'"])(?:vbranch|hookclient\.py)['"]?\s+hook(?:\s|$)""")
 
 
 def settings_path(top: Path, scope: str = "project", home: Path | None = None) -> Path:
@@ -39,11 +40,18 @@ def settings_path(top: Path, scope: str = "project", home: Path | None = None) -
 
 
 def hook_command() -> str:
-    """How a hook starts vbranch: this interpreter by absolute path, so no PATH is needed."""
+    """How a hook starts vbranch: this interpreter by absolute path, so no PATH is needed.
+
+    It runs the small client (hookclient.py) without site, which hands the payload to
+    the watcher's hook server and starts the full `-m vbranch` only if none answers.
+    """
     if not sys.executable:
         raise VbranchError("cannot tell which Python runs vbranch", hint="run vbranch with a regular Python interpreter")
+    from . import hookclient
+
     # Not resolved: a venv's python is a symlink, and resolving it would lose the venv.
-    return f"{shlex.quote(os.path.abspath(sys.executable))} -m vbranch"
+    python = shlex.quote(os.path.abspath(sys.executable))
+    return f"{python} -S {shlex.quote(os.path.abspath(hookclient.__file__))}"
 
 
 def our_hooks(command: str | None = None) -> dict:

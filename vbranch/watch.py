@@ -86,6 +86,7 @@ from .dirtyset import (
     watcher_live,
     watcher_pid,
 )
+from .hookserver import HookServer
 from .ignores import IgnoreOracle
 from .inotify import UNAVAILABLE, EVENT_TYPES, Handler, Observer
 from .store import Store
@@ -211,6 +212,7 @@ class Watcher:
         self.oracle: IgnoreOracle | None = None
         self.group = None
         self.observer = None
+        self.server: HookServer | None = None
         self.next_poll = 0.0
         self.poll_interval = 1.0
         self.unwritten: list[tuple[list[str], float]] = []  # marks the store refused (busy): retried next tick
@@ -302,8 +304,12 @@ class Watcher:
             if not pending:
                 self._set_meta(META_TRUSTED, repr(watched_from))
             self._log(f"watching {self.top} ({len(self.snapshot)} files) since {time.strftime('%H:%M:%S')}")
+            self.server = HookServer(self.state_dir, self._log)
+            self.server.start()
             return self._loop()
         finally:
+            if self.server is not None:
+                self.server.stop()
             self._restore_signals(old_handlers)
             watchdog_log.setLevel(old_level)
             if self.observer is not None:

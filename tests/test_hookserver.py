@@ -1,0 +1,121 @@
+"""The installed hook command: hookclient.py, answered by the watcher's hook server or by the full hook."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.hookdriver import payload
+from tests.test_agents import sample
+from vbranch import hookclient
+from vbranch.hookserver import run_hook
+
+
+def client(repo: Path, data: dict | bytes, *args: str, mode: str = "auto") -> subprocess.CompletedProcess:
+    """The hook command as `vbranch install` writes it, run in the repository."""
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    env = {**os.environ, "VBRANCH_HOOK_SERVER": mode}
+    return subprocess.run([sys.executable, "-S", hookclient.__file__, "hook", *args], input=raw, cwd=repo, env=env,
+                          capture_output=True)
+
+
+def stash(repo: Path) -> dict:
+    return payload("PreToolUse_Bash", repo, tool_input={"command": "git stash", "description": "stash"})
+
+
+def decision(proc: subprocess.CompletedProcess) -> str | None:
+    out = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    return out.get("hookSpecificOutput", {}).get("permissionDecision")
+
+
+def test_without_a_server_the_full_hook_answers(vb):
+    repo = vb({"a.txt": "a\n"}).repo
+    assert decision(client(repo, stash(repo))) == "deny"
+    only = client(repo, stash(repo), mode="only")
+    assert only.returncode == 1 and b"no hook server answered" in only.stderr
+
+
+def test_the_server_answers_as_the_full_hook_would(vb, watcher):
+    repo = vb({"a.txt": "a\n"}).repo
+    watcher(repo)
+    assert decision(client(repo, stash(repo), mode="only")) == "deny"
+    allowed = client(repo, payload("PreToolUse_Bash", repo, tool_input={"command": "ls"}), mode="only")
+    assert allowed.returncode == 0 and decision(allowed) is None
+    # Malformed input: the same exit code and message as `python -m vbranch hook`.
+    served = client(repo, b"{not json", mode="only")
+    full = client(repo, b"{not json", mode="off")
+    assert (served.returncode, served.stdout, served.stderr) == (full.returncode, full.stdout, full.stderr)
+    assert served.returncode == 1 and b"goes ahead unchecked" in served.stderr
+
+
+def test_the_server_runs_other_agents_hooks(vb, watcher):
+    v = vb({"a.txt": "a\n"})
+    watcher(v.repo)
+    served = client(v.repo, sample("cursor_beforeSubmitPrompt", v.repo), "--agent", "cursor", mode="only")
+    assert (served.returncode, served.stdout.strip()) == (0, b'{"continue": true}')
+    bad = client(v.repo, b"not json", "--agent", "cursor", mode="only")
+    assert (bad.returncode, bad.stdout.strip()) == (1, b"{}")
+
+
+def test_a_server_that_does_not_answer_leaves_it_to_the_full_hook(vb):
+    """A stale socket (nobody listening), then a server that hangs up mid-request: same answer."""
+    repo = vb({"a.txt": "a\n"}).repo
+    path = repo / ".git" / "vbranch" / hookclient.SOCKET_NAME
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()
+    assert decision(client(repo, stash(repo))) == "deny"
+
+    path.unlink()
+    rude = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    rude.bind(str(path))
+    rude.listen(1)
+    hung_up = []
+
+    def hang_up():
+        conn, _ = rude.accept()
+        conn.recv(1 << 16)
+        hung_up.append(True)
+        conn.close()
+
+    thread = threading.Thread(target=hang_up)
+    thread.start()
+    try:
+        assert decision(client(repo, stash(repo))) == "deny"
+    finally:
+        thread.join(timeout=10)
+        rude.close()
+    assert hung_up
+
+
+def test_a_repository_without_vbranch_is_left_alone(make_repo):
+    repo = make_repo({"a.txt": "a\n"})
+    proc = client(repo, stash(repo))
+    assert (proc.returncode, proc.stdout) == (0, b"")
+
+
+@pytest.mark.parametrize("reply", [b"", b"0", b"0 10\n{}", b"x 2\n{}"])
+def test_a_partial_reply_is_no_reply(reply):
+    assert hookclient.parse_reply(reply) is None
+
+
+def test_a_reply_splits_into_code_stdout_and_stderr():
+    assert hookclient.parse_reply(b"1 2\n{}oops\n") == (1, b"{}", b"oops\n")
+
+
+def test_run_hook_fails_open_on_an_internal_error(monkeypatch):
+    from vbranch import agents, hook
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(hook, "main", boom)
+    monkeypatch.setattr(agents, "main", boom)
+    assert run_hook("claude\0\0/tmp", b"{}") == (1, b"", b"vbranch hook: internal error: RuntimeError('broken')\n")
+    assert run_hook("cursor\0\0/tmp", b"{}")[:2] == (1, b"{}\n")
