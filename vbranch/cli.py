@@ -30,14 +30,14 @@ def cmd_init(args) -> int:
 
 def cmd_status(args) -> int:
     from . import ui
-    from .status import status
+    from .status import collect, status
     from .workspace import open_workspace
 
-    report = status(open_workspace(args.C), now())
+    ws = open_workspace(args.C)
     if args.json:
-        ui.write_raw(report.model_dump_json(indent=2) + "\n")
+        ui.write_raw(status(ws, now()).model_dump_json(indent=2) + "\n")
     else:
-        ui.show_status(report)
+        ui.show_status(collect(ws, now()))
     return 0
 
 

@@ -66,7 +66,7 @@ def demo(directory: str | None) -> int:
     from .committing import commit
     from .lifecycle import init
     from .recording import record, run
-    from .status import status
+    from .status import collect
 
     top = Path(directory or tempfile.mkdtemp(prefix="vbranch-demo-"))
     top.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def demo(directory: str | None) -> int:
         ui.line(f"  {session:10} {what}")
 
     ui.line("\n2. vbranch status: every line has an owner; one line has two", style="bold")
-    ui.show_status(status(ws, now()))
+    ui.show_status(collect(ws, now()))
 
     ui.line("\n3. vbranch commit --all: the contested line blocks only its two branches", style="bold")
     _show_commit(commit(ws, None, None, now()))

@@ -1,55 +1,67 @@
-"""Who owns what: the status report, built from the store's records."""
+"""Who owns what: the status report, built from the store's records.
+
+`collect` builds it as plain data in the shape of models.StatusReport: what `vbranch
+status` prints, without importing pydantic (a quarter of a second). `status` validates
+it into that model, for `status --json` and the library.
+"""
 from __future__ import annotations
 
 from . import gitcli
-from .models import BranchStatus, Contest, FileLines, SessionInfo, StatusReport
 from .ownership import ABSENT, SYMLINK, UNATTRIBUTED, FileOwnership, OwnedSpan, is_binary, spans
 from .recording import snapshot
 from .workspace import Workspace
 
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .models import StatusReport
+
+
 def status(ws: Workspace, at: str) -> StatusReport:
+    from .models import StatusReport
+
+    return StatusReport.model_validate(collect(ws, at))
+
+
+def collect(ws: Workspace, at: str) -> dict:
     snapshot(ws, at)
     records = [rec for rec in ws.store.files() if rec.changed]
     branches = ws.store.branches()
     names = {b.id: b.name for b in branches}
     heads = _heads(ws, [b.ref for b in branches])
     sessions = ws.store.sessions()
-    report = StatusReport(base=ws.base, target=ws.target, branches=[], unattributed=[], contested=[])
-    for branch in branches:
-        report.branches.append(
-            BranchStatus(
-                name=branch.name,
-                ref=branch.ref,
-                head=heads.get(branch.ref),
-                applied=branch.applied,
-                sessions=[SessionInfo(id=s.id, agent=s.agent, ended=s.ended_at is not None) for s in sessions if s.branch_id == branch.id],
-                files=owned_files(records, branch.id),
-            )
-        )
-    report.unattributed = owned_files(records, UNATTRIBUTED)
-    for rec in records:
-        report.contested.extend(_contests(rec, names, sessions))
-    return report
+    return {
+        "base": ws.base,
+        "target": ws.target,
+        "branches": [
+            {
+                "name": branch.name,
+                "ref": branch.ref,
+                "head": heads.get(branch.ref),
+                "applied": branch.applied,
+                "sessions": [{"id": s.id, "agent": s.agent, "ended": s.ended_at is not None} for s in sessions if s.branch_id == branch.id],
+                "files": owned_files(records, branch.id),
+            }
+            for branch in branches
+        ],
+        "unattributed": owned_files(records, UNATTRIBUTED),
+        "contested": [contest for rec in records for contest in _contests(rec, names, sessions)],
+    }
 
 
-def owned_files(records: list[FileOwnership], owner: int) -> list[FileLines]:
-    """The changes `owner` alone owns, file by file."""
+def owned_files(records: list[FileOwnership], owner: int) -> list[dict]:
+    """The changes `owner` alone owns, file by file (models.FileLines)."""
     out = []
     for rec in records:
         if rec.is_whole:
             if rec.owners == (owner,):
-                out.append(FileLines(path=rec.path, whole=True, change=change_kind(rec)))
+                out.append({"path": rec.path, "lines": [], "deleted": [], "whole": True, "change": change_kind(rec)})
             continue
         mine = [s for s in spans(rec.items) if s.owners == (owner,)]
         if mine:
-            out.append(
-                FileLines(
-                    path=rec.path,
-                    lines=[s.inserted for s in mine if s.inserted],
-                    deleted=[s.deleted for s in mine if s.deleted],
-                )
-            )
+            lines = [s.inserted for s in mine if s.inserted]
+            deleted = [s.deleted for s in mine if s.deleted]
+            out.append({"path": rec.path, "lines": lines, "deleted": deleted, "whole": False, "change": "modified"})
     return out
 
 
@@ -65,20 +77,20 @@ def change_kind(rec: FileOwnership) -> str:
     return "mode"
 
 
-def _contests(rec: FileOwnership, names: dict[int, str], sessions) -> list[Contest]:
+def _contests(rec: FileOwnership, names: dict[int, str], sessions) -> list[dict]:
     if rec.is_whole:
         found = [OwnedSpan(rec.owners, None, None)] if len(rec.owners) > 1 else []
     else:
         found = [s for s in spans(rec.items) if len(s.owners) > 1]
     return [
-        Contest(
-            path=rec.path,
-            lines=span.inserted,
-            removed=span.removed,
-            branches=[names.get(o, str(o)) for o in span.owners if o != UNATTRIBUTED],
-            sessions=[s.id for s in sessions if s.branch_id in span.owners],
-            unattributed=UNATTRIBUTED in span.owners,
-        )
+        {
+            "path": rec.path,
+            "lines": span.inserted,
+            "removed": span.removed,
+            "branches": [names.get(o, str(o)) for o in span.owners if o != UNATTRIBUTED],
+            "sessions": [s.id for s in sessions if s.branch_id in span.owners],
+            "unattributed": UNATTRIBUTED in span.owners,
+        }
         for span in found
     ]
 

@@ -12,12 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from typing import TYPE_CHECKING
-
 from .errors import VbranchError
 
-if TYPE_CHECKING:  # pydantic is slow to import: only `status` needs the models
-    from .models import FileLines, StatusReport
 
 # NO_COLOR wins over FORCE_COLOR: a pipe then gets plain text whatever else is set.
 _plain = {"force_terminal": False, "no_color": True} if os.environ.get("NO_COLOR") else {}
@@ -29,44 +25,45 @@ def ranges(spans: list[tuple[int, int]]) -> str:
     return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
 
 
-def describe(f: FileLines) -> str:
-    if f.whole:
-        return f.change
+def describe(f: dict) -> str:
+    if f["whole"]:
+        return f["change"]
     parts = []
-    if f.lines:
-        parts.append(f"lines {ranges(f.lines)}")
-    if f.deleted:
-        parts.append(f"removed base lines {ranges(f.deleted)}")
+    if f["lines"]:
+        parts.append(f"lines {ranges(f['lines'])}")
+    if f["deleted"]:
+        parts.append(f"removed base lines {ranges(f['deleted'])}")
     return "; ".join(parts)
 
 
-def show_status(report: StatusReport) -> None:
-    base = report.base[:12] if report.base else "(no commits)"
-    out.print(f"base {base}  target {report.target or '-'}")
+def show_status(report: dict) -> None:
+    """The status report (status.collect's plain data, shaped as models.StatusReport)."""
+    base = report["base"][:12] if report["base"] else "(no commits)"
+    out.print(f"base {base}  target {report['target'] or '-'}")
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("branch")
     table.add_column("sessions")
     table.add_column("file")
     table.add_column("owned changes")
-    for branch in report.branches:
-        sessions = ", ".join(s.id + (" (ended)" if s.ended else "") for s in branch.sessions) or "-"
-        name = branch.name + ("" if branch.applied else " (unapplied)")
-        if not branch.files:
+    for branch in report["branches"]:
+        sessions = ", ".join(s["id"] + (" (ended)" if s["ended"] else "") for s in branch["sessions"]) or "-"
+        name = branch["name"] + ("" if branch["applied"] else " (unapplied)")
+        if not branch["files"]:
             table.add_row(name, sessions, "-", "no changes")
-        for i, f in enumerate(branch.files):
-            table.add_row(name if i == 0 else "", sessions if i == 0 else "", f.path, describe(f))
+        for i, f in enumerate(branch["files"]):
+            table.add_row(name if i == 0 else "", sessions if i == 0 else "", f["path"], describe(f))
     out.print(table)
-    if report.unattributed:
+    if report["unattributed"]:
         out.print(Text("unattributed (no known session made these; `vbranch assign` gives them to a branch):", style="yellow"))
-        for f in report.unattributed:
-            out.print(f"  {f.path}: {describe(f)}")
-    if report.contested:
+        for f in report["unattributed"]:
+            out.print(f"  {f['path']}: {describe(f)}")
+    if report["contested"]:
         out.print(Text("contested (changed by more than one branch; blocks their commits until assigned):", style="red"))
-        for c in report.contested:
-            where = f"lines {ranges([c.lines])}" if c.lines else (f"{c.removed} removed line(s)" if c.removed else "whole file")
-            who = ", ".join(c.branches + (["unattributed"] if c.unattributed else []))
-            out.print(f"  {c.path} {where}: {who}")
-    if not report.unattributed and not report.contested:
+        for c in report["contested"]:
+            where = f"lines {ranges([c['lines']])}" if c["lines"] else (f"{c['removed']} removed line(s)" if c["removed"] else "whole file")
+            who = ", ".join(c["branches"] + (["unattributed"] if c["unattributed"] else []))
+            out.print(f"  {c['path']} {where}: {who}")
+    if not report["unattributed"] and not report["contested"]:
         out.print("nothing unattributed or contested")
 
 
