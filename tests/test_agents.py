@@ -181,6 +181,42 @@ def test_codex_apply_patch_is_attributed(vb):
     assert run("codex", sample("codex_Stop", repo))[0] == 0
 
 
+def test_codex_patch_window_covers_only_the_files_it_names(vb):
+    v = vb({"src/app.py": "def greet():\n    print('Hi')\n", "obsolete.txt": "old\n", "old_name.py": "x = 1\n",
+            "scripts/release.sh": "set -e\n", "notes.txt": "mine\n"})
+    repo = v.repo
+    assert run("codex", sample("codex_SessionStart", repo))[0] == 0
+    assert run("codex", sample("codex_PreToolUse_apply_patch", repo))[0] == 0
+    (repo / "src/app.py").write_text("def greet():\n    print('Hello')\n")
+    (repo / "notes.txt").write_text("mine, typed while the patch ran\n")  # someone else, not named by the patch
+    assert run("codex", sample("codex_PostToolUse_apply_patch", repo))[0] == 0
+    report = v.status()
+    assert [f.path for f in report.unattributed] == ["notes.txt"] and report.contested == []
+    assert [f.path for b in report.branches for f in b.files] == ["src/app.py"]
+
+
+def test_codex_failed_command_window_closes_at_stop(vb):
+    """Codex sends no PostToolUse for a failed call: the turn's end closes its window."""
+    v = vb({"a.txt": "one\n"})
+    repo = v.repo
+    sid = sample("codex_SessionStart")["session_id"]
+    assert run("codex", sample("codex_SessionStart", repo))[0] == 0
+    assert run("codex", sample("codex_PreToolUse_Bash", repo))[0] == 0
+    (repo / "build.log").write_text("failed halfway\n")
+    ws = open_workspace(repo)
+    try:
+        assert [w.session for w in ws.store.windows()] == [sid]
+    finally:
+        ws.close()
+    assert run("codex", sample("codex_Stop", repo))[0] == 0
+    ws = open_workspace(repo)
+    try:
+        assert ws.store.windows() == []
+    finally:
+        ws.close()
+    assert "build.log" in session_paths(repo, sid)
+
+
 def test_gemini_write_and_shell_are_attributed(vb):
     v = vb({"README.md": "# Project\n", "src/app.py": "print('Hi')\n"})
     repo = v.repo

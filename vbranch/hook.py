@@ -16,7 +16,7 @@ from .clock import now
 from .dirtyset import META_PID, watcher_live
 from .errors import NotInitialized, PathError
 from .ownership import FileState, conflicts
-from .recording import close_window, open_window, record_write, snapshot
+from .recording import close_leftover_windows, close_window, open_window, record_write, snapshot
 from .workspace import Workspace, ensure_session, open_workspace
 from .worktree import resolve
 
@@ -159,7 +159,10 @@ def on_post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
 
 def on_stop(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     # Leases and windows stay: a subagent of this session may still be mid-tool.
+    # Codex has no subagents running past a turn, and reports no end of a failed call.
     session = payload["session_id"]
+    if payload.get("vbranch_agent") == "codex":
+        close_leftover_windows(ws, session, now())
     if cfg.get("commit_on") == "turn":
         return _commit_session(ws, session)
     return None
@@ -261,10 +264,25 @@ def _pre_bash(ws: Workspace, payload: dict, cfg: dict) -> str | None:
             decision = _decide(cfg["guard_git"], reason)
             if cfg["guard_git"] == "deny":
                 return decision
-            open_window(ws, session, tool_use_id)
+            open_window(ws, session, tool_use_id, paths=_named_paths(ws, payload))
             return decision
-    open_window(ws, session, tool_use_id)
+    open_window(ws, session, tool_use_id, paths=_named_paths(ws, payload))
     return None
+
+
+def _named_paths(ws: Workspace, payload: dict) -> list[str] | None:
+    """The only files the command can change, when it names them (Codex's apply_patch), else None."""
+    paths = (payload.get("tool_input") or {}).get("paths")
+    if not isinstance(paths, list):
+        return None
+    cwd = Path(payload.get("cwd") or ws.top)
+    named = []
+    for path in paths:
+        try:
+            named.append(resolve(ws.top, path, cwd))
+        except (PathError, TypeError):
+            continue  # outside the repository: not ours to attribute
+    return named
 
 
 def _git_conflict(ws: Workspace, payload: dict, command: str) -> str | None:

@@ -32,6 +32,9 @@ from .worktree import files_under, read_state, resolve, signature, stat_key
 # longer lost its PostToolUse (the agent was killed) and no longer counts.
 WINDOW_LIMIT = 11 * 60
 
+# A window kept open on files a tool of another session was writing (see close_window).
+DEFERRED = "#deferred"
+
 # Who made a change: (branch, other branches that may have made it too).
 Attribution = "Callable[[str, FileState], tuple[int, tuple[int, ...]]]"
 
@@ -110,12 +113,18 @@ def run(ws: Workspace, session_id: str, command: list[str], at: str, *, branch: 
     return code, changed
 
 
-def open_window(ws: Workspace, session_id: str, window_id: str, clock: Callable[[], float] = time.time) -> None:
-    """A command of the session starts: remember every file's state now."""
-    before = dirty_signatures(ws)
+def open_window(
+    ws: Workspace, session_id: str, window_id: str, clock: Callable[[], float] = time.time, paths: list[str] | None = None
+) -> None:
+    """A command of the session starts: remember every file's state now.
+
+    With `paths`, the command can change only those (a patch names its files): the
+    window covers just them, and nothing else it overlaps is contested.
+    """
+    before = dirty_signatures(ws) if paths is None else {p: signature(read_state(ws.top, p)) for p in paths}
     with ws.lock, ws.store.tx():
         ws.store.prune_windows(clock() - WINDOW_LIMIT)
-        ws.store.open_window(window_id, session_id, clock(), before)
+        ws.store.open_window(window_id, session_id, clock(), before, partial=paths is not None)
 
 
 def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_id: str | None = None) -> list[str]:
@@ -129,7 +138,10 @@ def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_
         return []  # no start was seen (vbranch set up mid-command): snapshot will find it
     # The window stays open until its changes are recorded, so that a snapshot
     # meanwhile still knows this command may have made them.
-    changed = changed_since(ws, window.before)
+    if window.partial:
+        changed = sorted(p for p, before in window.before.items() if signature(read_state(ws.top, p)) != before)
+    else:
+        changed = changed_since(ws, window.before)
     with ws.lock, ws.store.tx():
         ws.store.close_window(window_id)
         if not changed:
@@ -141,7 +153,7 @@ def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_
         # who did what.
         busy = [p for p in changed if _leased_by_other(ws, p, None)]
         if busy:
-            ws.store.open_window(window_id + "#deferred", session_id, window.started, {p: window.before.get(p) for p in busy}, partial=True)
+            ws.store.open_window(window_id + DEFERRED, session_id, window.started, {p: window.before.get(p) for p in busy}, partial=True)
 
         def attribute(path: str, state: FileState) -> tuple[int, tuple[int, ...]]:
             suspect, more = others(path, state)
@@ -149,6 +161,16 @@ def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_
             return row.id, tuple(b for b in rivals if b != row.id)
 
         return _apply(ws, [p for p in changed if p not in busy], attribute, at, session_id, "command", agent_id=agent_id)
+
+
+def close_leftover_windows(ws: Workspace, session_id: str, at: str) -> list[str]:
+    """The session's turn is over, and so are its commands: windows whose end was never
+    reported (Codex sends nothing after a failed call) close now, their changes its own."""
+    changed: list[str] = []
+    for window in ws.store.windows():
+        if window.session == session_id and not window.id.endswith(DEFERRED):
+            changed += close_window(ws, session_id, window.id, at)
+    return sorted(set(changed))
 
 
 def _leased_by_other(ws: Workspace, path: str, session_id: str | None) -> bool:
