@@ -6,6 +6,7 @@ Kept apart from watch.py so that the hook path reads it without loading watchdog
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ META_HEARTBEAT = "watch_heartbeat"
 META_TRUSTED = "watch_trusted_since"  # "" while untrusted (starting, or after an overflow until the rescan is done)
 META_SEEDED = "watch_seeded_for"  # the watcher start whose pre-existing changes were added to the set
 HEARTBEAT_FRESH = 2.0
+_tokens = itertools.count()
 SYNC_DIR = "sync"  # under the state dir: barrier tokens the watcher acknowledges
 INEXACT = ".inexact"  # the watcher's answer when it cannot vouch (directories it only polls)
 SYNC_WAIT = 1.0
@@ -122,11 +124,13 @@ def settle(ws, wait: float = SYNC_WAIT) -> bool:
     its hands: it writes those to the store, then removes the token. False when it
     cannot vouch for that (it polls some directories, or does not answer in time).
     """
-    token = Path(ws.state_dir) / SYNC_DIR / f"{os.getpid()}-{time.monotonic_ns()}"
+    token = Path(ws.state_dir) / SYNC_DIR / f"{os.getpid()}-{next(_tokens)}"  # unique across the server's threads too
     try:
         os.close(os.open(token, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     except FileNotFoundError:
         return False  # no watcher has run here
+    except FileExistsError:
+        return False  # left by a dead process of the same pid: ask git this once
     deadline = time.monotonic() + wait
     pause = 0.0002
     while os.path.lexists(token):
