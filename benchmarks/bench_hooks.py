@@ -51,23 +51,31 @@ def measure(repo: Path, calls: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {k: [] for k in ("PreToolUse Edit", "PostToolUse Edit", "PreToolUse Bash", "PostToolUse Bash", "python -c pass")}
     timed(hook, {"session_id": SESSION, "cwd": str(repo), "hook_event_name": "SessionStart", "source": "startup"}, repo, env)
     for i, rel in enumerate(files):
-        path = repo / rel
-        text = path.read_text()
-        old = text.splitlines(keepends=True)[2]
-        tool_input = {"file_path": str(path), "old_string": old, "new_string": old.rstrip("\n") + "  # edited\n", "replace_all": False}
-        times["PreToolUse Edit"].append(timed(hook, hook_payload(repo, "PreToolUse", "Edit", tool_input, f"e{i}"), repo, env))
-        path.write_text(text.replace(old, tool_input["new_string"], 1))
-        response = {"filePath": str(path), "originalFile": text}
-        post = {**hook_payload(repo, "PostToolUse", "Edit", tool_input, f"e{i}"), "tool_response": response}
-        times["PostToolUse Edit"].append(timed(hook, post, repo, env))
-
-        command = {"command": f"echo '# appended {i}' >> {rel}", "description": "append"}
-        times["PreToolUse Bash"].append(timed(hook, hook_payload(repo, "PreToolUse", "Bash", command, f"b{i}"), repo, env))
-        with open(path, "a") as f:
-            f.write(f"# appended {i}\n")
-        times["PostToolUse Bash"].append(timed(hook, hook_payload(repo, "PostToolUse", "Bash", command, f"b{i}"), repo, env))
+        edit_round(hook, repo, rel, i, env, times)
+        bash_round(hook, repo, rel, f"b{i}", env, times)
         times["python -c pass"].append(timed([sys.executable, "-c", "pass"], None, repo, env))
     return times
+
+
+def edit_round(hook: list[str], repo: Path, rel: str, i: int, env: dict, times: dict) -> None:
+    """PreToolUse Edit, the edit, PostToolUse Edit around a real edit."""
+    path = repo / rel
+    text = path.read_text()
+    old = text.splitlines(keepends=True)[2]
+    tool_input = {"file_path": str(path), "old_string": old, "new_string": old.rstrip("\n") + "  # edited\n", "replace_all": False}
+    times["PreToolUse Edit"].append(timed(hook, hook_payload(repo, "PreToolUse", "Edit", tool_input, f"e{i}"), repo, env))
+    path.write_text(text.replace(old, tool_input["new_string"], 1))
+    post = {**hook_payload(repo, "PostToolUse", "Edit", tool_input, f"e{i}"), "tool_response": {"filePath": str(path), "originalFile": text}}
+    times["PostToolUse Edit"].append(timed(hook, post, repo, env))
+
+
+def bash_round(hook: list[str], repo: Path, rel: str, call: str, env: dict, times: dict, suffix: str = "") -> None:
+    """PreToolUse Bash, the command's append, PostToolUse Bash."""
+    command = {"command": f"echo '# appended {call}' >> {rel}", "description": "append"}
+    times["PreToolUse Bash" + suffix].append(timed(hook, hook_payload(repo, "PreToolUse", "Bash", command, call), repo, env))
+    with open(repo / rel, "a") as f:
+        f.write(f"# appended {call}\n")
+    times["PostToolUse Bash" + suffix].append(timed(hook, hook_payload(repo, "PostToolUse", "Bash", command, call), repo, env))
 
 
 def summarize(samples: list[float]) -> dict:

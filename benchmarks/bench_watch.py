@@ -23,7 +23,6 @@ import datetime
 import json
 import os
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 
 from benchmarks import corpus
 from benchmarks.bench_commit import ROOT, RESULTS, git, machine, vbranch, vbranch_env
-from benchmarks.bench_hooks import SESSION, hook_payload, summarize, timed
+from benchmarks.bench_hooks import SESSION, bash_round, edit_round, summarize, timed
 from vbranch import dirtyset, install, watch
 from vbranch.workspace import open_workspace
 
@@ -122,27 +121,6 @@ def status_runs(repo: Path, runs: int) -> dict[str, list[float]]:
         for name in list(commands)[:: 1 if i % 2 == 0 else -1]:
             times[name].append(elapsed(commands[name], repo, env))
     return times
-
-
-def edit_round(hook: list[str], repo: Path, rel: str, i: int, env: dict, times: dict) -> None:
-    """PreToolUse Edit, the edit, PostToolUse Edit (bench_hooks.measure's payloads)."""
-    path = repo / rel
-    text = path.read_text()
-    old = text.splitlines(keepends=True)[2]
-    tool_input = {"file_path": str(path), "old_string": old, "new_string": old.rstrip("\n") + "  # edited\n", "replace_all": False}
-    times["PreToolUse Edit"].append(timed(hook, hook_payload(repo, "PreToolUse", "Edit", tool_input, f"e{i}"), repo, env))
-    path.write_text(text.replace(old, tool_input["new_string"], 1))
-    post = {**hook_payload(repo, "PostToolUse", "Edit", tool_input, f"e{i}"), "tool_response": {"filePath": str(path), "originalFile": text}}
-    times["PostToolUse Edit"].append(timed(hook, post, repo, env))
-
-
-def bash_round(hook: list[str], repo: Path, rel: str, call: str, env: dict, times: dict, suffix: str = "") -> None:
-    """PreToolUse Bash, the command's append, PostToolUse Bash."""
-    command = {"command": f"echo '# appended {call}' >> {rel}", "description": "append"}
-    times["PreToolUse Bash" + suffix].append(timed(hook, hook_payload(repo, "PreToolUse", "Bash", command, call), repo, env))
-    with open(repo / rel, "a") as f:
-        f.write(f"# appended {call}\n")
-    times["PostToolUse Bash" + suffix].append(timed(hook, hook_payload(repo, "PostToolUse", "Bash", command, call), repo, env))
 
 
 def hook_rounds(repo: Path, files: list[str], off_files: list[str]) -> dict[str, list[float]]:
