@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .config import CHOICES, DEFAULTS, check
 
 LineRange = tuple[int, int]
 
@@ -53,17 +55,28 @@ class StatusReport(BaseModel):
     contested: list[Contest]
 
 
-Policy = Literal["deny", "warn", "off"]
+# The allowed values and defaults are config.py's (the hooks validate with those, without pydantic).
+Policy = Literal[CHOICES["guard_lines"]]  # type: ignore[valid-type]
 
 
 class Config(BaseModel):
     """`.git/vbranch/config.json`: how the hooks behave. Written whole by `vbranch init`."""
 
-    guard_lines: Policy = Field("deny", description="an edit of another live session's uncommitted lines")
-    guard_outside: Policy = Field("deny", description="a write outside the repository or into .git")
-    guard_git: Policy = Field("deny", description="a git command that would discard or rewrite shared work")
-    commit_on: Literal["turn", "session-end", "never"] = Field("turn", description="when a session's branch is committed")
-    lease_wait: float = Field(10.0, ge=0, description="seconds a write waits for another session's write to the same file")
-    lease_ttl: float = Field(60.0, gt=0, description="seconds after which an unreleased write lease expires")
-    lane: str = Field("unattributed", description='where changes outside every tool window go: "unattributed" or a branch name, e.g. "human"')
-    watcher: Literal["auto", "off"] = Field("auto", description="start the file watcher when a session starts")
+    model_config = ConfigDict(strict=True)
+
+    guard_lines: Policy = Field(DEFAULTS["guard_lines"], description="an edit of another live session's uncommitted lines")
+    guard_outside: Policy = Field(DEFAULTS["guard_outside"], description="a write outside the repository or into .git")
+    guard_git: Policy = Field(DEFAULTS["guard_git"], description="a git command that would discard or rewrite shared work")
+    commit_on: Literal[CHOICES["commit_on"]] = Field(DEFAULTS["commit_on"], description="when a session's branch is committed")  # type: ignore[valid-type]
+    lease_wait: float = Field(DEFAULTS["lease_wait"], description="seconds a write waits for another session's write to the same file")
+    lease_ttl: float = Field(DEFAULTS["lease_ttl"], description="seconds after which an unreleased write lease expires")
+    lane: str = Field(DEFAULTS["lane"], description='where changes outside every tool window go: "unattributed" or a branch name, e.g. "human"')
+    watcher: Literal[CHOICES["watcher"]] = Field(DEFAULTS["watcher"], description="start the file watcher when a session starts")  # type: ignore[valid-type]
+
+    @field_validator("*")
+    @classmethod
+    def _as_the_hooks_check(cls, value, info):
+        wrong = check(info.field_name, value)
+        if wrong is not None:
+            raise ValueError(wrong)
+        return value
