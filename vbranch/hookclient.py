@@ -94,15 +94,52 @@ def parse_reply(reply: bytes):
 
 def run_full_hook(args: list, data: bytes) -> None:
     """Replace this process with `python -m vbranch ARGS`, the payload again on its stdin."""
-    tmp = os.environ.get("TMPDIR") or "/tmp"
-    path = os.path.join(tmp, f"vbranch-hook-{os.getpid()}")
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-    os.unlink(path)
-    _write_all(fd, data)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.dup2(fd, 0)
-    os.close(fd)
+    fd = payload_fd(data)
+    if fd != 0:
+        os.dup2(fd, 0)
+        os.close(fd)
     os.execv(sys.executable, [sys.executable, "-m", "vbranch", *args])
+
+
+def payload_fd(data: bytes) -> int:
+    """A descriptor to read `data` from, through no name in the file system.
+
+    No temporary file: a predictable name in /tmp is one another local user can
+    take first, and the hook would then crash and let the tool call through. An
+    anonymous memory file where the system has one (Linux), else a pipe.
+    """
+    try:
+        fd = os.memfd_create("vbranch-hook", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):  # not Linux, or refused (old kernel, seccomp)
+        return pipe_fd(data)
+    try:
+        _write_all(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:  # e.g. a memory limit: the pipe needs no space
+        os.close(fd)
+        return pipe_fd(data)
+    return fd
+
+
+def pipe_fd(data: bytes) -> int:
+    """The read end of a pipe that yields `data`: written here when it fits in the pipe
+    without blocking (POSIX promises 512 bytes), else by a forked child."""
+    r, w = os.pipe()
+    if len(data) <= 512:
+        _write_all(w, data)
+        os.close(w)
+        return r
+    if os.fork() == 0:
+        code = 0
+        try:
+            os.close(r)
+            _write_all(w, data)
+        except BaseException:  # the reader went away: nothing to report to anyone
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    return r
 
 
 def _read_all(fd: int) -> bytes:
