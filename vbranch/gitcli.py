@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .errors import GitError, NotInitialized
+from .errors import GitError, NotInitialized, UsageError
 from .ownership import ABSENT, FileState
 
 ZERO_OID = "0" * 40
@@ -210,7 +210,8 @@ def push(top: Path, remote: str, refspec: str, lease: str | None) -> str:
     args = ["push", "--porcelain"]
     if lease is not None:
         args.append(f"--force-with-lease={lease}")
-    proc = subprocess.run(["git", "-C", str(top), *args, remote, refspec], capture_output=True)
+    # After `--`, a remote such as `--upload-pack=CMD` is a name, never an option.
+    proc = subprocess.run(["git", "-C", str(top), *args, "--", remote_arg(remote), refspec], capture_output=True)
     if proc.returncode != 0:
         raise GitError(
             f"`git push {remote}` failed: " + proc.stderr.decode(errors="replace").strip(),
@@ -221,8 +222,17 @@ def push(top: Path, remote: str, refspec: str, lease: str | None) -> str:
 
 def remote_head(top: Path, remote: str, ref: str) -> str | None:
     """The commit `ref` names on the remote now (None if it has no such ref)."""
-    out = git(top, "ls-remote", "--refs", remote, ref).decode().split()
+    out = git(top, "ls-remote", "--refs", "--", remote_arg(remote), ref).decode().split()
+    if out and not all(c in "0123456789abcdef" for c in out[0]):
+        raise GitError(f"`git ls-remote {remote}` answered {out[0][:40]!r}, not a commit id")
     return out[0] if out else None
+
+
+def remote_arg(remote: str) -> str:
+    """`remote` (a remote's name, a path or a URL) if it cannot be taken for an option."""
+    if not remote or remote.startswith("-") or "\0" in remote:
+        raise UsageError(f"{remote!r} is not a remote", hint="give a remote's name, a path or a URL (none starts with '-'; for a path, ./-name)")
+    return remote
 
 
 def reflog(top: Path, ref: str) -> set[str]:

@@ -69,6 +69,7 @@ def choose_remote(ws: Workspace, given: str | None) -> str:
     """The remote named, else `origin`, else the only one; a path or URL is taken as it is."""
     names = gitcli.remotes(ws.top)
     if given:
+        gitcli.remote_arg(given)  # `--upload-pack=CMD` would run CMD: never an option
         if given in names or "/" in given or ":" in given:
             return given
         raise UsageError(f"no remote named {given!r}", hint=f"known remotes: {', '.join(names) or 'none'} (a path or URL works too)")
