@@ -41,6 +41,34 @@ def resolve(top: Path, path: str | os.PathLike, cwd: Path | None = None) -> str:
     return "/".join(parts)
 
 
+def resolve_write_target(top: Path, path: str | os.PathLike, cwd: Path | None = None) -> str:
+    """Where a file tool's write to `path` lands, repository-relative, or PathError.
+
+    As `resolve`, and when the last component is a symlink, the file a write
+    through it changes (the whole chain followed, a dangling link's would-be
+    target too) must be inside the repository and not in `.git`: a symlink in
+    the tree must not carry a write outside or into git's own files. Returns
+    the path written to: the link's final target, else what `resolve` returns.
+    """
+    rel = resolve(top, path, cwd)
+    full = os.path.join(os.path.realpath(top), rel)
+    if not os.path.islink(full):
+        return rel
+    landing = os.path.realpath(full)
+    real_top = os.path.realpath(top)
+    inside = os.path.relpath(landing, real_top).replace(os.sep, "/")
+    if inside == ".." or inside.startswith("../") or os.path.isabs(inside):
+        raise PathError(
+            f"{path} is a symlink to {landing}, outside the repository {top}",
+            hint="a write through it would change a file vbranch cannot record; write inside the working tree",
+        )
+    if landing == real_top:
+        raise PathError(f"{path} is a symlink to the repository itself, not a file in it")
+    if any(part.lower() == ".git" for part in inside.split("/")):  # .git of a nested repository too; .GIT on macOS
+        raise PathError(f"{path} is a symlink into .git ({inside})", hint="git's own files are never written through a link")
+    return inside
+
+
 def read_state(top: Path, rel: str) -> FileState | None:
     """The file as git would store it; None for a directory."""
     full = os.path.join(top, rel)
