@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from . import endings
+
 FILE_TOOLS = {"Write", "Edit", "MultiEdit", "NotebookEdit"}
 
 
@@ -37,16 +39,18 @@ def tool_path(payload: dict) -> str | None:
 
 
 def proposed_content(tool: str, tool_input: dict, current: bytes | None) -> bytes | None:
-    """What the file will hold after the tool runs, or None when that cannot be known.
+    """The bytes the file will hold after the tool runs, or None when that cannot be known.
 
-    Mirrors the tools: Write replaces the file; Edit replaces old_string (the
-    first occurrence, or all with replace_all); MultiEdit applies its edits in
-    order. An edit whose old_string is missing returns None (the tool will
-    refuse it itself).
+    Mirrors the tools (see endings.py): Write writes its content as given, in
+    the file's encoding; Edit replaces old_string (the first occurrence, or all
+    with replace_all) in the file's LF view, MultiEdit applies its edits in
+    order, and both write the whole result back in the file's encoding and
+    line-ending style. An edit whose old_string is missing returns None (the
+    tool will refuse it itself).
     """
     if tool == "Write":
         content = tool_input.get("content")
-        return content.encode() if isinstance(content, str) else None
+        return endings.write_like_tool(content, current, convert=False) if isinstance(content, str) else None
     if tool == "Edit":
         return _apply_edits(current, [tool_input])
     if tool == "MultiEdit":
@@ -58,10 +62,7 @@ def proposed_content(tool: str, tool_input: dict, current: bytes | None) -> byte
 def _apply_edits(current: bytes | None, edits: list) -> bytes | None:
     if current is None:
         return None
-    try:
-        text = current.decode()
-    except UnicodeDecodeError:
-        return None
+    text = endings.view(current)  # old_string and new_string are LF text, like the view
     for edit in edits:
         old, new = edit.get("old_string"), edit.get("new_string")
         if not isinstance(old, str) or not isinstance(new, str):
@@ -73,8 +74,10 @@ def _apply_edits(current: bytes | None, edits: list) -> bytes | None:
             continue
         if old not in text:
             return None
+        if new == "" and not old.endswith("\n") and old + "\n" in text:
+            old += "\n"  # as the tool does: deleting a line's text deletes its line
         text = text.replace(old, new) if edit.get("replace_all") else text.replace(old, new, 1)
-    return text.encode()
+    return endings.write_like_tool(text, current)
 
 
 def deny(reason: str) -> str:

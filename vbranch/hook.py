@@ -248,11 +248,22 @@ def _line_conflict(ws: Workspace, payload: dict, rel: str) -> str | None:
         parts.append(f"{where} ({_who(ws, t.owners, mine)})")
     first = touched[0]
     spec = f"{rel}:{first.lines[0]}-{first.lines[1]}" if first.lines else rel
-    return (
+    reason = (
         f"vbranch: this {tool} would change {rel} {', '.join(parts)}: uncommitted work of another session "
         "sharing this working directory, not yet landed. Leave those lines as they are and make your change "
         f"around them, or ask the user to move them to your branch (`vbranch assign {spec} BRANCH`)."
     )
+    from . import endings
+
+    why = endings.rewritten(rec.known.data) if proposed is not None and tool in ("Edit", "MultiEdit") else None
+    if why:  # Claude Code rewrites the whole file: does the same edit, other bytes kept, touch less?
+        exact = endings.onto(endings.view(proposed), [rec.known.data])
+        if guard.touched_lines(rec, FileState(True, rec.known.mode, exact), mine, live - {mine}) != touched:
+            reason += (
+                f" This tool would rewrite lines beyond your edit: {why}. Change your own lines with a command "
+                "that keeps the file's other bytes as they are (a short script, or sed) instead."
+            )
+    return reason
 
 
 def _pre_bash(ws: Workspace, payload: dict, cfg: dict) -> str | None:
@@ -423,11 +434,17 @@ def _who(ws: Workspace, owners: tuple[int, ...], mine: int | None) -> str:
 
 
 def _intent(payload: dict) -> tuple[bytes | None, bytes | None]:
-    """What the tool read and what it meant to write, from its input and response."""
+    """What the tool read and what it meant to write, from its input and response.
+
+    Both are the tool's view (Claude Code reports the file decoded, every CRLF
+    made LF), as UTF-8: record_write compares them with the file as views.
+    """
+    from .endings import encode
+
     tool, tool_input = payload.get("tool_name"), payload.get("tool_input") or {}
     response = payload.get("tool_response")
     original = response.get("originalFile") if isinstance(response, dict) else None
-    original_bytes = original.encode() if isinstance(original, str) else None
+    original_bytes = encode(original, None) if isinstance(original, str) else None
     if tool == "Write":
         return original_bytes, claude.proposed_content(tool, tool_input, None)
     if original_bytes is None:

@@ -189,10 +189,11 @@ def record_write(
 ) -> list[str]:
     """A file tool of the session wrote `path`: attribute exactly its change.
 
-    `original` is what the tool read, `expected` what it meant to write. When
-    the file differs from those and another session's command was running,
-    the difference is folded in as that command's (or unattributed) first, so
-    this session gets its own edit and nothing else.
+    `original` is what the tool read, `expected` what it meant to write (both
+    the tool's view: see endings.py). When the file differs from those and
+    another session's command was running, the difference is folded in as that
+    command's (or unattributed) first, so this session gets its own edit and
+    nothing else; line endings and encodings are never such a difference.
     """
     with ws.lock, ws.store.tx():
         row = branch_for_session(ws, session_id, at)
@@ -209,10 +210,14 @@ def record_write(
             return []
         mine: Attribution = lambda p, s: (row.id, ())  # noqa: E731
         steps: list[tuple[FileState | None, Attribution]] = []  # None: the file as it is now
-        if original is not None and known.exists and original != known.data and _readable(known.data):
-            steps.append((FileState(True, known.mode, original), others))
-        if expected is not None and real.data != expected and _suspected(others, path, real):
-            steps.append((FileState(True, real.mode, expected), mine))
+        # The tool reports its view of the file (decoded, every CRLF made LF): compare views, and
+        # state a view in the file's own bytes (each line as the disk holds it), never the reverse.
+        from . import endings
+
+        if original is not None and _readable(known) and endings.view(original) != endings.view(known.data):
+            steps.append((FileState(True, known.mode, endings.onto(endings.view(original), [known.data, real.data])), others))
+        if expected is not None and endings.view(expected) != endings.view(real.data) and _suspected(others, path, real):
+            steps.append((FileState(True, real.mode, endings.onto(endings.view(expected), [real.data, known.data])), mine))
             steps.append((None, others))
         else:
             steps.append((None, mine))
@@ -234,12 +239,9 @@ def _settle_deferred(ws: Workspace, path: str) -> None:
                 ws.store.open_window(window.id, window.session, window.started, rest, partial=True)
 
 
-def _readable(data: bytes) -> bool:
-    try:
-        data.decode()
-        return True
-    except UnicodeDecodeError:
-        return False
+def _readable(state: FileState) -> bool:
+    """A file a tool reads as text, whatever its encoding: its view can be compared with the tool's."""
+    return state.is_text
 
 
 def _suspected(attribution: Attribution, path: str, state: FileState) -> bool:
