@@ -52,7 +52,7 @@ def test_status_json_names_branches_sessions_files_and_lines(repo):
     assert data["unattributed"] == [] and data["contested"] == []
 
 
-def test_contested_commit_is_refused_with_paths_lines_and_sessions(repo):
+def test_contested_lines_are_held_back_with_paths_lines_and_sessions(repo):
     write(repo, "app.py", "a = 10\nb = 2\nc = 3\n")
     vbranch(repo, "record", "--session", "s1", "app.py")
     write(repo, "app.py", "a = 11\nb = 2\nc = 3\n")
@@ -64,7 +64,8 @@ def test_contested_commit_is_refused_with_paths_lines_and_sessions(repo):
     assert "app.py lines 1-1" in proc.stderr
     assert "session-s1 (session s1)" in proc.stderr and "session-s2 (session s2)" in proc.stderr
     assert "hint: " in proc.stderr and "Traceback" not in proc.stderr
-    assert "session-s3: committed" in proc.stdout  # only the branches involved are blocked
+    assert "session-s3: committed" in proc.stdout
+    assert "held back" in proc.stderr and "vbranch claim app.py:1-1" in proc.stderr
     contested = status(repo)["contested"]
     assert contested == [
         {"path": "app.py", "lines": [1, 1], "removed": 0, "branches": ["session-s1", "session-s2"],
@@ -189,7 +190,7 @@ def test_demo_builds_three_branches_with_their_own_lines(tmp_path):
     target = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-m", "vbranch", "demo", "--dir", str(target)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert "contested" in proc.stdout and "blocked" in proc.stdout
+    assert "contested" in proc.stdout and "held back" in proc.stdout
     voice = tree_files(target, "session-voice")
     og = tree_files(target, "session-og-fix")
     cite = tree_files(target, "session-citations")

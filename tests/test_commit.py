@@ -35,7 +35,9 @@ def test_deleting_a_file_another_session_edited_is_contested(vb):
     v.edit("a", "f.txt", "1\nA\n")
     v.delete("b", "f.txt")
     report = v.commit()
-    assert set(report.blocked) == {v.branch_of("a"), v.branch_of("b")}
+    assert set(report.held_back) == {v.branch_of("a"), v.branch_of("b")}
+    assert "f.txt" not in v.files_of("b") or v.files_of("b")["f.txt"] == b"1\n2\n"  # neither gets the contested file
+    assert v.files_of("a")["f.txt"] == b"1\n2\n"
     contested = v.status().contested
     assert [(c.path, c.lines) for c in contested] == [("f.txt", None)]
 
@@ -267,3 +269,35 @@ def test_large_repository(make_repo, tmp_path):
     assert len(report.committed) == 3
     assert git(repo, "status", "--porcelain") == ""
     assert git(repo, "diff", "--name-only", "main", v.branch_of("a")).split() == sorted(["added/by_a.txt", tracked[0]])
+
+
+def test_a_contested_line_holds_back_only_itself(vb):
+    """Everything else of both branches commits; the contested line waits until it is settled."""
+    v = vb({"f.txt": "1\n2\n3\n"})
+    v.edit("a", "own-a.txt", "a\n")
+    v.edit("a", "f.txt", "1\n2\nA\n")
+    v.edit("b", "f.txt", "B\n2\nA\n")
+    v.edit("b", "f.txt", "B\n2\nAB\n")  # b rewrites a's line 3: contested
+    report = v.commit()
+    assert set(report.held_back) == {v.branch_of("a"), v.branch_of("b")}
+    assert {name for name, _, _ in report.committed} == {v.branch_of("a"), v.branch_of("b")}
+    assert v.files_of("a")["own-a.txt"] == b"a\n" and v.files_of("a")["f.txt"] == b"1\n2\n3\n"
+    assert v.files_of("b")["f.txt"] == b"B\n2\n3\n"
+
+
+def test_claim_and_disown_settle_only_the_sessions_own_part(vb):
+    from vbranch.branching import settle_lines
+
+    v = vb({"f.txt": "1\n2\n3\n"})
+    v.edit("a", "f.txt", "1\n2\nA\n")
+    v.edit("c", "f.txt", "C\n2\nA\n")  # c's own line 1
+    v.edit("b", "f.txt", "C\n2\nAB\n")  # b rewrites a's line: contested between a and b
+    assert [c.lines for c in v.status().contested] == [(3, 3)]
+    ws = v.ws()
+    try:
+        assert settle_lines(ws, str(v.repo / "f.txt"), "b", False, v.at()) == ["f.txt"]  # b: not mine
+    finally:
+        ws.close()
+    assert v.status().contested == []
+    v.commit()
+    assert v.files_of("a")["f.txt"] == b"1\n2\nAB\n" and v.files_of("c")["f.txt"] == b"C\n2\n3\n"

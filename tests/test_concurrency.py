@@ -52,7 +52,7 @@ def test_eight_processes_recording_at_once_lose_nothing(make_repo):
     # Every record call that changed something left exactly one event.
     assert len(events) == SESSIONS * ROUNDS * 2
     report = v.commit()
-    assert report.blocked == {} and len(report.committed) == SESSIONS
+    assert report.held_back == {} and len(report.committed) == SESSIONS
     for s in range(SESSIONS):
         files = tree_files(repo, v.branch_of(f"s{s}"))
         expected_shared = "".join(

@@ -272,7 +272,10 @@ def test_stop_with_contested_lines_tells_the_user(repo):
     a.edit("app.py", "a = 1", "a = 2")
     b.bash("sed", lambda: write(repo, "app.py", "a = 3\nb = 2\nc = 3\nd = 4\n"))
     _, out = b.stop()
-    assert "not committed" in out["systemMessage"] and "app.py" in out["systemMessage"]
+    assert "committed without its contested changes in app.py lines 1-1" in out["systemMessage"]
+    assert "`vbranch claim app.py:1-1`" in out["systemMessage"] and "`vbranch disown app.py:1-1`" in out["systemMessage"]
+    _, told = a.prompt("next task")  # the other session hears of it at its next turn
+    assert "app.py lines 1-1" in told["hookSpecificOutput"]["additionalContext"]
 
 
 def test_a_failed_command_still_attributes_its_changes(repo):

@@ -13,6 +13,7 @@ import pytest
 
 from vbranch import hookclient
 from vbranch import install as inst
+from vbranch import tracer
 from vbranch.errors import VbranchError
 
 EVENTS = {"SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
@@ -52,7 +53,8 @@ def test_fresh_install_each_scope(tmp_path, scope, rel):
     base = tmp_path if scope == "user" else top
     assert path == base / rel
     data = load(path)
-    assert set(data) == {"hooks"} and set(data["hooks"]) == EVENTS
+    assert set(data) == {"hooks", "env"} and set(data["hooks"]) == EVENTS
+    assert data["env"] == {"CLAUDE_CODE_SHELL_PREFIX": f"{shlex.quote(sys.executable)} -S {shlex.quote(str(Path(tracer.__file__)))}"}
     for event, groups in data["hooks"].items():
         assert len(groups) == 1 and len(groups[0]["hooks"]) == 1
         hook = groups[0]["hooks"][0]
@@ -78,7 +80,8 @@ def test_merge_keeps_theirs_and_order(tmp_path):
     inst.install(tmp_path)
     data = load(path)
     assert list(data) == ["permissions", "model", "hooks", "env"]
-    assert {k: data[k] for k in ("permissions", "model", "env")} == {k: THEIRS[k] for k in ("permissions", "model", "env")}
+    assert {k: data[k] for k in ("permissions", "model")} == {k: THEIRS[k] for k in ("permissions", "model")}
+    assert data["env"] == {**THEIRS["env"], "CLAUDE_CODE_SHELL_PREFIX": inst.tracer_command()}  # their variables kept
     assert data["hooks"]["Notification"] == THEIRS["hooks"]["Notification"]
     pre = data["hooks"]["PreToolUse"]
     assert pre[:2] == THEIRS["hooks"]["PreToolUse"]  # theirs first, in their order
@@ -228,3 +231,24 @@ def test_local_settings_and_backups_stay_out_of_the_shared_work(tmp_path):
     assert status.strip() == "?? .claude/settings.json"  # the project's settings are a real change
     install(repo, "local")
     assert (repo / ".git/info/exclude").read_text().count(".claude/settings.local.json") == 1
+
+
+def test_someone_elses_shell_prefix_is_kept_and_reported(tmp_path):
+    path = tmp_path / ".claude" / "settings.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"env": {"CLAUDE_CODE_SHELL_PREFIX": "/opt/audit-wrapper"}}))
+    inst.install(tmp_path)
+    assert load(path)["env"] == {"CLAUDE_CODE_SHELL_PREFIX": "/opt/audit-wrapper"}
+    assert inst.foreign_prefix(path) == "/opt/audit-wrapper"
+    inst.uninstall(tmp_path)
+    assert load(path)["env"] == {"CLAUDE_CODE_SHELL_PREFIX": "/opt/audit-wrapper"}  # not ours to remove
+
+
+def test_uninstall_removes_our_prefix_only(tmp_path):
+    path = tmp_path / ".claude" / "settings.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"env": {"FOO": "1"}}))
+    inst.install(tmp_path)
+    assert inst.foreign_prefix(path) is None and "CLAUDE_CODE_SHELL_PREFIX" in load(path)["env"]
+    inst.uninstall(tmp_path)
+    assert load(path)["env"] == {"FOO": "1"}

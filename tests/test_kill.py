@@ -175,7 +175,7 @@ def test_killed_at_random_points(tmp_path, prepared, name):
             report = committing.commit(ws, None, None, "2030-01-01T00:00:00")
         finally:
             ws.close()
-        assert report.blocked == {}
+        assert report.held_back == {}
         assert git(repo, "status", "--porcelain") == ""
         fsck_clean(repo)
         shutil.rmtree(repo)

@@ -139,7 +139,7 @@ def check_scenario(repo, sessions, files, own_files, doomed, order):
         vb.record(session_name(s), ".gitignore")
     before = fingerprint(repo)
     report = vb.commit()
-    assert report.blocked == {}
+    assert report.held_back == {}
     assert fingerprint(repo) == before, "commit changed a working file"
     assert lock_files(repo) == []
 

@@ -6,7 +6,7 @@ import re
 from . import gitcli, gitops
 from .committing import branch_changes
 from .errors import Blocked, StateError, UsageError
-from .ownership import UNATTRIBUTED, FileOwnership, reassign
+from .ownership import UNATTRIBUTED, FileOwnership, reassign, settle
 from .recording import snapshot
 from .split import touches
 from .store import BranchRow
@@ -142,6 +142,41 @@ def assign(ws: Workspace, spec: str, branch_name: str, at: str) -> list[str]:
 
         perform(ws, at, "assign", {"path": rel, "lines": lines, "branch": row.name}, {}, mutate)
         return [r.path for r in records]
+
+
+def settle_lines(ws: Workspace, spec: str, session: str, claim: bool, at: str) -> list[str]:
+    """A session claims (or disowns) the ambiguous changes at PATH[:START-END] it has a part in.
+
+    What the guard's notices ask a session to run: it knows whether a contested or
+    unattributed change is its own. Other branches' changes are never touched.
+    """
+    from .workspace import branch_for_session
+    from .worktree import resolve
+
+    path, lines = parse_target(spec)
+    with ws.lock:
+        snapshot(ws, at)
+        rel = resolve(ws.top, path)
+        records = [r for r in ws.store.files() if r.changed and (r.path == rel or r.path.startswith(rel + "/"))]
+        if lines and (len(records) != 1 or records[0].path != rel):
+            raise UsageError("a line range needs a single file", hint="give PATH:START-END for one file")
+        known = ws.store.session(session)
+        if not claim and (known is None or known.branch_id is None):
+            raise UsageError(f"session {session} has no branch, so nothing to disown")
+        from .oplog import perform
+
+        changed: list[str] = []
+
+        def mutate() -> None:
+            branch = branch_for_session(ws, session, at).id
+            for rec in records:
+                new = settle(rec, branch, lines, claim)
+                if new.items != rec.items or new.owners != rec.owners:
+                    ws.store.put_file(new)
+                    changed.append(rec.path)
+
+        perform(ws, at, "claim" if claim else "disown", {"path": rel, "lines": lines, "session": session}, {}, mutate)
+        return changed
 
 
 def branch_diff(ws: Workspace, name: str, at: str) -> str:

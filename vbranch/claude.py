@@ -99,3 +99,10 @@ def tell_agent(event: str, text: str) -> str:
 
 def tell_user(text: str) -> str:
     return json.dumps({"systemMessage": text})
+
+
+def add_user_message(output: str | None, text: str) -> str:
+    """A hook's output with `text` also shown to the user (after any message it already has)."""
+    data = json.loads(output) if output else {}
+    data["systemMessage"] = f"{data['systemMessage']}\n{text}" if data.get("systemMessage") else text
+    return json.dumps(data)

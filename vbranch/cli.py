@@ -86,12 +86,21 @@ def cmd_commit(args) -> int:
         ui.line(f"{name}: nothing to commit")
     for name in getattr(report, "unapplied", []):
         ui.line(f"{name}: unapplied, not committed (`vbranch apply {name}` brings it back)")
-    if report.blocked:
+    if report.held_back:
         raise Blocked(
-            "not committed, contested changes:\n  " + "\n  ".join(_describe_blocked(ws, report.blocked)),
-            hint="give each contested change to one branch with `vbranch assign PATH:START-END BRANCH`, then commit again",
+            "contested changes held back (each branch committed all but these):\n  " + "\n  ".join(_describe_blocked(ws, report.held_back)),
+            hint=_settle_hint(report.held_back),
         )
     return 0
+
+
+def _settle_hint(held_back) -> str:
+    first = next(iter(held_back.values()))[0]
+    spec = f"{first.path}:{first.lines[0]}-{first.lines[1]}" if first.lines else first.path
+    return (
+        f"the session that made a change settles it (`vbranch claim {spec}`; the other one runs `vbranch disown "
+        f"{spec}`), or give it to one branch with `vbranch assign {spec} BRANCH`"
+    )
 
 
 def _describe_blocked(ws, blocked) -> list[str]:
@@ -150,6 +159,21 @@ def cmd_assign(args) -> int:
 
     paths = assign(open_workspace(args.C), args.target, args.branch, now())
     ui.line(f"assigned {len(paths)} file(s) to {args.branch}")
+    return 0
+
+
+def cmd_settle(args) -> int:
+    from . import ui
+    from .branching import settle_lines
+    from .workspace import open_workspace
+
+    session = session_from_env(args.session)
+    if not session:
+        raise UsageError("which session?", hint="pass --session S (inside Claude Code, CLAUDE_CODE_SESSION_ID says it)")
+    claim = args.command_name == "claim"
+    paths = settle_lines(open_workspace(args.C), args.target, session, claim, now())
+    what = "claimed for" if claim else "disowned by"
+    ui.line(f"{len(paths)} file(s) {what} session {session}" + (f": {', '.join(paths)}" if paths else " (nothing of it was ambiguous there)"))
     return 0
 
 
@@ -214,6 +238,15 @@ def cmd_install(args) -> int:
 
         path = (agents.uninstall_agent if args.uninstall else agents.install_agent)(found[0], args.agent, args.scope)
     ui.line(f"{'removed vbranch hooks from' if args.uninstall else 'vbranch hooks installed in'} {path}")
+    if not args.uninstall and args.agent == "claude":
+        from .install import foreign_prefix
+
+        other = foreign_prefix(path)
+        if other:
+            ui.line(
+                f"not installed: the command tracer (CLAUDE_CODE_SHELL_PREFIX is already {other!r} in {path}); "
+                "Bash commands will be attributed by time windows"
+            )
     if not args.uninstall and args.agent != "claude":
         from .agents import NOTES
 
@@ -403,7 +436,7 @@ def _add_landing_parsers(sub) -> None:
 
 # Commands that read or record the working tree: an operation a killed process left
 # half done is finished first, so they never see its files half written.
-FINISH_FIRST = {"status", "record", "run", "commit", "branch", "assign", "log", "diff", "teardown"}
+FINISH_FIRST = {"status", "record", "run", "commit", "branch", "assign", "claim", "disown", "log", "diff", "teardown"}
 
 
 def _finish_interrupted(args) -> None:
@@ -478,6 +511,13 @@ def build_parser():
     p.add_argument("target", metavar="PATH[:START-END]")
     p.add_argument("branch", metavar="BRANCH")
     p.set_defaults(func=cmd_assign)
+
+    for name, what in (("claim", "take contested or unattributed changes you made (PATH or PATH:START-END)"),
+                       ("disown", "step back from contested changes you did not make (PATH or PATH:START-END)")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("target", metavar="PATH[:START-END]")
+        p.add_argument("--session", help="the session (default: $VBRANCH_SESSION or $CLAUDE_CODE_SESSION_ID)")
+        p.set_defaults(func=cmd_settle)
 
     p = sub.add_parser("log", help="a branch's commits")
     p.add_argument("branch", metavar="BRANCH")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from . import gitcli, gitops
 from .ownership import UNATTRIBUTED, Conflict, FileOwnership, FileState, conflicts, lines_eligible, split_lines
 from .recording import snapshot
-from .split import branch_state, merge_versions, touches
+from .split import branch_state, committable, merge_versions, touches
 from .store import BranchRow
 from .workspace import WORKSPACE_REF, Workspace, require_branch
 
@@ -23,7 +23,8 @@ from .workspace import WORKSPACE_REF, Workspace, require_branch
 class CommitReport:
     committed: list[tuple[str, str, list[str]]] = field(default_factory=list)  # branch, commit, paths
     unchanged: list[str] = field(default_factory=list)
-    blocked: dict[str, list[Conflict]] = field(default_factory=dict)
+    # Contested changes a branch shares: left out of its commit (the rest commits) until settled.
+    held_back: dict[str, list[Conflict]] = field(default_factory=dict)
     unapplied: list[str] = field(default_factory=list)  # named but unapplied: not committed
 
 
@@ -59,9 +60,8 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
     updates = []
     for branch in branches:
         mine = [c for c in contested if branch.id in c.owners]
-        if mine:
-            report.blocked[branch.name] = mine
-            continue
+        if mine:  # ambiguity holds back only its own lines: a branch's tree has only what it owns alone
+            report.held_back[branch.name] = mine
         head = gitops.head_of(repo, branch.ref)
         changes = branch_changes(records, branch.id)
         tree = gitops.edit_tree(repo, base_tree, changes)
@@ -82,7 +82,7 @@ def branch_changes(records: list[FileOwnership], branch_id: int) -> dict[str, Fi
     changes = {}
     for rec in records:
         if touches(rec, branch_id):
-            state = branch_state(rec, branch_id)
+            state = branch_state(committable(rec, branch_id), branch_id)
             if state != rec.base:
                 changes[rec.path] = state
     return changes

@@ -137,9 +137,9 @@ def _show_commit(report) -> None:
         ui.line(f"  {name}: committed {oid[:10]} ({', '.join(paths)})")
     for name in report.unchanged:
         ui.line(f"  {name}: nothing new to commit")
-    for name, found in report.blocked.items():
+    for name, found in report.held_back.items():
         for c in found:
-            ui.line(f"  {name}: blocked, {c.path} line {c.lines[0] if c.lines else '?'} is contested", style="red")
+            ui.line(f"  {name}: {c.path} line {c.lines[0] if c.lines else '?'} is contested, held back", style="red")
 
 
 def _make_repo(top: Path) -> None:

@@ -16,9 +16,9 @@ from .clock import now
 from .dirtyset import META_PID, watcher_live
 from .errors import NotInitialized, PathError
 from .ownership import FileState, conflicts
-from .recording import close_leftover_windows, close_window, open_window, record_write, snapshot
+from .recording import close_leftover_windows, close_window, expects_trace, open_window, record_write, snapshot, untraced_reason
 from .workspace import Workspace, ensure_session, open_workspace
-from .worktree import resolve
+from .worktree import resolve, resolve_write_target
 
 SESSION_CONTEXT = (
     "vbranch: this git working directory is shared with other coding sessions. Each session's changes "
@@ -90,7 +90,11 @@ def handle(ws: Workspace, payload: dict) -> str | None:
 
         with ws.lock:
             recover(ws)
-    return handler(ws, payload, config.load(ws.state_dir))
+    cfg, problems = config.load_checked(ws.state_dir)
+    output = handler(ws, payload, cfg)
+    if problems:  # an invalid setting keeps its default; the user hears of it at every hook until it is fixed
+        output = claude.add_user_message(output, "vbranch: " + "; ".join(problems))
+    return output
 
 
 def on_session_start(ws: Workspace, payload: dict, cfg: dict) -> str:
@@ -118,11 +122,28 @@ def _replace_crashed_watcher(ws: Workspace, cfg: dict) -> None:
     start_background(ws.top)
 
 
-def on_prompt(ws: Workspace, payload: dict, cfg: dict) -> None:
+def on_prompt(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     prompt = payload.get("prompt") if isinstance(payload.get("prompt"), str) else ""
     with ws.lock, ws.store.tx():
         ensure_session(ws, payload["session_id"], now(), agent="claude-code")
         ws.store.start_turn(payload["session_id"], prompt, now())
+    return _pending_contests(ws, payload)
+
+
+def _pending_contests(ws: Workspace, payload: dict) -> str | None:
+    """At the start of a turn, a session hears of contested changes it shares (another session may have made them)."""
+    mine = _branch_id(ws, payload["session_id"])
+    if mine is None:
+        return None
+    found = [c for c in conflicts([r for r in ws.store.files() if r.changed]) if mine in c.owners]
+    if not found:
+        return None
+    listed = "; ".join(f"{_where([c])} ({_who(ws, c.owners, mine)})" for c in found[:10])
+    return claude.tell_agent(
+        "UserPromptSubmit",
+        f"vbranch: contested changes your branch shares with other sessions, held out of the commits: {listed}. "
+        f"{_settle_hint(found)}.",
+    )
 
 
 def on_pre_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
@@ -139,6 +160,10 @@ def on_post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     tool = payload.get("tool_name")
     session, tool_use_id = payload["session_id"], payload.get("tool_use_id") or ""
     if tool in claude.FILE_TOOLS:
+        if payload["hook_event_name"] == "PostToolUseFailure":
+            # The tool wrote nothing: whatever changed meanwhile is someone else's (a snapshot finds it).
+            leases.release(ws, session, tool_use_id)
+            return None
         try:
             rel = _target(ws, payload)
         except PathError:
@@ -152,8 +177,16 @@ def on_post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
             leases.release(ws, session, tool_use_id)
         return _contest_notice(ws, payload, [rel])
     if tool == "Bash":
+        untraced = untraced_reason(ws, session, tool_use_id)
         changed = close_window(ws, session, tool_use_id, now(), agent_id=payload.get("agent_id"))
-        return _contest_notice(ws, payload, changed)
+        notice = _contest_notice(ws, payload, changed)
+        if untraced is None:
+            return notice
+        # The tracer is installed but could not watch this command: say so, every time.
+        return claude.tell_user(
+            f"vbranch: this command ran without the command tracer ({untraced}), so vbranch could not see exactly "
+            "which files it wrote: its changes may show as contested or unattributed in `vbranch status`."
+        )
     return None
 
 
@@ -199,8 +232,9 @@ HANDLERS = {
 
 
 def _target(ws: Workspace, payload: dict) -> str | None:
+    """The file a file tool writes; through a symlink, where the write lands (refused outside or in .git)."""
     path = claude.tool_path(payload)
-    return resolve(ws.top, path, Path(payload.get("cwd") or ws.top)) if path else None
+    return resolve_write_target(ws.top, path, Path(payload.get("cwd") or ws.top)) if path else None
 
 
 def _pre_write(ws: Workspace, payload: dict, cfg: dict) -> str | None:
@@ -214,10 +248,10 @@ def _pre_write(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     busy = leases.acquire(ws, rel, session, tool_use_id, cfg["lease_wait"], cfg["lease_ttl"])
     if busy is not None:
         return claude.deny(
-            f"vbranch: {rel} is being written right now by another session ({busy}) sharing this directory. "
+            f"vbranch: {rel} is being written right now by {busy} sharing this directory. "
             "Retry this edit in a moment; re-read the file first, since it may have changed."
         )
-    snapshot(ws, now(), [rel], session)  # fold in what changed since the store last looked, so the check is current
+    snapshot(ws, now(), [rel], session, tool_use_id)  # fold in what changed since the store last looked, so the check is current
     if cfg["guard_lines"] == "off":
         return None
     reason = _line_conflict(ws, payload, rel)
@@ -275,10 +309,18 @@ def _pre_bash(ws: Workspace, payload: dict, cfg: dict) -> str | None:
             decision = _decide(cfg["guard_git"], reason)
             if cfg["guard_git"] == "deny":
                 return decision
-            open_window(ws, session, tool_use_id, paths=_named_paths(ws, payload))
+            _open_command_window(ws, payload)
             return decision
-    open_window(ws, session, tool_use_id, paths=_named_paths(ws, payload))
+    _open_command_window(ws, payload)
     return None
+
+
+def _open_command_window(ws: Workspace, payload: dict) -> None:
+    session, tool_use_id = payload["session_id"], payload.get("tool_use_id") or ""
+    named = _named_paths(ws, payload)
+    if named is None and expects_trace(ws, session):
+        named = []  # the tracer's log will say what the command wrote: no signatures to take
+    open_window(ws, session, tool_use_id, paths=named)
 
 
 def _named_paths(ws: Workspace, payload: dict) -> list[str] | None:
@@ -359,9 +401,9 @@ def _contest_notice(ws: Workspace, payload: dict, paths: list[str]) -> str | Non
     )
     return claude.tell_agent(
         payload["hook_event_name"],
-        f"vbranch: your change also changed other sessions' uncommitted work: {listed}. Those lines are now "
-        "contested and hold back both branches' commits until the user assigns them (`vbranch assign`). "
-        "If that was not intended, put those lines back as they were.",
+        f"vbranch: these changes may be yours or another session's: {listed}. They are contested: both "
+        f"branches commit everything else, these lines wait until settled. {_settle_hint(found)}. "
+        "If you did not mean to change them, put them back as they were.",
     )
 
 
@@ -374,13 +416,29 @@ def _commit_session(ws: Workspace, session: str) -> str | None:
     branch = ws.store.branch_by_id(row.branch_id)
     files = ws.store.paths_changed_since(session, row.turn_started_at or "")
     report = commit(ws, [branch.name], _turn_message(row.prompt, files), now())
-    if report.blocked:
-        lines = [f"{c.path} {('lines %d-%d' % c.lines) if c.lines else ''}".strip() for c in report.blocked[branch.name]]
+    held = report.held_back.get(branch.name)
+    if held:
         return claude.tell_user(
-            f"vbranch: {branch.name} was not committed: contested changes in {', '.join(lines)}. "
-            "Run `vbranch status` and `vbranch assign` to resolve them."
+            f"vbranch: {branch.name} was committed without its contested changes in {_where(held)}: "
+            f"{_settle_hint(held)} (`vbranch status` shows who else changed them)."
         )
     return None
+
+
+def _where(found: list) -> str:
+    return ", ".join(f"{c.path} {('lines %d-%d' % c.lines) if c.lines else '(whole file or removed lines)'}" for c in found)
+
+
+def _settle_hint(found: list) -> str:
+    spec = _spec(found[0])
+    return (
+        f"the session that made a change settles it: `vbranch claim {spec}` if it is yours, "
+        f"`vbranch disown {spec}` if it is not"
+    )
+
+
+def _spec(c) -> str:
+    return f"{c.path}:{c.lines[0]}-{c.lines[1]}" if c.lines else c.path
 
 
 def _turn_message(prompt: str, files: list[str]) -> str | None:

@@ -27,6 +27,9 @@ SCOPES = ("project", "local", "user")
 # earlier install wrote: `vbranch hook`, `/x/bin/vbranch hook`, `'/x/python' -m vbranch hook`,
 # `/x/python -S /y/vbranch/hookclient.py hook`.
 _OURS = re.compile(r"""(?:^|[\s/'"])(?:vbranch|hookclient\.py)['"]?\s+hook(?:\s|$)""")
+# Claude Code runs every Bash command as `$CLAUDE_CODE_SHELL_PREFIX '<command>'`: ours is the tracer.
+PREFIX = "CLAUDE_CODE_SHELL_PREFIX"
+_OUR_PREFIX = re.compile(r"""tracer\.py['"]?$""")
 
 
 def settings_path(top: Path, scope: str = "project", home: Path | None = None) -> Path:
@@ -52,6 +55,37 @@ def hook_command() -> str:
     # Not resolved: a venv's python is a symlink, and resolving it would lose the venv.
     python = shlex.quote(os.path.abspath(sys.executable))
     return f"{python} -S {shlex.quote(os.path.abspath(hookclient.__file__))}"
+
+
+def tracer_command() -> str:
+    """The shell prefix that runs a command under the tracer (tracer.py), without site like the hook client."""
+    from . import tracer
+
+    python = shlex.quote(os.path.abspath(sys.executable))
+    return f"{python} -S {shlex.quote(os.path.abspath(tracer.__file__))}"
+
+
+def merge_prefix(settings: dict, prefix: str) -> tuple[dict, str | None]:
+    """settings with our shell prefix in its `env`; someone else's prefix is kept and returned instead."""
+    out = copy.deepcopy(settings)
+    env = out.get("env")
+    if env is not None and not isinstance(env, dict):
+        raise VbranchError('"env" in the settings is not an object', hint='fix or remove the "env" key by hand')
+    current = (env or {}).get(PREFIX)
+    if current and not _OUR_PREFIX.search(str(current)):
+        return out, str(current)
+    out["env"] = {**(env or {}), PREFIX: prefix}
+    return out, None
+
+
+def remove_prefix(settings: dict) -> dict:
+    out = copy.deepcopy(settings)
+    env = out.get("env")
+    if isinstance(env, dict) and _OUR_PREFIX.search(str(env.get(PREFIX, ""))):
+        del env[PREFIX]
+        if not env:
+            del out["env"]
+    return out
 
 
 def our_hooks(command: str | None = None) -> dict:
@@ -185,11 +219,15 @@ def _save(path: Path, settings: dict, before: bytes | None) -> None:
 
 
 def install(top: Path, scope: str = "project", home: Path | None = None) -> Path:
-    """Merge vbranch's hooks into the settings file of `scope`; returns its path."""
+    """Merge vbranch's hooks and shell prefix into the settings file of `scope`; returns its path.
+
+    Another shell prefix already there is kept (`foreign_prefix` tells): then the
+    command tracer is not installed and commands are attributed by time windows.
+    """
     path = settings_path(top, scope, home)
     current, raw = _load(path)
     try:
-        merged = merge_hooks(current, our_hooks())
+        merged, _other = merge_prefix(merge_hooks(current, our_hooks()), tracer_command())
     except VbranchError as exc:  # a badly shaped "hooks": say which file
         raise VbranchError(f"{path}: {exc.message}", hint=exc.hint) from None
     if raw is None or merged != current:  # unchanged: leave the file (and its formatting) alone
@@ -200,6 +238,16 @@ def install(top: Path, scope: str = "project", home: Path | None = None) -> Path
         # change: keep them out of the shared directory's uncommitted work.
         _exclude(top, [f"*{BACKUP_SUFFIX}"] + ([str(path.relative_to(top))] if scope == "local" else []))
     return path
+
+
+def foreign_prefix(path: Path) -> str | None:
+    """A shell prefix in the settings file that is not vbranch's tracer."""
+    try:
+        env = _load(path)[0].get("env")
+    except VbranchError:
+        return None
+    current = env.get(PREFIX) if isinstance(env, dict) else None
+    return str(current) if current and not _OUR_PREFIX.search(str(current)) else None
 
 
 def _exclude(top: Path, patterns: list[str]) -> None:
@@ -222,7 +270,7 @@ def uninstall(top: Path, scope: str = "project", home: Path | None = None) -> Pa
     """Take vbranch's hooks out of the settings file of `scope`; returns its path."""
     path = settings_path(top, scope, home)
     current, raw = _load(path)
-    cleaned = remove_hooks(current)
+    cleaned = remove_prefix(remove_hooks(current))
     if raw is not None and cleaned != current:
         _save(path, cleaned, raw)
     return path

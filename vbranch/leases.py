@@ -1,10 +1,11 @@
 """Per-file write leases: one session's tool call writes a file at a time.
 
 Claude Code's Edit reads the file, changes it and writes it back. Two
-sessions doing that to one file at the same moment can lose an edit even on
-disjoint lines, so a session holds a lease on the file from its PreToolUse
-to that call's PostToolUse (or PostToolUseFailure). Another session's write
-waits, boundedly. A lease whose holder never reports back expires.
+tool calls doing that to one file at the same moment can lose an edit even on
+disjoint lines, so a call holds a lease on the file from its PreToolUse to its
+PostToolUse (or PostToolUseFailure). Any other call's write, the same
+session's subagents' too, waits in line, boundedly. A lease whose holder never
+reports back expires.
 """
 from __future__ import annotations
 
@@ -27,20 +28,47 @@ def acquire(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str | None:
-    """Take the lease on `path`; None when taken, else the session still holding it after `wait`."""
+    """Take the lease on `path` for one tool call; None when taken, else who still holds it after `wait`.
+
+    Leases are per tool call, not per session: two subagents of one session take
+    turns like two sessions do. Waiters queue first come, first served; a waiter
+    that stopped polling (its hook died) loses its place.
+    """
     deadline = clock() + wait
-    delay = 0.01
-    while True:
-        with ws.lock, ws.store.tx():
-            now = clock()
-            held = ws.store.lease(path)
-            if held is None or held[0] == session or held[2] < now:
-                ws.store.put_lease(path, session, tool_use_id, now + ttl)
-                return None
-        if clock() >= deadline:
-            return held[0]
-        sleep(min(delay, max(0.0, deadline - clock())))
-        delay = min(delay * 2, 0.1)
+    delay = 0.005
+    ticket = None
+    try:
+        while True:
+            with ws.lock, ws.store.tx():
+                now = clock()
+                if ticket is None:
+                    ticket = ws.store.enqueue(path, session, tool_use_id, now)
+                else:
+                    ws.store.touch_ticket(ticket, now)
+                held = ws.store.lease(path)
+                free = held is None or held[1] == tool_use_id or held[2] < now
+                first = ws.store.first_waiter(path, now - QUEUE_STALE)
+                if free and (first is None or first[0] == ticket):
+                    ws.store.put_lease(path, session, tool_use_id, now + ttl)
+                    ws.store.drop_ticket(ticket)
+                    ticket = None
+                    return None
+            if clock() >= deadline:
+                return _describe(held, session) if not free else f"session {first[1]}, waiting before this call"
+            sleep(min(delay, max(0.0, deadline - clock())))
+            delay = min(delay * 2, 0.05)
+    finally:
+        if ticket is not None:
+            with ws.lock, ws.store.tx():
+                ws.store.drop_ticket(ticket)
+
+
+# A waiter polls at least this often; one silent for longer is gone.
+QUEUE_STALE = 5.0
+
+
+def _describe(held: tuple[str, str, float], session: str) -> str:
+    return "another tool call of this session" if held[0] == session else f"session {held[0]}"
 
 
 def release(ws: Workspace, session: str, tool_use_id: str | None = None) -> None:

@@ -282,6 +282,8 @@ def describe(op: str, detail: dict) -> str:
         return f"{op} {detail.get('branch') or detail.get('name', '')}".strip()
     if op == "assign":
         return f"assign {detail.get('path')} to {detail.get('branch')}"
+    if op in ("claim", "disown"):
+        return f"{op} {detail.get('path')} by session {detail.get('session')}"
     if op == "branch-rename":
         return f"branch-rename {detail.get('old')} -> {detail.get('new')}"
     if op == "update":

@@ -587,3 +587,32 @@ def without_branch(rec: FileOwnership, branch: int) -> FileOwnership:
             lines.append(text)
     known = FileState(True, rec.known.mode, b"".join(lines))
     return FileOwnership(rec.path, rec.base, known, canonicalize(items, base, lines), ())
+
+
+def settle(rec: FileOwnership, branch: int, lines: tuple[int, int] | None, claim: bool) -> FileOwnership:
+    """A session settles what is ambiguous about its part in the record (current lines start..end, or all).
+
+    `claim`: contested changes it shares, and unattributed ones, become `branch`'s alone.
+    Otherwise it disowns: `branch` leaves the owners of the changes it shares (the other
+    owners keep them; a change it owned alone becomes unattributed). Changes of other
+    branches that `branch` has no part in are never touched.
+    """
+
+    def settled(owners: tuple[int, ...]) -> tuple[int, ...]:
+        if claim:
+            return (branch,) if branch in owners or owners == (UNATTRIBUTED,) else owners
+        if branch not in owners:
+            return owners
+        return tuple(o for o in owners if o != branch) or (UNATTRIBUTED,)
+
+    if rec.is_whole:
+        return FileOwnership(rec.path, rec.base, rec.known, None, settled(rec.owners) if rec.changed else (), rec.stat)
+    selected = _select_items(rec.items, lines)
+    items = []
+    for index, (op, owners) in enumerate(rec.items):
+        if index not in selected or op == "K" or (op == "X" and not claim):
+            items.append((op, owners))
+        elif op != "X" or branch not in owners:  # a claimed tombstone goes, as with reassign
+            items.append((op, settled(owners)) if op != "X" else (op, owners))
+    base, current = split_lines(rec.base.data), split_lines(rec.known.data)
+    return FileOwnership(rec.path, rec.base, rec.known, canonicalize(items, base, current), (), rec.stat)

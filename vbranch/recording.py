@@ -21,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs the hook path
     from typing import Callable
 
-from . import config, gitcli
+from . import config, gitcli, traces
 from .dirtyset import candidate_paths
 from .leases import holder
 from .ownership import UNATTRIBUTED, FileOwnership, FileState, adopt, new_record, record_change
@@ -34,6 +34,8 @@ WINDOW_LIMIT = 11 * 60
 
 # A window kept open on files a tool of another session was writing (see close_window).
 DEFERRED = "#deferred"
+# meta key prefix: the session's last command ran under the tracer
+TRACED = "traced:"
 
 # Who made a change: (branch, other branches that may have made it too).
 Attribution = "Callable[[str, FileState], tuple[int, tuple[int, ...]]]"
@@ -70,11 +72,14 @@ def record(
         return sorted(set(changed))
 
 
-def snapshot(ws: Workspace, at: str, paths: list[str] | None = None, session: str | None = None) -> list[str]:
+def snapshot(
+    ws: Workspace, at: str, paths: list[str] | None = None, session: str | None = None, call: str | None = None
+) -> list[str]:
     """Fold every change the store has not seen into ownership (or only those of `paths`).
 
-    Files another session's tool is writing right now are skipped: that
-    tool's PostToolUse records them (`session` is the caller's own, if any).
+    Files another tool call is writing right now are skipped: that call's
+    PostToolUse records them (`session` and `call` are the caller's own, if any:
+    its own fresh lease saw nothing happen).
 
     Run before status and commit, as jj snapshots the working copy before
     every command: a change that no session reported is found here and shown
@@ -82,6 +87,7 @@ def snapshot(ws: Workspace, at: str, paths: list[str] | None = None, session: st
     """
     changed = candidate_paths(ws) if paths is None else None  # before the lock: it may seed the set
     with ws.lock, ws.store.tx():
+        logs = traces.read_all(ws.state_dir, done=True)
         if paths is None:
             known = {rec.path: rec for rec in ws.store.files()}
             candidates = changed | set(known)
@@ -92,8 +98,13 @@ def snapshot(ws: Workspace, at: str, paths: list[str] | None = None, session: st
             head = gitcli.tree_signatures(ws.top, "HEAD", sorted(candidates))
             candidates = {p for p in candidates if head[p] != signature(read_state(ws.top, p))} | set(known)
         unseen = [p for p in sorted(candidates) if p not in known or known[p].stat != stat_key(ws.top, p)]
-        unseen = [p for p in unseen if not _leased_by_other(ws, p, session)]
-        return _apply(ws, unseen, _unseen_attribution(ws, at, None), at, None, "snapshot", known)
+        busy = {p for p in unseen if _leased_elsewhere(ws, p, call)}
+        others = _unseen_attribution(ws, at, None, session, logs)
+        folded = _fold(ws, [p for p in unseen if p not in busy], others, logs, at, None, "snapshot", known)
+    if paths is None:  # every change is folded now, but for files a tool is writing
+        traces.mark_done([t for t in logs if t.ended is not None and not (traces.worktree_paths(t) & busy)])
+        traces.prune(ws.state_dir)
+    return folded
 
 
 def run(ws: Workspace, session_id: str, command: list[str], at: str, *, branch: str | None = None) -> tuple[int, list[str]]:
@@ -119,7 +130,8 @@ def open_window(
     """A command of the session starts: remember every file's state now.
 
     With `paths`, the command can change only those (a patch names its files): the
-    window covers just them, and nothing else it overlaps is contested.
+    window covers just them, and nothing else it overlaps is contested. A command the
+    tracer will watch needs no signatures at all (`paths` empty): its log says what it wrote.
     """
     before = dirty_signatures(ws) if paths is None else {p: signature(read_state(ws.top, p)) for p in paths}
     with ws.lock, ws.store.tx():
@@ -136,6 +148,10 @@ def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_
     window = ws.store.window(window_id)
     if window is None:
         return []  # no start was seen (vbranch set up mid-command): snapshot will find it
+    logs = traces.read_all(ws.state_dir, done=True)
+    mine = traces.of_window(logs, session_id, window.started)
+    if mine and all(t.traced for t in mine):
+        return _close_traced(ws, session_id, window_id, mine, logs, at, agent_id)
     # The window stays open until its changes are recorded, so that a snapshot
     # meanwhile still knows this command may have made them.
     if window.partial:
@@ -147,20 +163,122 @@ def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_
         if not changed:
             return []
         row = branch_for_session(ws, session_id, at)
-        others = _unseen_attribution(ws, at, session_id)
         # A file a tool is writing right now (this session's too: a subagent's) is left
         # to that tool's PostToolUse; this window stays open on it so that one can tell
         # who did what.
-        busy = [p for p in changed if _leased_by_other(ws, p, None)]
+        busy = [p for p in changed if _leased_elsewhere(ws, p, None)]
         if busy:
             ws.store.open_window(window_id + DEFERRED, session_id, window.started, {p: window.before.get(p) for p in busy}, partial=True)
-
-        def attribute(path: str, state: FileState) -> tuple[int, tuple[int, ...]]:
-            suspect, more = others(path, state)
-            rivals = () if suspect == UNATTRIBUTED else (suspect, *more)
-            return row.id, tuple(b for b in rivals if b != row.id)
-
+        attribute = _with_rivals(row.id, _unseen_attribution(ws, at, session_id, None, logs))
         return _apply(ws, [p for p in changed if p not in busy], attribute, at, session_id, "command", agent_id=agent_id)
+
+
+def _with_rivals(branch: int, others: Attribution) -> Attribution:
+    """The change is `branch`'s, contested with whoever else may have made it."""
+
+    def attribute(path: str, state: FileState) -> tuple[int, tuple[int, ...]]:
+        suspect, more = others(path, state)
+        rivals = () if suspect == UNATTRIBUTED else (suspect, *more)
+        return branch, tuple(b for b in rivals if b != branch)
+
+    return attribute
+
+
+def _close_traced(ws: Workspace, session_id: str, window_id: str, mine: list, logs: list, at: str, agent_id: str | None) -> list[str]:
+    """The command ran under the tracer: exactly the files its processes wrote are the session's.
+
+    Another session's traced process that wrote one of them too makes that file
+    contested; nobody else's running command does.
+    """
+    written = sorted(set().union(*(traces.worktree_paths(t) for t in mine)))
+    with ws.lock, ws.store.tx():
+        ws.store.close_window(window_id)
+        ws.store.set_meta(TRACED + session_id, "1")
+        if not written:
+            return []
+        row = branch_for_session(ws, session_id, at)
+        paths = _expand(ws, written)
+        busy = [p for p in paths if _leased_elsewhere(ws, p, None)]  # a file tool's PostToolUse records those
+        attribute = _with_rivals(row.id, _unseen_attribution(ws, at, session_id, None, logs))
+        changed = _fold(ws, [p for p in paths if p not in busy], attribute, logs, at, session_id, "command", agent_id=agent_id)
+    if not busy:
+        traces.mark_done([t for t in mine if t.ended is not None])
+    return changed
+
+
+def _fold(
+    ws: Workspace, paths: list[str], attribute: Attribution, logs: list, at: str, session_id: str | None, source: str,
+    known: dict[str, FileOwnership] | None = None, agent_id: str | None = None,
+) -> list[str]:
+    """`_apply`, but a path traced processes wrote since its last fold goes writer by writer."""
+    changed: list[str] = []
+    plain = []
+    for path in paths:
+        steps = _traced_steps(ws, path, logs, at)
+        if steps is None:
+            plain.append(path)
+            continue
+        for state, by in steps:
+            changed += _apply(ws, [path], by, at, session_id, source, {path: ws.store.file(path)}, agent_id, state)
+    changed += _apply(ws, plain, attribute, at, session_id, source, known, agent_id)
+    return sorted(set(changed))
+
+
+def _traced_steps(ws: Workspace, path: str, logs: list, at: str) -> list[tuple[FileState | None, Attribution]] | None:
+    """The change of `path` since its last fold, cut where a traced process of another session began writing.
+
+    The tracer kept what the file held just before each writer's write-open: the
+    difference up to there is the earlier writer's, the rest the later one's. Writers
+    that opened the file with nothing written in between share the change (contested).
+    None when no traced process wrote it since, or a version was not kept (too large).
+    """
+    since = ws.store.folded_at(path)
+    pending = [t for t in logs if not t.done]
+    events = sorted((e for t in pending for e in t.events if e.path == path and e.ns > since), key=lambda e: e.ns)
+    if not events:
+        return None
+    groups: list[tuple[FileState, list[str]]] = []  # (what the file held, sessions about to write it)
+    for event in events:
+        state = traces.version(event)
+        if state is None:
+            return None
+        if groups and groups[-1][0] == state:
+            if event.session not in groups[-1][1]:
+                groups[-1][1].append(event.session)
+            continue
+        groups.append((state, [event.session]))
+    # Before the first traced write: a live command that wrote the file earlier, an untraced window, or nobody.
+    earlier = [
+        t for t in pending
+        if traces.running_since(t, since) and any(e.path == path and e.ns < events[0].ns for e in t.events)
+    ]
+    steps: list[tuple[FileState | None, Attribution]] = []
+    by = _unseen_attribution(ws, at, None, None, earlier)
+    for state, sessions in groups:
+        steps.append((state, by))
+        by = _sessions(ws, sessions, at)
+    steps.append((None, by))
+    return steps
+
+
+def _sessions(ws: Workspace, sessions: list[str], at: str) -> Attribution:
+    """The change is these sessions' (contested when more than one)."""
+    branches = sorted({branch_for_session(ws, s, at).id for s in sessions})
+    return lambda p, s: (branches[0], tuple(branches[1:]))
+
+
+def expects_trace(ws: Workspace, session_id: str) -> bool:
+    """The session's commands run under the tracer (its last one did): a window needs no signatures."""
+    return ws.store.get_meta(TRACED + session_id) == "1"
+
+
+def untraced_reason(ws: Workspace, session_id: str, window_id: str) -> str | None:
+    """Why the tracer did not watch this window's command, when it was installed but could not."""
+    window = ws.store.window(window_id)
+    if window is None:
+        return None
+    mine = traces.of_window(traces.read_all(ws.state_dir, done=True), session_id, window.started)
+    return next((t.reason or "unknown" for t in mine if not t.traced), None)
 
 
 def close_leftover_windows(ws: Workspace, session_id: str, at: str) -> list[str]:
@@ -173,8 +291,10 @@ def close_leftover_windows(ws: Workspace, session_id: str, at: str) -> list[str]
     return sorted(set(changed))
 
 
-def _leased_by_other(ws: Workspace, path: str, session_id: str | None) -> bool:
-    return holder(ws, path) not in (None, session_id)
+def _leased_elsewhere(ws: Workspace, path: str, call: str | None) -> bool:
+    """A tool call other than `call` holds the file's lease: it is writing the file now."""
+    held = ws.store.lease(path)
+    return held is not None and held[2] >= time.time() and held[1] != call
 
 
 def record_write(
@@ -248,19 +368,28 @@ def _suspected(attribution: Attribution, path: str, state: FileState) -> bool:
     return attribution(path, state)[0] != UNATTRIBUTED
 
 
-def _unseen_attribution(ws: Workspace, at: str, exclude: str | None) -> Attribution:
-    """Who made a change that no one reported: sessions whose command windows saw it happen.
+def _unseen_attribution(
+    ws: Workspace, at: str, exclude: str | None, own_lease: str | None = None, logs: list | None = None
+) -> Attribution:
+    """Who made a change that no one reported (`exclude` is the caller's session, never a suspect).
 
-    A window saw the change if the file differs now from when it opened. A
-    write lease held by another session counts as an open window on its file.
+    Sessions whose traced processes wrote the file, exactly. Else, for commands
+    the tracer could not watch, sessions whose command windows saw it happen: a
+    window saw the change if the file differs now from when it opened. A write
+    lease held by another session (not `own_lease`) counts as an open window on its file.
     """
-    windows = [w for w in ws.store.windows() if w.session != exclude and w.started > time.time() - WINDOW_LIMIT]
+    logs = traces.read_all(ws.state_dir, done=True) if logs is None else logs
+    pending = [t for t in logs if not t.done and t.session != exclude]
+    windows = [
+        w for w in ws.store.windows()
+        if w.session != exclude and w.started > time.time() - WINDOW_LIMIT and not _traced_window(ws, w, logs)
+    ]
     head: dict[str, str | None] = {}  # signatures in HEAD, read once per path
     lane_id: list[int] = []
 
     def attribute(path: str, state: FileState) -> tuple[int, tuple[int, ...]]:
         now = signature(state)
-        sessions = set()
+        sessions = traces.writers(pending, path, ws.store.folded_at(path))
         for window in windows:
             if path not in window.before:
                 if window.partial:
@@ -270,7 +399,7 @@ def _unseen_attribution(ws: Workspace, at: str, exclude: str | None) -> Attribut
             if window.before.get(path, head.get(path)) != now:
                 sessions.add(window.session)
         writer = holder(ws, path)
-        if writer is not None and writer != exclude:
+        if writer is not None and writer not in (exclude, own_lease):
             sessions.add(writer)
         branches = sorted({branch_for_session(ws, s, at).id for s in sessions})
         return (branches[0], tuple(branches[1:])) if branches else (lane(), ())
@@ -284,6 +413,12 @@ def _unseen_attribution(ws: Workspace, at: str, exclude: str | None) -> Attribut
         return lane_id[0]
 
     return attribute
+
+
+def _traced_window(ws: Workspace, window, logs: list) -> bool:
+    """A window whose command the tracer watches: its log, not the window, says what it wrote."""
+    mine = traces.of_window(logs, window.session, window.started)
+    return all(t.traced for t in mine) if mine else expects_trace(ws, window.session)
 
 
 def dirty_signatures(ws: Workspace) -> dict[str, str | None]:
@@ -344,6 +479,7 @@ def _apply(
     paths = [p for p in paths if p not in ignored]
     changed = []
     for path in paths:
+        read_at = time.time_ns()  # traced writes opened before this are in what we read (tracer.TraceLog)
         new = state if state is not None else read_state(ws.top, path)
         if new is None:
             continue  # became a directory: its files are separate paths
@@ -356,6 +492,8 @@ def _apply(
         if not updated.changed and records[path] is None:
             continue  # equal to the base and never recorded: nothing to own
         ws.store.put_file(updated)
+        if state is None:
+            ws.store.set_folded(path, read_at)
         if updated.known != rec.known:
             changed.append(path)
             ws.store.log_event(at, session_id, actor or None, path, source, agent_id)

@@ -1,7 +1,7 @@
 """Per-branch file contents from the base and the ownership: pure logic, no I/O."""
 from __future__ import annotations
 
-from .ownership import FileOwnership, FileState, branch_state, diff_opcodes, split_lines  # noqa: F401 (branch_state is part of split's API)
+from .ownership import UNATTRIBUTED, FileOwnership, FileState, branch_state, diff_opcodes, split_lines  # noqa: F401 (branch_state is part of split's API)
 
 
 def touches(rec: FileOwnership, branch: int) -> bool:
@@ -9,6 +9,30 @@ def touches(rec: FileOwnership, branch: int) -> bool:
     if rec.is_whole:
         return rec.changed and branch in rec.owners
     return any(op != "K" and branch in owners for op, owners in rec.items)
+
+
+def committable(rec: FileOwnership, branch: int) -> FileOwnership:
+    """The record as far as `branch` can commit it now: a region of changed lines holding a
+    contested change of the branch is left out whole, so that a commit never holds half of
+    an edit (the deletion of a line without what replaced it)."""
+    if rec.is_whole or not any(len(o) > 1 and branch in o for op, o in rec.items if op != "K"):
+        return rec
+    out: list = []
+    run: list = []
+
+    def flush() -> None:
+        held = any(len(o) > 1 and branch in o for _, o in run)
+        out.extend((op, (UNATTRIBUTED,) if held and o == (branch,) else o) for op, o in run)
+        run.clear()
+
+    for op, owners in rec.items:
+        if op == "K":
+            flush()
+            out.append((op, owners))
+        else:
+            run.append((op, owners))
+    flush()
+    return FileOwnership(rec.path, rec.base, rec.known, out, (), rec.stat)
 
 
 def _hunks(base: list[bytes], versions: list[list[bytes]]) -> list[tuple]:

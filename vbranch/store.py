@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import StateError
 from .ownership import FileOwnership, FileState
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -116,6 +116,23 @@ MIGRATIONS: dict[int, str] = {
         left_behind BLOB NOT NULL,
         PRIMARY KEY (branch_id, path)
     )
+    """,
+    # 5: the command tracer. When each path was last read from disk into its record
+    # (time.time_ns()): a traced write event before that is already folded in. And the
+    # tool calls waiting for a file's lease, first come first served.
+    5: """
+    CREATE TABLE folds (
+        path TEXT PRIMARY KEY,
+        ns INTEGER NOT NULL
+    );
+    CREATE TABLE lease_queue (
+        ticket INTEGER PRIMARY KEY AUTOINCREMENT,
+        path TEXT NOT NULL,
+        session TEXT NOT NULL,
+        tool_use_id TEXT NOT NULL,
+        seen REAL NOT NULL
+    );
+    CREATE INDEX lease_queue_path ON lease_queue(path, ticket)
     """,
 }
 
@@ -386,6 +403,13 @@ class Store:
         rows = self.db.execute("SELECT id, at, op, detail FROM oplog ORDER BY id")
         return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
+    def folded_at(self, path: str) -> int:
+        row = self.db.execute("SELECT ns FROM folds WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else 0
+
+    def set_folded(self, path: str, ns: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO folds(path, ns) VALUES (?, ?)", (path, ns))
+
     def log_event(
         self, at: str, session: str | None, branch_id: int | None, path: str, source: str, agent_id: str | None = None
     ) -> None:
@@ -414,6 +438,25 @@ class Store:
             "INSERT OR REPLACE INTO leases(path, session, tool_use_id, expires) VALUES (?, ?, ?, ?)",
             (path, session, tool_use_id, expires),
         )
+
+    def enqueue(self, path: str, session: str, tool_use_id: str, now: float) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO lease_queue(path, session, tool_use_id, seen) VALUES (?, ?, ?, ?)", (path, session, tool_use_id, now)
+        )
+        return cursor.lastrowid
+
+    def touch_ticket(self, ticket: int, now: float) -> None:
+        self.db.execute("UPDATE lease_queue SET seen = ? WHERE ticket = ?", (now, ticket))
+
+    def first_waiter(self, path: str, seen_after: float) -> tuple[int, str] | None:
+        """The oldest ticket for `path` whose waiter is still polling, and its session."""
+        row = self.db.execute(
+            "SELECT ticket, session FROM lease_queue WHERE path = ? AND seen >= ? ORDER BY ticket LIMIT 1", (path, seen_after)
+        ).fetchone()
+        return tuple(row) if row else None
+
+    def drop_ticket(self, ticket: int) -> None:
+        self.db.execute("DELETE FROM lease_queue WHERE ticket = ?", (ticket,))
 
     def release_leases(self, session: str, tool_use_id: str | None = None) -> None:
         """Release one tool call's leases, or (None) all of a session's."""

@@ -11,13 +11,10 @@ request arrives; the CLI sends that request only after the tool's PostToolUse
 hooks returned, so a step guarded by a mutex covers the whole command window
 vbranch opens at PreToolUse and closes at PostToolUse.
 
-Why the Bash calls of the four-session test hold a mutex: vbranch cannot see
-which files a shell command wrote, so a change made while two sessions'
-commands run at once is contested between them by design (test
-`test_overlapping_bash_appends_are_contested_not_misattributed` shows exactly
-that, deterministically). The four-session test asserts the clean outcome, so
-it keeps Bash windows from overlapping each other, and only each other: Write,
-Edit and the hooks of every other event run concurrently with them.
+The four-session test here keeps Bash windows from overlapping each other (a
+mutex), as it did before vbranch traced commands; test_traced_sessions.py runs
+four sessions whose commands overlap on purpose, and
+`test_overlapping_bash_appends_are_attributed_by_process` two that append to one file.
 """
 
 import json
@@ -628,27 +625,28 @@ def test_git_stash_and_other_destructive_commands_are_denied(claude_bin, tmp_pat
     assert tree_files(repo, branch["ref"]) == work_files(repo)
 
 
-def test_overlapping_bash_appends_are_contested_not_misattributed(claude_bin, tmp_path):
+def test_overlapping_bash_appends_are_attributed_by_process(claude_bin, tmp_path):
     """Two sessions' commands run at once and both append to shared.log.
 
-    vbranch cannot tell whose command wrote which line, so both new lines
-    must be contested between the two branches (never given to one), neither
-    branch committed with them; `vbranch assign` then settles it.
+    Both commands are running (both windows open) before either appends, and
+    neither exits before both have appended: by time window both lines would be
+    contested. The command tracer knows which process wrote what: each line goes
+    to the session whose command appended it, and both Stop commits hold it.
     """
     repo = make_repo(tmp_path, {"shared.log": LOG})
     sync = tmp_path / "sync"  # rendezvous files, outside the repository
     sync.mkdir()
+    wait = "for i in $(seq 400); do [ -e %s ] && break; sleep 0.05; done"
 
-    def rendezvous(me, other):
-        # Both commands are running (so both windows are open) before either
-        # appends, and neither exits before both have appended.
-        wait = "for i in $(seq 200); do [ -e %s ] && break; sleep 0.05; done"
-        return "; ".join([
-            "touch %s/%s.in" % (sync, me), wait % ("%s/%s.in" % (sync, other)),
-            "echo %s >> shared.log" % me,
-            "touch %s/%s.out" % (sync, me), wait % ("%s/%s.out" % (sync, other))])
+    def command(me, other, first):
+        steps = ["touch %s/%s.in" % (sync, me), wait % ("%s/%s.in" % (sync, other))]
+        if not first:  # one after the other, so that each append is one process's alone
+            steps.append(wait % ("%s/%s.appended" % (sync, other)))
+        steps += ["echo %s >> shared.log" % me, "touch %s/%s.appended" % (sync, me),
+                  "touch %s/%s.out" % (sync, me), wait % ("%s/%s.out" % (sync, other))]
+        return "; ".join(steps)
 
-    scripts = {me: [{"tool": "Bash", "input": {"command": rendezvous(me, other),
+    scripts = {me: [{"tool": "Bash", "input": {"command": command(me, other, me == "gamma"),
                                                "description": "append"}},
                     "%s done" % me]
                for me, other in (("gamma", "delta"), ("delta", "gamma"))}
@@ -666,28 +664,10 @@ def test_overlapping_bash_appends_are_contested_not_misattributed(claude_bin, tm
     assert not api.errors and hook_log(repo) == "", describe(api, runs, repo)
     assert {(sync / (n + s)).exists() for n in scripts for s in (".in", ".out")} == {True}
 
-    lines = (repo / "shared.log").read_text().splitlines()
-    assert lines[0] == "log start" and sorted(lines[1:]) == ["delta", "gamma"]
+    assert (repo / "shared.log").read_text() == LOG + "gamma\ndelta\n"
     status = vb_status(repo)
-    branches = {name: branch_of(status, sessions.ids[name]) for name in scripts}
-    assert status["unattributed"] == [], status
-    assert [(c["path"], c["lines"], sorted(c["branches"]), sorted(c["sessions"]))
-            for c in status["contested"]] == [
-        ("shared.log", [2, 3], sorted(b["name"] for b in branches.values()),
-         sorted(sessions.ids.values()))], status
-    for branch in branches.values():
-        assert branch["files"] == [], branch  # neither owns a line alone
-        assert tree_files(repo, branch["ref"]) == {"shared.log": LOG}  # Stop could not commit
-    # The session whose window closed first was told its change is contested.
-    told = [name for name in scripts
-            if any("now contested" in json.dumps(r["body"]) for r in api.script_requests(name))]
-    assert len(told) == 1, describe(api, runs, repo)
-
-    # The user settles it: each line to the branch that wrote it, then commit.
-    for number, who in enumerate(lines[1:], start=2):
-        vbranch(repo, "assign", "shared.log:%d-%d" % (number, number), branches[who]["name"])
-    vbranch(repo, "commit", "--all")
-    status = vb_status(repo)
-    assert status["contested"] == [] and status["unattributed"] == [], status
-    for name, branch in branches.items():
-        assert tree_files(repo, branch["ref"]) == {"shared.log": LOG + name + "\n"}, name
+    assert status["unattributed"] == [] and status["contested"] == [], status
+    for name, line in (("gamma", 2), ("delta", 3)):
+        branch = branch_of(status, sessions.ids[name])
+        assert [(f["path"], f["lines"]) for f in branch["files"]] == [("shared.log", [[line, line]])], branch
+        assert tree_files(repo, branch["ref"]) == {"shared.log": LOG + name + "\n"}, name  # Stop committed it

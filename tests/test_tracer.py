@@ -1,0 +1,239 @@
+"""The command tracer: every file a command's processes write, attributed to its session by process.
+
+Commands run through the real tracer (`python -S vbranch/tracer.py '<command>'`, as Claude Code
+runs them with the installed shell prefix); the hooks around them are fired as Claude Code would.
+Interleavings are fixed with FIFOs the commands block on, never with sleeps.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VB, git, tree_files, wait_for
+from tests.hookdriver import Session
+from vbranch import traces, tracer
+from vbranch.workspace import open_workspace
+
+TRACER = [sys.executable, "-S", tracer.__file__]
+
+
+def traced(repo: Path, session: str, command: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "CLAUDE_CODE_SESSION_ID": session}
+    env.pop(tracer.TRACED_MARK, None)
+    return subprocess.Popen(TRACER + [command], cwd=repo, env=env, **kwargs)
+
+
+def logs(repo: Path) -> list[traces.Trace]:
+    return traces.read_all(repo / ".git" / "vbranch", done=True)
+
+
+def all_ended(repo: Path) -> bool:
+    return all(t.ended is not None for t in logs(repo))
+
+
+def gate(tmp_path: Path, name: str) -> Path:
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    return fifo
+
+
+def release(fifo: Path) -> None:
+    with open(fifo, "w") as f:  # blocks until the command is waiting on it
+        f.write("go\n")
+
+
+@pytest.fixture
+def repo(make_repo):
+    repo = make_repo({
+        "a.txt": "a\n",
+        "b.txt": "b\n",
+        "dir/c.txt": "c\n",
+        "shared.txt": "".join(f"line {i}\n" for i in range(1, 7)),
+    })
+    VB(repo).init()
+    return repo
+
+
+def test_log_names_every_file_the_command_changes(repo, tmp_path):
+    outside = tmp_path / "scratch.txt"
+    command = (
+        "echo x > new.txt; rm a.txt; mv b.txt moved.txt; sed -i s/c/C/ dir/c.txt; ln -s new.txt link; "
+        f"chmod +x new.txt; cat shared.txt > /dev/null; echo y > {outside}; "
+        "python3 -c \"open('py.txt', 'w').write('1')\"; (cd dir && touch deep.txt); echo out; exit 7"
+    )
+    proc = traced(repo, "s1", command, stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 7 and out == b"out\n"  # the command's status and output, untouched
+    assert wait_for(lambda: all_ended(repo))
+    [trace] = logs(repo)
+    assert trace.session == "s1" and trace.traced and trace.reason is None
+    written = traces.worktree_paths(trace)
+    assert {"new.txt", "a.txt", "b.txt", "moved.txt", "dir/c.txt", "link", "py.txt", "dir/deep.txt"} <= written
+    assert "shared.txt" not in written  # read, not written
+    assert not any(p.startswith("..") or p.startswith("/") for p in trace.paths)  # nothing outside the tree
+
+
+def test_a_background_process_stays_traced_after_the_command_returns(repo, tmp_path):
+    go = gate(tmp_path, "go")
+    proc = traced(repo, "s1", f"(read x < {go}; echo late > late.txt) > /dev/null 2>&1 & echo early > early.txt")
+    assert proc.wait(timeout=60) == 0  # the command returned; its background child still runs
+    [trace] = logs(repo)
+    assert trace.ended is None and traces.worktree_paths(trace) == {"early.txt"}
+    release(go)
+    assert wait_for(lambda: all_ended(repo))
+    assert traces.worktree_paths(logs(repo)[0]) == {"early.txt", "late.txt"}
+
+
+def test_a_signal_ends_the_command_as_the_shell_reports_it(repo):
+    proc = traced(repo, "s1", "kill -TERM $$")
+    assert proc.wait(timeout=60) == 128 + 15
+
+
+def test_no_session_or_no_vbranch_runs_the_command_plainly(repo, make_repo):
+    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CODE_SESSION_ID", "VBRANCH_SESSION", "CODEX_THREAD_ID")}
+    assert subprocess.run(TRACER + ["echo x > plain.txt"], cwd=repo, env=env).returncode == 0
+    other = make_repo({"x": "x\n"})  # git, but no vbranch
+    assert traced(other, "s1", "echo y > y.txt").wait(timeout=60) == 0
+    assert (repo / "plain.txt").exists() and (other / "y.txt").exists()
+    assert logs(repo) == [] and not (other / ".git" / "vbranch").exists()
+
+
+def _bash(me: Session, call: str, command: str, run):
+    """A Bash tool call whose command runs under the tracer between its hooks; `run` waits for it."""
+    tool_input = {"command": command, "description": "test"}
+    me.pre("Bash", tool_input, call)
+    proc = traced(me.repo, me.id, command)
+    return tool_input, proc
+
+
+def test_two_sessions_commands_at_once_are_attributed_exactly(repo, tmp_path):
+    """Both windows are open the whole time: by time window every file would be contested."""
+    a, b = Session(repo, "A"), Session(repo, "B")
+    for s, task in ((a, "task a"), (b, "task b")):
+        s.start()
+        s.prompt(task)
+    gate_a, gate_b = gate(tmp_path, "ga"), gate(tmp_path, "gb")
+    in_a, proc_a = _bash(a, "ta", f"echo a > own-a.txt; read x < {gate_a}; sed -i 's/^line 2$/line 2 by A/' shared.txt", None)
+    in_b, proc_b = _bash(b, "tb", f"echo b > own-b.txt; mkdir -p gen; for i in 1 2 3; do echo $i > gen/f$i.txt; done; read x < {gate_b}; sed -i 's/^line 5$/line 5 by B/' shared.txt", None)
+    release(gate_a)
+    assert proc_a.wait(timeout=60) == 0
+    release(gate_b)
+    assert proc_b.wait(timeout=60) == 0
+    assert a.post("Bash", in_a, "ta", {"stdout": ""})[1] is None
+    assert b.post("Bash", in_b, "tb", {"stdout": ""})[1] is None
+    a.stop()
+    b.stop()
+
+    report = VB(repo).status()
+    assert report.contested == [] and report.unattributed == []
+    v = VB(repo)
+    base = tree_files(repo, "main")
+    files_a, files_b = v.files_of("A"), v.files_of("B")
+    assert files_a["own-a.txt"] == b"a\n" and "own-b.txt" not in files_a and "gen/f1.txt" not in files_a
+    assert files_b["own-b.txt"] == b"b\n" and {f"gen/f{i}.txt" for i in (1, 2, 3)} <= set(files_b)
+    assert files_a["shared.txt"] == base["shared.txt"].replace(b"line 2\n", b"line 2 by A\n")
+    assert files_b["shared.txt"] == base["shared.txt"].replace(b"line 5\n", b"line 5 by B\n")
+
+
+def test_a_file_both_sessions_commands_wrote_is_contested(repo):
+    a, b = Session(repo, "A"), Session(repo, "B")
+    in_a, proc_a = _bash(a, "ta", "echo a >> both.txt", None)
+    in_b, proc_b = _bash(b, "tb", "echo b >> both.txt", None)
+    assert proc_a.wait(timeout=60) == 0 and proc_b.wait(timeout=60) == 0
+    a.post("Bash", in_a, "ta", {})
+    b.post("Bash", in_b, "tb", {})
+    [contest] = VB(repo).status().contested
+    assert contest.path == "both.txt" and set(contest.sessions) == {"A", "B"}
+
+
+def test_a_traced_session_takes_no_signatures_at_its_next_command(repo):
+    me = Session(repo, "A")
+    tool_input, proc = _bash(me, "t1", "echo 1 > one.txt", None)
+    proc.wait(timeout=60)
+    me.post("Bash", tool_input, "t1", {})
+    me.pre("Bash", {"command": "true"}, "t2")
+    ws = open_workspace(repo)
+    try:
+        window = ws.store.window("t2")
+        assert window.partial and window.before == {}  # the log will say what it wrote
+    finally:
+        ws.close()
+
+
+def test_a_command_the_tracer_could_not_watch_is_reported(repo):
+    state = repo / ".git" / "vbranch"
+    filt = (state / tracer.FILTER_FILE)
+    assert traced(repo, "A", "true").wait(timeout=60) == 0  # builds the filter
+    head, _, bpf = filt.read_bytes().partition(b"\n\n")
+    lines = head.split(b"\n")
+    version, machine, _nr = lines[0].split()
+    filt.write_bytes(b"\n".join([b" ".join([version, machine, b"999999"]), *lines[1:]]) + b"\n\n" + bpf)
+
+    me = Session(repo, "B")
+    tool_input, proc = _bash(me, "t1", "echo 1 > one.txt", None)
+    assert proc.wait(timeout=60) == 0 and (repo / "one.txt").exists()  # the command still ran
+    out = me.post("Bash", tool_input, "t1", {})[1]
+    assert "ran without the command tracer" in out["systemMessage"]
+    assert "not available" in out["systemMessage"]
+    # attributed by its window instead:
+    assert "one.txt" in {f.path for b in VB(repo).status().branches for s in b.sessions if s.id == "B" for f in b.files}
+
+
+def test_a_person_s_edit_is_not_blamed_on_the_next_file_tool(repo):
+    """The PreToolUse snapshot runs under the caller's own fresh lease: that lease saw nothing."""
+    (repo / "shared.txt").write_text((repo / "shared.txt").read_text().replace("line 1\n", "line 1 by a person\n"))
+    me = Session(repo, "A")
+    assert me.edit("shared.txt", "line 4\n", "line 4 by A\n") is None
+    report = VB(repo).status()
+    assert [u.path for u in report.unattributed] == ["shared.txt"]
+    v = VB(repo)
+    v.commit()
+    assert v.files_of("A")["shared.txt"] == tree_files(repo, "main")["shared.txt"].replace(b"line 4\n", b"line 4 by A\n")
+
+
+def test_a_failed_file_tool_takes_nothing(repo):
+    me = Session(repo, "A")
+    tool_input = {"file_path": str(repo / "a.txt"), "old_string": "a\n", "new_string": "A\n"}
+    me.pre("Edit", tool_input, "t1")
+    (repo / "a.txt").write_text("changed by someone else\n")  # so Claude Code refuses the edit
+    me.post("Edit", tool_input, "t1", failed=True)
+    report = VB(repo).status()
+    assert [u.path for u in report.unattributed] == ["a.txt"]
+    assert all(s.id != "A" for b in report.branches for s in b.sessions if b.files)
+
+
+def test_git_sees_the_traced_command_as_it_is(repo):
+    """A traced `git` works as usual (its own writes into .git go through the tracer too)."""
+    proc = traced(repo, "A", "git status --porcelain > status.out && git log --oneline -1", stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out.strip() == git(repo, "log", "--oneline", "-1").strip().encode()
+
+
+def test_a_person_s_edit_before_a_command_s_write_stays_unattributed(repo):
+    (repo / "shared.txt").write_text((repo / "shared.txt").read_text().replace("line 1\n", "line 1 by a person\n"))
+    me = Session(repo, "A")
+    tool_input, proc = _bash(me, "t1", "echo 'line 7 by A' >> shared.txt", None)
+    assert proc.wait(timeout=60) == 0
+    me.post("Bash", tool_input, "t1", {})
+    report = VB(repo).status()
+    [unattributed] = report.unattributed
+    assert unattributed.path == "shared.txt"
+    v = VB(repo)
+    v.commit()
+    assert v.files_of("A")["shared.txt"] == tree_files(repo, "main")["shared.txt"] + b"line 7 by A\n"
+
+
+def test_what_a_command_overwrote_is_kept(repo):
+    """B's command throws away A's uncommitted line: the version it overwrote is in B's trace."""
+    a, b = Session(repo, "A"), Session(repo, "B")
+    assert a.edit("shared.txt", "line 3\n", "line 3 by A\n") is None
+    tool_input, proc = _bash(b, "t1", "git checkout -- shared.txt 2>/dev/null || git show HEAD:shared.txt > shared.txt", None)
+    assert proc.wait(timeout=60) == 0
+    assert b"line 3 by A" not in (repo / "shared.txt").read_bytes()
+    [trace] = [t for t in logs(repo) if t.session == "B"]
+    kept = [traces.version(e) for e in trace.events if e.path == "shared.txt"]
+    assert any(v is not None and b"line 3 by A\n" in v.data for v in kept)

@@ -1,0 +1,542 @@
+"""The command tracer: which files a command, and every process it starts, writes.
+
+Installed as Claude Code's `CLAUDE_CODE_SHELL_PREFIX`, so every Bash command
+runs as `python -S tracer.py '<command string>'`. The session is the one in
+the environment (`CLAUDE_CODE_SESSION_ID`, Codex's `CODEX_THREAD_ID`,
+`VBRANCH_SESSION`), so whatever else runs at the same time, a file a
+command's process writes is known to be that session's: attribution by
+process, not by time window.
+
+How (Linux seccomp user notification; no privileges needed):
+
+    W (this process: Claude Code waits for it; exits with the command's status)
+    └─ S supervisor: a child subreaper in its own session, so it outlives W and
+       │ stays an ancestor of everything the command leaves running
+       └─ C: loads the filter (tracefilter.py), hands S the listener, execs bash -c
+
+Every path syscall that can change a file (a write-open, rename, unlink, link,
+truncate, chmod) of C or any descendant stops until S has read its path from
+/proc/PID/mem and appended it to the trace log `.git/vbranch/traces/*.log`;
+then it goes on unchanged. Read-only opens never leave the kernel. S exits when
+the last traced process has (the listener reports POLLHUP), writing an end line.
+
+Standard library only, and ctypes only in C: this runs before every command.
+If tracing cannot start (no seccomp, no libseccomp, another OS), the command
+runs untraced and the log says why, so the hooks fall back to time windows
+and tell the user.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import sys
+
+SESSION_VARIABLES = ("VBRANCH_SESSION", "CLAUDE_CODE_SESSION_ID", "CODEX_THREAD_ID")
+TRACED_MARK = "VBRANCH_TRACED"  # set for the traced command: a nested tracer of the same session adds nothing
+TRACE_DIR = "traces"
+FILTER_FILE = "tracer-filter"
+FILTER_VERSION = "v2"
+VERSION_LIMIT = 4 << 20  # a file larger than this is not kept before a command writes it
+
+# <linux/seccomp.h>
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
+NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif)
+NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp)
+NOTIF_ID_VALID = 0x40082102  # _IOW('!', 2, __u64)
+NOTIF = struct.Struct("=QII iIQ6Q")  # id, pid, flags; seccomp_data: nr, arch, ip, args[6]
+RESP = struct.Struct("=QqiI")  # id, val, error, flags
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+AT_FDCWD = -100
+
+
+def main(argv: list[str]) -> int:
+    argv = argv[1:]
+    if not argv:
+        sys.stderr.write("usage: tracer.py COMMAND-STRING | tracer.py PROGRAM ARGS...\n")
+        return 2
+    # Claude Code passes the whole command as one string; anything else is a program and its arguments.
+    program = [_shell(), "-c", argv[0]] if len(argv) == 1 else argv
+    session = next((os.environ[v] for v in SESSION_VARIABLES if os.environ.get(v)), None)
+    state_dir = _state_dir(os.getcwd())
+    if session is None or state_dir is None or os.environ.get("VBRANCH_TRACE") == "off" or os.environ.get(TRACED_MARK) == session:
+        _exec(program)
+    return run(program, session, state_dir, argv[0] if len(argv) == 1 else " ".join(argv))
+
+
+def _shell() -> str:
+    return "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+
+
+def _exec(program: list[str]) -> None:
+    try:
+        os.execvp(program[0], program)
+    except OSError as error:
+        sys.stderr.write(f"vbranch tracer: cannot run {program[0]}: {error}\n")
+        os._exit(127)
+
+
+def _state_dir(start: str) -> str | None:
+    """`.git/vbranch` of the repository around `start` if vbranch is set up there (found without git)."""
+    here = os.path.abspath(start)
+    while True:
+        dotgit = os.path.join(here, ".git")
+        git_dir = None
+        if os.path.isdir(dotgit):
+            git_dir = dotgit
+        elif os.path.isfile(dotgit):
+            try:
+                with open(dotgit) as f:
+                    text = f.read().strip()
+            except OSError:
+                return None
+            if text.startswith("gitdir:"):
+                git_dir = os.path.join(here, text[len("gitdir:"):].strip())
+        if git_dir is not None:
+            state = os.path.join(git_dir, "vbranch")
+            return state if os.path.exists(os.path.join(state, "state.db")) else None
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def run(program: list[str], session: str, state_dir: str, command: str) -> int:
+    import _socket
+    import ctypes  # noqa: F401 - loaded once here, before the fork, for both S and C
+
+    top = os.path.dirname(os.path.dirname(os.path.realpath(state_dir)))
+    status_r, status_w = os.pipe()
+    to_child, to_supervisor = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    supervisor = os.fork()
+    if supervisor == 0:
+        os.close(status_r)
+        code = 70
+        try:
+            code = _supervise(program, session, state_dir, top, command, status_w, to_child, to_supervisor)
+        finally:
+            os._exit(code)
+    os.close(status_w)
+    to_child.close()
+    to_supervisor.close()
+    return _wait_for_command(status_r)
+
+
+def _wait_for_command(status_r: int) -> int:
+    """W: relay signals to the command and exit with its status, as the shell would."""
+    import _signal as signal  # the signal module would import enum: 10 ms
+
+    command_pid: list[int] = []
+
+    def relay(signum, _frame):
+        if command_pid:
+            try:
+                os.kill(command_pid[0], signum)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, relay)
+    data = b""
+    while True:
+        chunk = os.read(status_r, 64)
+        if not chunk:
+            break
+        data += chunk
+        for line in data.split(b"\n")[:-1]:
+            word, _, value = line.partition(b" ")
+            if word == b"pid":
+                command_pid[:] = [int(value)]
+            elif word == b"exit":
+                return int(value)
+    sys.stderr.write("vbranch tracer: the supervisor ended before the command did; its exit status is unknown\n")
+    return 70
+
+
+def _supervise(program, session, state_dir, top, command, status_w, to_child, to_supervisor) -> int:
+    """S: start the command under the filter, then answer its notifications until nothing traced is left."""
+    import _signal as signal
+
+    filt = _load_filter(state_dir)
+    child = os.fork()
+    if child == 0:
+        to_child.close()
+        os.close(status_w)
+        _start_command(program, filt, to_supervisor, session)
+    to_supervisor.close()
+    os.setsid()  # out of the command's process group: Claude Code's kill of the group spares us
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_IGN)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of the command become ours: we stay their ancestor
+    _write_all(status_w, b"pid %d\n" % child)
+    listener, reason = _receive_listener(to_child)
+    log = TraceLog.create(state_dir, session, command, reason)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)  # Claude Code waits for the command's output pipes to close, not for us
+    os.close(devnull)
+    try:
+        _serve(listener, child, filt, top, log, status_w)
+    finally:
+        log.end()
+    return 0
+
+
+def _load_filter(state_dir: str) -> dict | str:
+    """The cached filter (tracefilter.py), built once when missing; else why there is none."""
+    for attempt in (1, 2):
+        filt = read_filter(state_dir)
+        if filt is not None:
+            return filt
+        if attempt == 1:
+            import subprocess
+
+            package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            subprocess.run(
+                [sys.executable or "python3", "-m", "vbranch.tracefilter", state_dir],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+                env={**os.environ, "PYTHONPATH": package_root},
+            )
+    return "no seccomp filter could be built (is libseccomp installed?)"
+
+
+def read_filter(state_dir: str) -> dict | None:
+    """tracefilter.py's cache: a header line, one line per syscall, a blank line, then the BPF program.
+
+    Plain lines, not JSON: json would cost this process 30 ms.
+    """
+    try:
+        with open(os.path.join(state_dir, FILTER_FILE), "rb") as f:
+            data = f.read()
+        head, _, bpf = data.partition(b"\n\n")
+        lines = head.decode().split("\n")
+        version, machine, seccomp_nr = lines[0].split()
+        if version != FILTER_VERSION or machine != os.uname().machine:
+            return None
+        syscalls = {}
+        for line in lines[1:]:
+            nr, name, *pairs = line.split()
+            paths = [tuple(None if x == "-" else int(x) for x in pair.split(":")) for pair in pairs]
+            syscalls[int(nr)] = {"name": name, "paths": paths}
+        return {"seccomp_nr": int(seccomp_nr), "syscalls": syscalls, "bpf": bpf}
+    except (OSError, ValueError):
+        return None
+
+
+def _start_command(program, filt, sock, session) -> None:
+    """C: load the filter, hand its listener to S, become the command."""
+    reason = None
+    if isinstance(filt, dict):
+        try:
+            listener = _install_filter(filt)
+        except OSError as error:
+            reason = f"seccomp user notification is not available here ({error.strerror or error})"
+        else:
+            import _socket
+
+            sock.sendmsg([b"ok"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("=i", listener))])
+            os.close(listener)
+    else:
+        reason = filt
+    if reason is not None:
+        sock.sendall(b"no " + reason.encode())
+    sock.close()
+    os.environ[TRACED_MARK] = session
+    _exec(program)
+
+
+def _install_filter(filt: dict) -> int:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    code = filt["bpf"]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+    prog = SockFprog(len(code) // 8, code)
+    libc.syscall.restype = ctypes.c_long
+
+    def load() -> int:
+        return libc.syscall(filt["seccomp_nr"], SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, ctypes.byref(prog))
+
+    fd = load()
+    if fd < 0 and ctypes.get_errno() == 13:  # EACCES: unprivileged callers must give up gaining privileges first
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        fd = load()
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return fd
+
+
+def _prctl(option: int, value: int) -> None:
+    import ctypes
+
+    ctypes.CDLL(None).prctl(option, value, 0, 0, 0)
+
+
+def _receive_listener(sock) -> tuple[int | None, str | None]:
+    import _socket
+
+    try:
+        msg, ancillary, _flags, _addr = sock.recvmsg(1024, _socket.CMSG_SPACE(4))
+    except OSError as error:
+        return None, f"the command did not start ({error})"
+    finally:
+        sock.close()
+    for level, kind, data in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
+            return struct.unpack("=i", data[:4])[0], None
+    text = msg.decode(errors="replace")
+    return None, text[3:] if text.startswith("no ") else (text or "the command did not start")
+
+
+def _serve(listener, child, filt, top, log, status_w) -> None:
+    """Answer notifications until nothing traced is left; report the command's (C's) status as soon as it exits.
+
+    Processes the command left running (servers, `&`) are still traced after that,
+    until they exit too: the listener reports POLLHUP when no traced task is left.
+    """
+    import _signal as signal
+    import select
+
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    poller = select.poll()
+    poller.register(wake_r, select.POLLIN)
+    if listener is not None:
+        poller.register(listener, select.POLLIN)
+    reported = False
+    traced_left = listener is not None
+    while not reported or traced_left:
+        status = _reap(child)
+        if status is not None and not reported:
+            _write_all(status_w, b"exit %d\n" % status)
+            os.close(status_w)
+            reported = True
+            continue
+        for fd, events in poller.poll():
+            if fd == wake_r:
+                _drain(wake_r)
+            elif events & select.POLLIN:
+                _answer(listener, filt, top, log)
+            elif events & (select.POLLHUP | select.POLLERR):
+                poller.unregister(listener)
+                traced_left = False
+
+
+def _reap(child: int | None) -> int | None:
+    """Reap exited children; the shell-style status of `child` if it is one of them."""
+    found = None
+    while True:
+        try:
+            pid, raw = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return found
+        if pid == 0:
+            return found
+        if pid == child:
+            found = os.waitstatus_to_exitcode(raw)
+            found = 128 - found if found < 0 else found  # killed by a signal: as bash reports it
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _answer(listener: int, filt: dict, top: str, log: TraceLog) -> None:
+    """One notification: note the paths the syscall names, then let it run unchanged."""
+    import fcntl
+
+    buf = bytearray(NOTIF.size)
+    try:
+        fcntl.ioctl(listener, NOTIF_RECV, buf, True)
+    except OSError:
+        return  # the task died (or was interrupted) before we read it
+    notif_id, pid, _flags, nr, _arch, _ip, *args = NOTIF.unpack(buf)
+    spec = filt["syscalls"].get(nr)
+    try:
+        if spec is not None:
+            paths = _paths(pid, spec, args)
+            # The memory we read must still be the caller's, blocked in this very call.
+            fcntl.ioctl(listener, NOTIF_ID_VALID, struct.pack("=Q", notif_id))
+            for path in paths:
+                full = _inside(path, top)
+                if full is not None:
+                    log.add(full[len(top) + 1:], full)
+    except OSError:
+        pass
+    try:
+        fcntl.ioctl(listener, NOTIF_SEND, RESP.pack(notif_id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE))
+    except OSError:
+        pass  # the task is gone
+
+
+def _paths(pid: int, spec: dict, args: list[int]) -> list[str]:
+    mem = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if spec["name"] == "openat2" and not _openat2_writes(mem, args[2]):
+            return []
+        out = []
+        for dirfd_arg, path_arg in spec["paths"]:
+            raw = _read_string(mem, args[path_arg])
+            if raw is None:
+                continue
+            path = os.fsdecode(raw)
+            if not os.path.isabs(path):
+                dirfd = AT_FDCWD if dirfd_arg is None else _signed(args[dirfd_arg])
+                where = f"/proc/{pid}/cwd" if dirfd == AT_FDCWD else f"/proc/{pid}/fd/{dirfd}"
+                path = os.path.join(os.readlink(where), path)
+            out.append(path)
+        return out
+    finally:
+        os.close(mem)
+
+
+def _openat2_writes(mem: int, how: int) -> bool:
+    """openat2's flags are in a struct the filter cannot read: ask about them here."""
+    (flags,) = struct.unpack("=Q", os.pread(mem, 8, how))
+    return bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC))
+
+
+def _signed(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _read_string(mem: int, address: int) -> bytes | None:
+    """A NUL-terminated string from the caller's memory, read page by page (PATH_MAX at most)."""
+    out = b""
+    while len(out) <= 4096:
+        chunk = os.pread(mem, 4096 - address % 4096, address)
+        if not chunk:
+            return None
+        end = chunk.find(b"\0")
+        if end >= 0:
+            return out + chunk[:end]
+        out += chunk
+        address += len(chunk)
+    return None
+
+
+def _inside(path: str, top: str) -> str | None:
+    """The path with its parent's symlinks resolved, or None outside the working tree."""
+    parent, name = os.path.split(os.path.normpath(path))
+    full = os.path.join(os.path.realpath(parent), name)
+    return full if full.startswith(top + os.sep) else None
+
+
+class TraceLog:
+    """One traced command's log, read by traces.py. Tab-separated lines:
+
+        H  session  sha1(command)  supervisor pid  its start time  started (unix time)  traced (1/0)  why not
+        W  time (ns)  version  path     a process is about to write `path` (repository-relative, `.git/...` too)
+        E  time (ns)                    the supervisor is done: nothing traced is running any more
+
+    `version` is what the path held just before: `a` (absent), `-` (not kept: a directory, or
+    over VERSION_LIMIT), or `N:MODE`, its bytes kept in the file N of the log's `.d` folder. So
+    when processes of several sessions write one file, each one's part can be told apart, and
+    every version a command overwrote is kept. An event is written only when the path changed
+    since this log's last one for it.
+    """
+
+    def __init__(self, fd: int, versions: str):
+        self.fd, self.versions, self.last, self.count = fd, versions, {}, 0
+
+    @classmethod
+    def create(cls, state_dir: str, session: str, command: str, reason: str | None) -> TraceLog:
+        import time
+        from _sha1 import sha1
+
+        folder = os.path.join(state_dir, TRACE_DIR)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        pid, started = os.getpid(), _process_start(os.getpid())
+        name = os.path.join(folder, f"{pid}-{started}")
+        fd = os.open(name + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fields = ["H", session, sha1(command.encode()).hexdigest(), str(pid), started, repr(time.time()), "0" if reason else "1", reason or ""]
+        _write_all(fd, ("\t".join(quote(f) for f in fields) + "\n").encode("utf-8", "surrogateescape"))
+        return cls(fd, name + ".d")
+
+    def add(self, rel: str, full: str) -> None:
+        import time
+
+        at = time.time_ns()  # before looking: the version is what the file held no later than this
+        try:
+            st = os.lstat(full)
+        except OSError:
+            st = None
+        key = None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+        if rel in self.last and self.last[rel] == key:
+            return  # nothing changed it since our last event: this one tells nothing new
+        self.last[rel] = key
+        line = f"W\t{at}\t{self._keep(full, st)}\t{quote(rel)}\n"
+        _write_all(self.fd, line.encode("utf-8", "surrogateescape"))
+
+    def _keep(self, full: str, st) -> str:
+        import stat
+
+        if st is None:
+            return "a"
+        if stat.S_ISLNK(st.st_mode):
+            data, mode = os.fsencode(os.readlink(full)), 0o120000
+        elif stat.S_ISREG(st.st_mode) and st.st_size <= VERSION_LIMIT:
+            try:
+                with open(full, "rb") as f:
+                    data = f.read(VERSION_LIMIT + 1)
+            except OSError:
+                return "-"
+            mode = 0o100755 if st.st_mode & 0o100 else 0o100644
+        else:
+            return "-"
+        if len(data) > VERSION_LIMIT:
+            return "-"
+        if self.count == 0:
+            os.makedirs(self.versions, mode=0o700, exist_ok=True)
+        self.count += 1
+        fd = os.open(os.path.join(self.versions, str(self.count)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        return f"{self.count}:{mode:o}"
+
+    def end(self) -> None:
+        import time
+
+        _write_all(self.fd, b"E\t%d\n" % time.time_ns())
+        os.close(self.fd)
+
+
+def quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+
+
+def unquote(text: str) -> str:
+    out, chars = [], iter(text)
+    for c in chars:
+        out.append({"n": "\n", "t": "\t"}.get(next(chars, ""), "\\") if c == "\\" else c)
+    return "".join(out)
+
+
+def _process_start(pid: int) -> str:
+    """The process's start time in clock ticks (/proc/PID/stat field 22): a pid plus this names one process."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[19].decode()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
