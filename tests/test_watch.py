@@ -251,7 +251,8 @@ def test_a_crashed_watcher_is_replaced_at_the_next_tool_call(vb, watcher, monkey
     assert not live(repo)
     session.bash("ls")
     try:
-        assert wait_for(lambda: live(repo), 15)
+        # live (its lock held) comes a moment before it has written its pid
+        assert wait_for(lambda: live(repo) and with_ws(repo, dirtyset.watcher_pid), 15)
         replacement = with_ws(repo, dirtyset.watcher_pid)
         assert replacement not in (None, w.proc.pid)
     finally:

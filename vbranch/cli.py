@@ -177,6 +177,33 @@ def cmd_settle(args) -> int:
     return 0
 
 
+def cmd_rescue(args) -> int:
+    from . import ui
+    from .rescue import rescue
+    from .workspace import open_workspace
+    from .worktree import resolve
+
+    ws = open_workspace(args.C)
+    if args.list:
+        from .status import collect
+
+        for r in collect(ws, now())["rescue"]:
+            ui.line(f"{r['path']}: {r['branch']}'s changes, taken away at {r['at']}" + (f" by session {r['by']}" if r["by"] else ""))
+        return 0
+    paths = [resolve(ws.top, p) for p in args.paths] or None
+    done, clashing = rescue(ws, paths, now())
+    for path in done:
+        ui.line(f"put back: {path}")
+    if clashing:
+        raise Blocked(
+            "not put back (they clash with changes made since, or a tool is writing them): " + ", ".join(clashing),
+            hint="`vbranch rescue --list` shows what is kept; edit the file by hand, or try again in a moment",
+        )
+    if not done:
+        ui.line("nothing to put back")
+    return 0
+
+
 def cmd_log(args) -> int:
     from . import ui
     from .branching import branch_log
@@ -436,7 +463,7 @@ def _add_landing_parsers(sub) -> None:
 
 # Commands that read or record the working tree: an operation a killed process left
 # half done is finished first, so they never see its files half written.
-FINISH_FIRST = {"status", "record", "run", "commit", "branch", "assign", "claim", "disown", "log", "diff", "teardown"}
+FINISH_FIRST = {"status", "record", "run", "commit", "branch", "assign", "claim", "disown", "rescue", "log", "diff", "teardown"}
 
 
 def _finish_interrupted(args) -> None:
@@ -518,6 +545,11 @@ def build_parser():
         p.add_argument("target", metavar="PATH[:START-END]")
         p.add_argument("--session", help="the session (default: $VBRANCH_SESSION or $CLAUDE_CODE_SESSION_ID)")
         p.set_defaults(func=cmd_settle)
+
+    p = sub.add_parser("rescue", help="put back uncommitted work another change took away (kept by vbranch)")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--list", action="store_true", help="only list what is kept")
+    p.set_defaults(func=cmd_rescue)
 
     p = sub.add_parser("log", help="a branch's commits")
     p.add_argument("branch", metavar="BRANCH")

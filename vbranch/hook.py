@@ -6,6 +6,7 @@ directory and shown to the user, and the tool call goes ahead.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -157,6 +158,31 @@ def on_pre_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
 
 
 def on_post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
+    kept = {(k.path, k.branch_id) for k in ws.store.kept_for_rescue()}
+    output = _post_tool(ws, payload, cfg)
+    taken = [k for k in ws.store.kept_for_rescue() if (k.path, k.branch_id) not in kept]
+    return _taken_notice(ws, payload, taken, output) if taken else output
+
+
+def _taken_notice(ws: Workspace, payload: dict, taken: list, output: str | None) -> str:
+    """This tool call took away other sessions' uncommitted work: kept, and one command puts it back."""
+    mine = _branch_id(ws, payload["session_id"])
+    listed = "; ".join(f"{k.path} ({_who(ws, (k.branch_id,), mine)})" for k in taken[:10])
+    paths = " ".join(sorted({k.path for k in taken})[:10])
+    text = (
+        f"vbranch: this {payload.get('tool_name')} took away uncommitted work of other sessions sharing this "
+        f"directory: {listed}. vbranch kept it: run `vbranch rescue {paths}` now to put it back (your own "
+        "changes stay). To undo your own work, edit your own lines back instead of discarding files."
+    )
+    agent = json.loads(claude.tell_agent(payload["hook_event_name"], text))
+    if output:
+        previous = json.loads(output).get("hookSpecificOutput", {}).get("additionalContext")
+        if previous:
+            agent["hookSpecificOutput"]["additionalContext"] = previous + "\n" + text
+    return claude.add_user_message(json.dumps(agent), text)
+
+
+def _post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     tool = payload.get("tool_name")
     session, tool_use_id = payload["session_id"], payload.get("tool_use_id") or ""
     if tool in claude.FILE_TOOLS:

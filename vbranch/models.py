@@ -47,12 +47,26 @@ class Contest(BaseModel):
     unattributed: bool = False
 
 
+class Rescuable(BaseModel):
+    path: str
+    branch: str = Field(description="the branch whose uncommitted changes another change took away")
+    at: str
+    by: str | None = Field(None, description="the session whose change it was, if one reported it")
+
+
+class TracerMode(BaseModel):
+    mode: Literal["process", "window"] = Field(description="how Bash commands' changes are attributed")
+    why: str
+
+
 class StatusReport(BaseModel):
     base: str | None
     target: str
     branches: list[BranchStatus]
     unattributed: list[FileLines]
     contested: list[Contest]
+    rescue: list[Rescuable] = Field(default_factory=list, description="kept work `vbranch rescue` puts back")
+    tracer: TracerMode | None = None
 
 
 # The allowed values and defaults are config.py's (the hooks validate with those, without pydantic).

@@ -25,6 +25,7 @@ from . import config, gitcli, traces
 from .dirtyset import candidate_paths
 from .leases import holder
 from .ownership import UNATTRIBUTED, FileOwnership, FileState, adopt, new_record, record_change
+from .rescue import losses
 from .workspace import Workspace, branch_for_session, create_branch
 from .worktree import files_under, read_state, resolve, signature, stat_key
 
@@ -36,6 +37,8 @@ WINDOW_LIMIT = 11 * 60
 DEFERRED = "#deferred"
 # meta key prefix: the session's last command ran under the tracer
 TRACED = "traced:"
+# meta key: "traced", or "untraced: why", for the last command that closed (status shows it)
+TRACER_LAST = "tracer_last"
 
 # Who made a change: (branch, other branches that may have made it too).
 Attribution = "Callable[[str, FileState], tuple[int, tuple[int, ...]]]"
@@ -110,15 +113,22 @@ def snapshot(
 def run(ws: Workspace, session_id: str, command: list[str], at: str, *, branch: str | None = None) -> tuple[int, list[str]]:
     """Run a command and attribute to the session exactly the files it changed.
 
-    The command runs in a window, as an agent's Bash call does, so changes of
-    other commands running at the same time are told apart the same way.
+    The command runs under the tracer, as an agent's Bash call does (with a window
+    as the fallback), so changes of other commands running at the same time are
+    told apart the same way.
     """
+    import sys
+
+    from . import tracer
+
     with ws.lock, ws.store.tx():
         branch_for_session(ws, session_id, at, branch)
     window_id = f"run-{os.getpid()}-{time.time()}"
     open_window(ws, session_id, window_id)
+    env = {**os.environ, "VBRANCH_SESSION": session_id}
+    env.pop(tracer.TRACED_MARK, None)
     try:
-        code = subprocess.call(command, cwd=Path.cwd())
+        code = subprocess.call([sys.executable, "-S", tracer.__file__, "--", *command], cwd=Path.cwd(), env=env)
     finally:
         changed = close_window(ws, session_id, window_id, at)
     return code, changed
@@ -152,6 +162,10 @@ def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_
     mine = traces.of_window(logs, session_id, window.started)
     if mine and all(t.traced for t in mine):
         return _close_traced(ws, session_id, window_id, mine, logs, at, agent_id)
+    if mine:
+        with ws.lock, ws.store.tx():
+            ws.store.set_meta(TRACED + session_id, "0")  # its next windows take signatures again
+            ws.store.set_meta(TRACER_LAST, "untraced: " + next(t.reason or "unknown" for t in mine if not t.traced))
     # The window stays open until its changes are recorded, so that a snapshot
     # meanwhile still knows this command may have made them.
     if window.partial:
@@ -194,6 +208,7 @@ def _close_traced(ws: Workspace, session_id: str, window_id: str, mine: list, lo
     with ws.lock, ws.store.tx():
         ws.store.close_window(window_id)
         ws.store.set_meta(TRACED + session_id, "1")
+        ws.store.set_meta(TRACER_LAST, "traced")
         if not written:
             return []
         row = branch_for_session(ws, session_id, at)
@@ -486,6 +501,10 @@ def _apply(
         rec = records[path] or new_record(path, bases[path])
         actor, co_owners = attribute(path, new) if new != rec.known else (UNATTRIBUTED, ())
         updated = record_change(rec, new, actor, co_owners)
+        if records[path] is not None and new != rec.known:
+            # Protect by effect: another branch's work this change took away is kept for `vbranch rescue`.
+            for branch, version in losses(rec, updated, {actor, *co_owners}):
+                ws.store.keep_for_rescue(path, branch, rec.base, version, at, session_id)
         updated.stat = stat_key(ws.top, path) if state is None else None
         if updated.known == rec.known and records[path] is not None and updated.stat == rec.stat:
             continue

@@ -46,7 +46,27 @@ def collect(ws: Workspace, at: str) -> dict:
         ],
         "unattributed": owned_files(records, UNATTRIBUTED),
         "contested": [contest for rec in records for contest in _contests(rec, names, sessions)],
+        "rescue": [
+            {"path": k.path, "branch": names.get(k.branch_id, str(k.branch_id)), "at": k.at, "by": k.by}
+            for k in ws.store.kept_for_rescue()
+        ],
+        "tracer": dict(zip(("mode", "why"), tracer_mode(ws))),
     }
+
+
+def tracer_mode(ws: Workspace) -> tuple[str, str]:
+    """How Bash commands are attributed here, and why: what the last command that ran showed."""
+    from .recording import TRACER_LAST
+
+    last = ws.store.get_meta(TRACER_LAST) or ""
+    if last == "traced":
+        return "process", "commands run under the command tracer (seccomp user notification)"
+    if last:
+        return "window", f"the last command ran without the tracer: {last.partition(':')[2].strip()}"
+    return "window", (
+        "no command has run under the tracer yet: `vbranch install` sets Claude Code's CLAUDE_CODE_SHELL_PREFIX to it "
+        "(another OS, or a prefix of your own, leaves time windows)"
+    )
 
 
 def owned_files(records: list[FileOwnership], owner: int) -> list[dict]:

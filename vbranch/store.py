@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import StateError
 from .ownership import FileOwnership, FileState
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -133,6 +133,19 @@ MIGRATIONS: dict[int, str] = {
         seen REAL NOT NULL
     );
     CREATE INDEX lease_queue_path ON lease_queue(path, ticket)
+    """,
+    # 6: the guard by effect. A branch's version of a file from before another change
+    # took some of its work away (rescue.py), until `vbranch rescue` puts it back.
+    6: """
+    CREATE TABLE rescue (
+        path TEXT NOT NULL,
+        branch_id INTEGER NOT NULL,
+        base BLOB NOT NULL,
+        version BLOB NOT NULL,
+        at TEXT NOT NULL,
+        by TEXT,
+        PRIMARY KEY (path, branch_id)
+    )
     """,
 }
 
@@ -293,6 +306,26 @@ class Store:
                 None if rec.stat is None else json.dumps(list(rec.stat)),
             ),
         )
+
+    def keep_for_rescue(self, path: str, branch_id: int, base: FileState, version: FileState, at: str, by: str | None) -> None:
+        """The first loss is kept: a later one of the same work takes away from a version already reduced."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO rescue(path, branch_id, base, version, at, by) VALUES (?, ?, ?, ?, ?, ?)",
+            (path, branch_id, _pack_state(base), _pack_state(version), at, by),
+        )
+
+    def kept_for_rescue(self, paths: list[str] | None = None):
+        from .rescue import Kept
+
+        rows = self.db.execute("SELECT path, branch_id, base, version, at, by FROM rescue ORDER BY at, path")
+        return [
+            Kept(path, branch_id, _unpack_state(base), _unpack_state(version), at, by)
+            for path, branch_id, base, version, at, by in rows
+            if paths is None or path in paths
+        ]
+
+    def drop_rescue(self, path: str, branch_id: int) -> None:
+        self.db.execute("DELETE FROM rescue WHERE path = ? AND branch_id = ?", (path, branch_id))
 
     def delete_file(self, path: str) -> None:
         self.db.execute("DELETE FROM files WHERE path = ?", (path,))

@@ -54,11 +54,11 @@ AT_FDCWD = -100
 
 def main(argv: list[str]) -> int:
     argv = argv[1:]
-    if not argv:
-        sys.stderr.write("usage: tracer.py COMMAND-STRING | tracer.py PROGRAM ARGS...\n")
+    if not argv or argv == ["--"]:
+        sys.stderr.write("usage: tracer.py COMMAND-STRING | tracer.py -- PROGRAM ARGS...\n")
         return 2
-    # Claude Code passes the whole command as one string; anything else is a program and its arguments.
-    program = [_shell(), "-c", argv[0]] if len(argv) == 1 else argv
+    # Claude Code passes the whole command as one string; after `--` come a program and its arguments.
+    program = argv[1:] if argv[0] == "--" else [_shell(), "-c", argv[0]] if len(argv) == 1 else argv
     session = next((os.environ[v] for v in SESSION_VARIABLES if os.environ.get(v)), None)
     state_dir = _state_dir(os.getcwd())
     if session is None or state_dir is None or os.environ.get("VBRANCH_TRACE") == "off" or os.environ.get(TRACED_MARK) == session:

@@ -58,13 +58,22 @@ def show_status(report: dict) -> None:
         for f in report["unattributed"]:
             out.print(f"  {f['path']}: {describe(f)}")
     if report["contested"]:
-        out.print(Text("contested (changed by more than one branch; blocks their commits until assigned):", style="red"))
+        out.print(Text("contested (changed by more than one branch; held out of their commits until settled with "
+                       "`vbranch claim`/`disown` or `assign`):", style="red"))
         for c in report["contested"]:
             where = f"lines {ranges([c['lines']])}" if c["lines"] else (f"{c['removed']} removed line(s)" if c["removed"] else "whole file")
             who = ", ".join(c["branches"] + (["unattributed"] if c["unattributed"] else []))
             out.print(f"  {c['path']} {where}: {who}")
     if not report["unattributed"] and not report["contested"]:
         out.print("nothing unattributed or contested")
+    if report.get("rescue"):
+        out.print(Text("work another change took away, kept (`vbranch rescue` puts it back):", style="red"))
+        for r in report["rescue"]:
+            by = f" by session {r['by']}" if r["by"] else ""
+            out.print(f"  {r['path']}: {r['branch']}'s changes, taken away at {r['at']}{by}")
+    tracer = report.get("tracer")
+    if tracer:
+        out.print(Text(f"commands: attributed by {tracer['mode']} ({tracer['why']})", style=None if tracer["mode"] == "process" else "yellow"))
 
 
 def show_error(error: VbranchError) -> None:
