@@ -139,11 +139,23 @@ def _add_owners(items: list[Item], extra: set[int]) -> list[Item]:
     return [(op, owners if op == "K" else tuple(sorted(set(owners) | extra))) for op, owners in items]
 
 
+# Exact diffs (rapidfuzz's bit-parallel LCS: n*m/64 steps, n*m/8 bytes, about 20 ms
+# and 16 MB at the limit) are kept to regions of at most EXACT_CELLS = n*m cells,
+# and one call's exact diffs together to TOTAL_CELLS. A bigger region is split at
+# the lines unique to both sides (patience diff), or else cut into proportional
+# pieces; what still does not fit (in cells, or in SCAN_LINES for the anchoring)
+# is one replaced block, owned whole.
+EXACT_CELLS = 1 << 27
+TOTAL_CELLS = 1 << 29
+SCAN_LINES = 400_000  # anchoring is Python: about 1 s per million lines
+
+
 def diff_opcodes(a: list[bytes], b: list[bytes]) -> list[tuple[str, int, int, int, int]]:
     """Changed regions between two line lists (zero context), as difflib opcodes.
 
-    The common prefix and suffix are trimmed first: edits are local, and
-    difflib is slow on long inputs.
+    Minimal (a longest common subsequence) on regions up to EXACT_CELLS;
+    bounded time and memory on any input. Adjacent deletions and insertions
+    form one 'replace', as in difflib, and 'equal' regions are left out.
     """
     start = 0
     limit = min(len(a), len(b))
@@ -155,14 +167,145 @@ def diff_opcodes(a: list[bytes], b: list[bytes]) -> list[tuple[str, int, int, in
         end_b -= 1
     if start == end_a and start == end_b:
         return []
-    import difflib  # only edits that are not one contiguous block get this far
+    mid_a, mid_b = a[start:end_a], b[start:end_b]
+    common = set(mid_a).intersection(mid_b)
+    if not common:
+        # One contiguous block (most edits): no differ needed.
+        return [(_tag(start, end_a, start, end_b), start, end_a, start, end_b)]
+    # A line found on one side only is surely deleted or inserted: leaving such
+    # lines out does not change the longest common subsequence (git's xdiff does
+    # the same), and a rewrite's new lines are most of what differs.
+    ids = dict(zip(common, range(len(common))))  # lines as ints: exact, no hash collisions
+    keep_a = [i for i, line in enumerate(mid_a, start) if line in ids]
+    keep_b = [j for j, line in enumerate(mid_b, start) if line in ids]
+    xs = [ids[a[i]] for i in keep_a]
+    ys = [ids[b[j]] for j in keep_b]
+    ops = []
+    i, j = start, start  # the first lines not yet accounted for
+    for ri, rj, size in _matching_blocks(xs, ys):
+        # Matched kept lines; a left-out line between two of them is a change.
+        if keep_a[ri + size - 1] - keep_a[ri] == size - 1 and keep_b[rj + size - 1] - keep_b[rj] == size - 1:
+            pairs = [(keep_a[ri], keep_b[rj])]  # contiguous in the file too
+            last = (keep_a[ri + size - 1], keep_b[rj + size - 1])
+        else:
+            pairs = zip(keep_a[ri : ri + size], keep_b[rj : rj + size])
+            last = None
+        for ma, mb in pairs:
+            if ma != i or mb != j:
+                ops.append((_tag(i, ma, j, mb), i, ma, j, mb))
+            i, j = ma + 1, mb + 1
+        if last:
+            i, j = last[0] + 1, last[1] + 1
+    if i < end_a or j < end_b:
+        ops.append((_tag(i, end_a, j, end_b), i, end_a, j, end_b))
+    return ops
 
-    matcher = difflib.SequenceMatcher(None, a[start:end_a], b[start:end_b], autojunk=False)
-    return [
-        (tag, i1 + start, i2 + start, j1 + start, j2 + start)
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
-        if tag != "equal"
-    ]
+
+def _tag(i1: int, i2: int, j1: int, j2: int) -> str:
+    return "replace" if i1 < i2 and j1 < j2 else "delete" if i1 < i2 else "insert"
+
+
+def _matching_blocks(xs: list[int], ys: list[int]) -> list[tuple[int, int, int]]:
+    """Matching (i, j, size) blocks of xs and ys, in order, in bounded time and memory."""
+    blocks = []
+    budget = TOTAL_CELLS
+    scans = min(2 * (len(xs) + len(ys)), SCAN_LINES)  # lines the anchoring may read, all passes together
+    todo = [(0, len(xs), 0, len(ys))]
+    while todo:
+        alo, ahi, blo, bhi = todo.pop()
+        lo = 0  # trim the region's own common prefix and suffix
+        while alo + lo < ahi and blo + lo < bhi and xs[alo + lo] == ys[blo + lo]:
+            lo += 1
+        if lo:
+            blocks.append((alo, blo, lo))
+            alo, blo = alo + lo, blo + lo
+        hi = 0
+        while ahi - hi > alo and bhi - hi > blo and xs[ahi - hi - 1] == ys[bhi - hi - 1]:
+            hi += 1
+        if hi:
+            ahi, bhi = ahi - hi, bhi - hi
+            blocks.append((ahi, bhi, hi))
+        cells = (ahi - alo) * (bhi - blo)
+        if not cells:
+            continue
+        if cells <= EXACT_CELLS and cells <= budget:
+            budget -= cells
+            from rapidfuzz.distance import Indel  # C, bit-parallel; loaded only for scattered edits
+
+            for op in Indel.opcodes(xs[alo:ahi], ys[blo:bhi]):
+                if op.tag == "equal":
+                    blocks.append((alo + op.src_start, blo + op.dest_start, op.src_end - op.src_start))
+            continue
+        # Too big to diff exactly: anchor on lines that occur once on each side,
+        # the longest run of them in the same order, and diff the gaps between.
+        scans -= ahi - alo + bhi - blo
+        anchors = _unique_anchors(xs, ys, alo, ahi, blo, bhi) if scans >= 0 else []
+        if not anchors:
+            # Few distinct lines: cut both sides at the same proportions into k
+            # pieces that fit and diff those (right for edits that keep lines
+            # near their place). Failing that, the region is one replaced block.
+            n, m = ahi - alo, bhi - blo
+            k = max(_ceil_div(cells, budget) if budget else n, _ceil_sqrt(_ceil_div(cells, EXACT_CELLS)))
+            if k * 16 <= min(n, m):
+                todo.extend((alo + n * t // k, alo + n * (t + 1) // k, blo + m * t // k, blo + m * (t + 1) // k) for t in range(k))
+            continue
+        prev_a, prev_b = alo, blo  # just after the last anchor
+        first = anchors[0]  # the current run of adjacent anchors starts here
+        for i, j in anchors + [(ahi, bhi)]:
+            if prev_a < i or prev_b < j:
+                if prev_a > first[0]:
+                    blocks.append((first[0], first[1], prev_a - first[0]))
+                todo.append((prev_a, i, prev_b, j))
+                first = (i, j)
+            prev_a, prev_b = i + 1, j + 1
+        if ahi > first[0]:
+            blocks.append((first[0], first[1], ahi - first[0]))
+    blocks.sort()
+    return blocks
+
+
+def _ceil_div(x: int, y: int) -> int:
+    return -(-x // y)
+
+
+def _ceil_sqrt(x: int) -> int:
+    r = int(x**0.5)
+    while r * r < x:
+        r += 1
+    return r
+
+
+def _unique_anchors(xs: list[int], ys: list[int], alo: int, ahi: int, blo: int, bhi: int) -> list[tuple[int, int]]:
+    """Pairs (i, j) of lines unique in both regions, the longest increasing run of them."""
+    import bisect
+    from collections import Counter  # loaded already (namedtuple)
+
+    in_b = Counter(ys[blo:bhi])
+    once = {x for x, n in Counter(xs[alo:ahi]).items() if n == 1 and in_b.get(x) == 1}
+    where = {y: j for j, y in enumerate(ys[blo:bhi], blo) if y in once}
+    pairs = [(i, where[x]) for i, x in enumerate(xs[alo:ahi], alo) if x in once]
+    js = [j for _i, j in pairs]
+    if js == sorted(js):
+        return pairs  # nothing moved: all of them
+    # Patience sorting: tails[k] is the pair index ending the best run of length k + 1.
+    tails: list[int] = []
+    tail_js: list[int] = []
+    back = [-1] * len(pairs)
+    for n, (_i, j) in enumerate(pairs):
+        k = bisect.bisect_left(tail_js, j)
+        back[n] = tails[k - 1] if k else -1
+        if k == len(tails):
+            tails.append(n)
+            tail_js.append(j)
+        else:
+            tails[k] = n
+            tail_js[k] = j
+    run = []
+    n = tails[-1] if tails else -1
+    while n >= 0:
+        run.append(pairs[n])
+        n = back[n]
+    return run[::-1]
 
 
 def apply_edit(

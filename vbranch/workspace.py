@@ -81,12 +81,27 @@ def open_workspace(start: Path | str) -> Workspace:
 
 
 def branch_name_from(text: str) -> str:
-    """A valid, readable git branch name made from free text."""
-    name = re.sub(r"[^A-Za-z0-9._/-]+", "-", text.strip()).strip("-./")
-    name = re.sub(r"\.\.+", ".", name)
-    name = re.sub(r"/+", "/", name)
-    name = re.sub(r"(\.lock)+$", "", name)
-    return name[:60].strip("-./") or "session"
+    """A valid, readable git branch name made from free text (idempotent).
+
+    Within `git check-ref-format --branch`: components of [A-Za-z0-9._-], none
+    empty, none starting with '.' or '-', none ending with '.' or '.lock', no
+    '..'; not 'HEAD'; at most 60 characters.
+    """
+    name = re.sub(r"[^A-Za-z0-9._/-]+", "-", text.strip())[:60]
+    parts = [_clean_component(part) for part in name.split("/")]
+    name = "/".join(part for part in parts if part)
+    return "HEAD-branch" if name == "HEAD" else name or "session"
+
+
+def _clean_component(part: str) -> str:
+    part = re.sub(r"\.\.+", ".", part)
+    while True:
+        cleaned = part.strip("-.")
+        while cleaned.endswith(".lock"):
+            cleaned = cleaned[: -len(".lock")].rstrip("-.")
+        if cleaned == part:
+            return part
+        part = cleaned
 
 
 def session_branch_name(session_id: str) -> str:
@@ -95,31 +110,55 @@ def session_branch_name(session_id: str) -> str:
     return branch_name_from(f"session-{short}")
 
 
+NAME_TRIES = 8  # `name`, `name-2`, … before a name that is surely free
+
+
 def create_branch(ws: Workspace, wanted: str, at: str, exact: bool = False) -> BranchRow:
     """A new branch named `wanted`, or `wanted-2`, … if that is taken (unless exact).
 
     The git ref is created at once (at the base), so the name is ours: a
-    branch that git already has is never taken over.
+    branch that git already has is never taken over. A name that clashes
+    with an existing ref as a directory (`team` against `team/alice`, either
+    way round) is taken too. After NAME_TRIES taken names the branch gets
+    `wanted` flattened (no '/') with a random suffix, so this always ends.
     """
     name = branch_name_from(wanted)
     if exact and name != wanted:
         raise UsageError(f"{wanted!r} is not a valid branch name", hint=f"try {name!r}")
-    candidate, n = name, 1
-    while True:
-        free = ws.store.branch_by_name(candidate) is None
+    candidates = [name] if exact else [name] + [f"{name}-{n}" for n in range(2, NAME_TRIES + 1)]
+    flat = name.replace("/", "-")
+    candidates += [] if exact else [f"{flat}-{os.urandom(3).hex()}" for _ in range(3)]
+    names = {row.name for row in ws.store.branches()}
+    for candidate in candidates:
+        free = not _name_clash(candidate, names)
         if free and ws.base:
             free = gitcli.create_ref(ws.top, f"refs/heads/{candidate}", ws.base)
         elif free:
             free = not gitcli.ref_exists(ws.top, f"refs/heads/{candidate}")
         if free:
             return ws.store.add_branch(candidate, at)
-        if exact:
-            raise UsageError(
-                f"a branch named {candidate!r} already exists",
-                hint="choose another name, or use that vbranch branch with --branch",
-            )
-        n += 1
-        candidate = f"{name}-{n}"
+    if exact:
+        exists = name in names or gitcli.ref_exists(ws.top, f"refs/heads/{name}")
+        raise UsageError(
+            f"a branch named {name!r} already exists"
+            if exists
+            else f"{name!r} clashes with an existing branch (git cannot have both `a` and `a/b`)",
+            hint="choose another name, or use that vbranch branch with --branch",
+        )
+    raise UsageError(
+        f"could not create a git branch for {wanted!r}: tried {', '.join(candidates)}",
+        hint="check that `git update-ref` works in this repository (permissions, locked refs)",
+    )
+
+
+def _name_clash(name: str, names: set[str]) -> bool:
+    """True when `name` or a directory or file form of it is a vbranch branch already."""
+    if name in names:
+        return True
+    parts = name.split("/")
+    if any("/".join(parts[:k]) in names for k in range(1, len(parts))):
+        return True
+    return any(other.startswith(name + "/") for other in names)
 
 
 STOP_WORDS = {"a", "an", "the", "to", "of", "and", "in", "on", "for", "please", "can", "you", "with", "that", "this", "it", "is"}
