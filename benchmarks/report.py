@@ -10,7 +10,9 @@ from rich.table import Table
 # Every figure each strategy's run must carry (the smoke test checks them).
 FIGURES = ("setup_s", "edit_s", "commit_s", "land_s", "cleanup_s", "extra_disk_bytes", "change_overhead_ms",
            "lock_retries", "git_failures", "hook_failures", "merge_conflicts", "commit_blocked", "interventions",
-           "landing_method", "checks", "final_tree")
+           "landing_method", "checks", "final_tree", "command_ms", "land_each_s")
+# And the vbranch runs: what `vbranch status --json` said after the Stop commits and after landing.
+VBRANCH_FIGURES = ("hook_call_ms", "hook_ms_by_event", "status_after_commit", "status_after_landing", "watcher_start_s")
 
 
 def mb(n: float) -> str:
@@ -49,6 +51,8 @@ def _run_checks(r: dict) -> dict[str, bool]:
     found = {k: bool(c[k]) for k in ("branches_ok", "final_ok", "workdir_clean") if k in c}
     if r["strategy"] == "vbranch":  # the hook fails open, so an internal error could hide behind a right result
         found["no_hook_errors"] = r["hook_failures"] == 0 and not r.get("hook_log_errors")
+        found["commands_traced"] = not r.get("untraced_commands")
+        found["watcher_live"] = bool(r.get("watcher_live_throughout"))
     return found
 
 
@@ -70,6 +74,30 @@ def correctness(result: dict) -> dict[str, bool]:
     return out
 
 
+USER_HEADERS = ("N", "per tool call (Pre + Post) median / p95", "one hook call median / p95", "shell command: bare (worktrees) / traced (vbranch)",
+                "commits held back", "contested after commit", "unattributed after commit", "landing per branch median / max")
+
+
+def user_rows(result: dict) -> list[tuple]:
+    """vbranch as users run it, per N: hook overhead, the tracer's command time, ambiguity, landing."""
+    out = []
+    for n in _both(result):
+        wt, vb = _run(result, "worktrees", n), _run(result, "vbranch", n)
+        oh, hk, each = vb["change_overhead_ms"], vb["hook_call_ms"], vb["land_each_s"]
+        amb = vb.get("status_after_commit") or {}
+        out.append((str(n), f"{oh['median']:.0f} / {oh['p95']:.0f} ms", f"{hk['median']:.0f} / {hk['p95']:.0f} ms",
+                    f"{wt['command_ms']['median']:.0f} / {vb['command_ms']['median']:.0f} ms",
+                    f"{len(vb['commit_blocked'])} of {n}", str(amb.get("contested", "?")), str(amb.get("unattributed", "?")),
+                    f"{_median(each):.2f} / {max(each):.2f} s" if each else "-"))
+    return out
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else (xs[k - 1] + xs[k]) / 2
+
+
 def terminal(result: dict, console: Console) -> None:
     table = Table(title=f"vbranch vs git worktrees — {result['date']} ({result['mode']} mode)")
     for h in HEADERS:
@@ -77,6 +105,12 @@ def terminal(result: dict, console: Console) -> None:
     for row in rows(result):
         table.add_row(*row)
     console.print(table)
+    users = Table(title="vbranch as users run it: the installed hook client with the watcher live, Bash under the tracer")
+    for h in USER_HEADERS:
+        users.add_column(h, justify="right", overflow="fold")
+    for row in user_rows(result):
+        users.add_row(*row)
+    console.print(users)
     for line in headline(result):
         console.print(f"• {line}")
     failed = [k for k, v in correctness(result).items() if not v]
@@ -98,14 +132,21 @@ def headline(result: dict) -> list[str]:
     n = _both(result)[-1]
     wt, vb = _run(result, "worktrees", n), _run(result, "vbranch", n)
     env = result["env"][-1] if result["env"] else None
+    amb = vb.get("status_after_commit") or {}
+    each = vb["land_each_s"] or [0.0]
     lines = [
-        f"N={n}: set-up {s(wt['setup_s'])} (worktrees) vs {s(vb['setup_s'])} (vbranch); extra disk {mb(wt['extra_disk_bytes'])} vs {mb(vb['extra_disk_bytes'])}",
-        f"N={n}: per-change hook overhead (vbranch) median {vb['change_overhead_ms']['median']:.0f} ms, p95 {vb['change_overhead_ms']['p95']:.0f} ms; "
-        f"one hook call median {vb['hook_call_ms']['median']:.0f} ms",
+        f"N={n}: set-up {s(wt['setup_s'])} (worktrees) vs {s(vb['setup_s'])} (vbranch, watcher included); extra disk {mb(wt['extra_disk_bytes'])} vs {mb(vb['extra_disk_bytes'])}",
+        f"N={n}: per-tool-call hook overhead (vbranch, PreToolUse + PostToolUse through the installed hook client, watcher live) "
+        f"median {vb['change_overhead_ms']['median']:.0f} ms, p95 {vb['change_overhead_ms']['p95']:.0f} ms; "
+        f"one hook call median {vb['hook_call_ms']['median']:.0f} ms, p95 {vb['hook_call_ms']['p95']:.0f} ms",
+        f"N={n}: the shell command took {wt['command_ms']['median']:.0f} ms bare (worktrees) and {vb['command_ms']['median']:.0f} ms "
+        f"under the command tracer (vbranch), medians",
         f"N={n}: commit {s(wt['commit_s'])} (worktrees, all at once) vs {s(vb['commit_s'])} (vbranch Stop hooks); "
-        f"landing {s(wt['land_s'])} vs {s(vb['land_s'])} ({vb['landing_method']})",
+        f"landing {s(wt['land_s'])} vs {s(vb['land_s'])} ({vb['landing_method']}; per branch median {_median(each):.2f} s, "
+        f"first {each[0]:.2f} s, last {each[-1]:.2f} s)",
         f"N={n}: merge conflicts at landing: worktrees {len(wt['merge_conflicts'])}, vbranch {len(vb['merge_conflicts'])}; "
-        f"vbranch commits blocked by contested changes: {len(vb['commit_blocked'])}",
+        f"vbranch commits held back by contested changes: {len(vb['commit_blocked'])} of {n}; after the Stop commits "
+        f"`vbranch status` showed {amb.get('contested', '?')} contested and {amb.get('unattributed', '?')} unattributed",
     ]
     if env:
         per_s = sum(env["per_session_s"]) / len(env["per_session_s"])
@@ -211,6 +252,16 @@ def markdown(result: dict, pngs: list[str]) -> str:
              "Times are wall-clock for all sessions together; each session is its own process and all run each phase at once.", "",
              "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(result)]
+    lines += ["", "## vbranch as users run it", "",
+              "Every hook is the command `vbranch install` writes (the hook client, `python -S .../hookclient.py hook`), "
+              "answered by the watcher's hook server (VBRANCH_HOOK_SERVER=only: a call the server did not answer counts as a "
+              "hook failure); every Bash command runs under the installed shell prefix, the command tracer "
+              "(`python -S .../tracer.py '<command>'`, CLAUDE_CODE_SESSION_ID set). Each session's one command is the first "
+              "traced command in a freshly initialised repository, so its time includes building the tracer's seccomp filter "
+              "(once per repository; `python -m benchmarks.bench_tracer` measures the steady state). Contested and unattributed: "
+              "`vbranch status --json` right after all Stop hooks committed.", "",
+              "| " + " | ".join(USER_HEADERS) + " |", "|" + "---|" * len(USER_HEADERS)]
+    lines += ["| " + " | ".join(row) + " |" for row in user_rows(result)]
     lines += ["", "## What each session did", "", result["workload_text"], "", "## Findings", ""]
     lines += [f"- {f}" for f in findings(result)] or ["- none"]
     lines += ["", "## Correctness", ""]
@@ -265,10 +316,15 @@ def findings(result: dict) -> list[str]:
                        "resolved by writing both sessions' lines")
         if r["commit_blocked"]:
             paths = sorted({p for b in r["commit_blocked"] for p in b["paths"]})
-            out.append(f"{tag}: {len(r['commit_blocked'])} of {r['n']} Stop-hook commits held back by contested changes "
-                       f"({', '.join(paths[:6])}{' …' if len(paths) > 6 else ''}): files a Bash command wrote while another "
-                       "session's command was running, which vbranch contests by design; resolved with "
+            out.append(f"{tag}: {len(r['commit_blocked'])} of {r['n']} Stop-hook commits held back contested changes "
+                       f"({', '.join(paths[:6])}{' …' if len(paths) > 6 else ''}); resolved with "
                        f"{r['interventions'] - len(r['merge_conflicts'])} `vbranch assign` and `vbranch commit` in {r.get('resolve_s', 0):.1f} s")
+        for when in ("status_after_commit", "status_after_landing"):
+            amb = r.get(when) or {}
+            if amb.get("contested") or amb.get("unattributed"):
+                out.append(f"{tag}: `vbranch status` {when.removeprefix('status_').replace('_', ' ')}: {amb['contested']} contested "
+                           f"({', '.join(amb['contested_paths'][:6])}), {amb['unattributed']} unattributed "
+                           f"({', '.join(amb['unattributed_paths'][:6])})")
         adds = [e for e in r["events"] if e["what"].startswith("git worktree add failed")]
         if adds:
             out.append(f"{tag}: {len(adds)} concurrent `git worktree add` failed and were retried: "

@@ -4,15 +4,21 @@ The parent drives all sessions through the same phases at once: it writes a
 phase name (setup, edit, commit) on each session's stdin and reads one JSON
 line back per phase. A session's tools act the way Claude Code's do: Write
 replaces a file, Edit replaces the first occurrence of old_string, Bash runs a
-shell command. In the vbranch strategy every tool call is wrapped in the
-PreToolUse/PostToolUse hooks, each a spawned `python -m vbranch hook` with a
-payload shaped like the real CLI's (the captured ones in tests/payloads) —
+shell command (`bash -c COMMAND`). In the vbranch strategy every tool call is
+wrapped in the PreToolUse/PostToolUse hooks, each the command `vbranch install`
+writes (`install.hook_command() hook`: the small client, answered by the
+watcher's hook server; VBRANCH_HOOK_SERVER=only makes a missing server a hook
+failure instead of a silent fall-back to the full hook) with a payload shaped
+like the real CLI's (the captured ones in tests/payloads), and every Bash
+command runs under the installed shell prefix, the command tracer
+(`install.tracer_command() COMMAND`, with CLAUDE_CODE_SESSION_ID set) —
 exactly what Claude Code runs; in the worktree strategy the session works in
 its own `git worktree` and commits there.
 """
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,11 +26,17 @@ import time
 import uuid
 from pathlib import Path
 
+from vbranch import install
+
 from .measure import ROOT, GitFailed, clean_env, git
 
 PAYLOADS = ROOT / "tests" / "payloads"
 BUSY_RETRIES = 3
 CAPTURED_ROOT = "/home/dev/project"
+# What a Stop hook says when the session's branch was committed without some of its lines
+# (contested ones held out), and what it said before that when the whole commit was held back.
+HELD_BACK = ("committed without its contested changes", "not committed")
+UNTRACED = "without the command tracer"
 
 
 class Tools:
@@ -35,6 +47,7 @@ class Tools:
         self.sid, self.branch = plan["id"], f"session-{plan['id']}"
         self.counters: dict = {}
         self.events: list = []  # notable moments: denials, failed tools, blocked commits
+        self.command_seconds: list[float] = []  # each shell command's wall time
 
     def note(self, what: str, **fields) -> None:
         self.events.append({"what": what, "at": round(time.time() - self.start, 3), **fields})
@@ -51,14 +64,23 @@ class Tools:
                 return
             full.write_text(text.replace(op["old"], op["new"], 1))
         else:
-            proc = subprocess.run(op["command"], shell=True, cwd=self.root, capture_output=True)
+            started = time.perf_counter()
+            proc = subprocess.run(self.shell(op["command"]), cwd=self.root, env=self.shell_env(), capture_output=True)
+            self.command_seconds.append(time.perf_counter() - started)
             if proc.returncode:
                 self.note("command failed", op=k, stderr=proc.stderr.decode(errors="replace")[-500:])
+
+    def shell(self, command: str) -> list[str]:
+        """How the agent's shell runs a command string."""
+        return ["bash", "-c", command]
+
+    def shell_env(self) -> dict | None:
+        return None
 
     def edit(self) -> dict:
         for k, op in enumerate(self.plan["ops"]):
             self.run_op(k, op)
-        return {}
+        return {"command_seconds": self.command_seconds}
 
 
 class WorktreeSession(Tools):
@@ -90,7 +112,10 @@ class VbranchSession(Tools):
 
     def __init__(self, *args):
         super().__init__(*args)
-        self.env = clean_env({"CLAUDE_PROJECT_DIR": str(self.repo)})
+        # VBRANCH_HOOK_SERVER=only: the watcher's hook server must answer every call (no silent fall-back).
+        self.env = clean_env({"CLAUDE_PROJECT_DIR": str(self.repo), "VBRANCH_HOOK_SERVER": "only"})
+        self.hook = shlex.split(install.hook_command()) + ["hook"]  # what `vbranch install` writes
+        self.prefix = shlex.split(install.tracer_command())  # CLAUDE_CODE_SHELL_PREFIX as `vbranch install` writes it
         self.hook_seconds: list[float] = []    # every hook call
         self.hook_names: list[str] = []        # and which payload it was
         self.change_seconds: list[float] = []  # PreToolUse + PostToolUse of one tool call
@@ -99,8 +124,7 @@ class VbranchSession(Tools):
         data = json.loads((PAYLOADS / f"{name}.json").read_text().replace(CAPTURED_ROOT, str(self.repo)))
         data.update(session_id=self.sid, **fields)
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "vbranch", "hook"], input=json.dumps(data).encode(),
-                              cwd=self.repo, env=self.env, capture_output=True)
+        proc = subprocess.run(self.hook, input=json.dumps(data).encode(), cwd=self.repo, env=self.env, capture_output=True)
         self.hook_seconds.append(time.perf_counter() - started)
         self.hook_names.append(name)
         output = json.loads(proc.stdout) if proc.stdout.strip() else None
@@ -109,7 +133,18 @@ class VbranchSession(Tools):
             self.counters["hook_failures"] = self.counters.get("hook_failures", 0) + 1
             self.note("hook failed", hook=data["hook_event_name"], rc=proc.returncode,
                       detail=(message or proc.stderr.decode(errors="replace"))[-500:])
+        if UNTRACED in message:
+            self.counters["untraced_commands"] = self.counters.get("untraced_commands", 0) + 1
+            self.note("command ran untraced", detail=message[-500:])
         return output
+
+    def shell(self, command: str) -> list[str]:
+        """Claude Code runs a Bash command as `$CLAUDE_CODE_SHELL_PREFIX '<command>'`: the tracer."""
+        return [*self.prefix, command]
+
+    def shell_env(self) -> dict:
+        # Claude Code's Bash subprocesses carry the session id: the tracer attributes by it.
+        return clean_env({"CLAUDE_CODE_SESSION_ID": self.sid, "CLAUDE_PROJECT_DIR": str(self.repo)})
 
     def setup(self) -> dict:
         self.fire("SessionStart")
@@ -155,17 +190,18 @@ class VbranchSession(Tools):
         self.change_seconds.append(sum(self.hook_seconds[before:]))
 
     def edit(self) -> dict:
-        super().edit()
-        return {"hook_seconds": self.hook_seconds, "hook_names": self.hook_names, "change_seconds": self.change_seconds}
+        return {**super().edit(), "hook_seconds": self.hook_seconds, "hook_names": self.hook_names,
+                "change_seconds": self.change_seconds}
 
     def commit(self) -> dict:
         """Claude Code's Stop hook: vbranch commits the session's branch at the end of the turn."""
         started = time.perf_counter()
         out = self.fire("Stop")
         message = (out or {}).get("systemMessage", "")
-        if "not committed" in message:
+        held = any(sign in message for sign in HELD_BACK)
+        if held:
             self.note("commit blocked", detail=message[:500])
-        return {"stop_seconds": time.perf_counter() - started, "blocked": "not committed" in message}
+        return {"stop_seconds": time.perf_counter() - started, "blocked": held}
 
 
 def main(argv: list[str]) -> int:

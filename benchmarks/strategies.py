@@ -3,9 +3,11 @@
 worktrees: `git worktree add` per session, the work, `git add -A && git commit`
 in every worktree at once, then each branch merged into main one at a time,
 then `git worktree remove`.
-vbranch: `vbranch init` in the one directory, the same work through the
-Claude Code hooks, the Stop hook committing each session's branch (all at
-once), then each branch landed one at a time, then `vbranch teardown`.
+vbranch: `vbranch init` and a background watcher (`vbranch watch`, which
+answers the hooks) in the one directory, the same work through the Claude
+Code hooks as `vbranch install` writes them (the hook client; Bash commands
+under the command tracer), the Stop hook committing each session's branch (all
+at once), then each branch landed one at a time, then `vbranch teardown`.
 Sessions are separate processes (benchmarks/session.py) running each phase
 at the same moment; the parent times each phase from the first command sent
 to the last reply.
@@ -13,6 +15,7 @@ to the last reply.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -100,7 +103,8 @@ def run_worktrees(repo: Path, template: Path, plan: dict, plan_file: Path, step,
         step("worktrees: git worktree add")
         result["setup_s"], _ = sessions.phase("setup")
         step("worktrees: edits")
-        result["edit_s"], _ = sessions.phase("edit")
+        result["edit_s"], replies = sessions.phase("edit")
+        command_ms = stats_ms([c for r in replies for c in r["command_seconds"]])
         result["extra_disk_bytes"] = sum(disk_usage(r) for r in roots) + disk_usage(repo / ".git" / "worktrees")
         step("worktrees: commit")
         result["commit_s"], replies = sessions.phase("commit")
@@ -109,6 +113,7 @@ def run_worktrees(repo: Path, template: Path, plan: dict, plan_file: Path, step,
     result.update(_counters(replies))
     result["events"] = [dict(e, session=i) for i, r in enumerate(replies) for e in r["events"]]
     result["change_overhead_ms"] = stats_ms([0.0] * sum(len(s["ops"]) for s in plan["sessions"]))
+    result["command_ms"] = command_ms
     branches = [f"session-s{i}" for i in range(n)]
     result["checks"] = _branch_checks(repo, base, branches, _intended(template, plan))
 
@@ -138,27 +143,41 @@ def run_vbranch(repo: Path, template: Path, plan: dict, plan_file: Path, step) -
     base = out(repo, "rev-parse", "main").strip()
     n, start = plan["n"], time.time()
     result = _base_result("vbranch", plan)
-    step("vbranch: init + SessionStart")
-    with Timer() as t:
-        _vbranch(repo, "init")
-    sessions = Sessions("vbranch", repo, [repo] * n, plan_file, start)
+    step("vbranch: init + watcher + SessionStart")
     try:
-        seconds, _ = sessions.phase("setup")
-        result["setup_s"] = t.seconds + seconds
-        step("vbranch: edits through the hooks")
-        result["edit_s"], replies = sessions.phase("edit")
-        result["extra_disk_bytes"] = disk_usage(repo / ".git" / "vbranch")
-        result["hook_call_ms"] = stats_ms([s for r in replies for s in r["hook_seconds"]])
-        result["change_overhead_ms"] = stats_ms([s for r in replies for s in r["change_seconds"]])
-        calls = [(name, sec) for r in replies for name, sec in zip(r["hook_names"], r["hook_seconds"])]
-        result["hook_ms_by_event"] = {name: stats_ms([sec for k, sec in calls if k == name]) for name in sorted({k for k, _ in calls})}
-        step("vbranch: Stop hook commits")
-        result["commit_s"], replies = sessions.phase("commit")
+        with Timer() as t:
+            _vbranch(repo, "init")
+            result["watcher_start_s"] = round(start_watcher(repo), 3)
+        sessions = Sessions("vbranch", repo, [repo] * n, plan_file, start)
+        try:
+            seconds, _ = sessions.phase("setup")
+            result["setup_s"] = t.seconds + seconds
+            step("vbranch: edits through the hooks")
+            result["edit_s"], replies = sessions.phase("edit")
+            result["extra_disk_bytes"] = disk_usage(repo / ".git" / "vbranch")
+            result["hook_call_ms"] = stats_ms([s for r in replies for s in r["hook_seconds"]])
+            result["change_overhead_ms"] = stats_ms([s for r in replies for s in r["change_seconds"]])
+            result["command_ms"] = stats_ms([c for r in replies for c in r["command_seconds"]])
+            calls = [(name, sec) for r in replies for name, sec in zip(r["hook_names"], r["hook_seconds"])]
+            result["hook_ms_by_event"] = {name: stats_ms([sec for k, sec in calls if k == name]) for name in sorted({k for k, _ in calls})}
+            step("vbranch: Stop hook commits")
+            result["commit_s"], replies = sessions.phase("commit")
+        finally:
+            sessions.close()
+        result["watcher_live_throughout"] = watcher_trusted(repo)
+        _vbranch_run(repo, result, template, plan, base, start, replies, step)
     finally:
-        sessions.close()
+        stop_watcher(repo)
+    return result
+
+
+def _vbranch_run(repo: Path, result: dict, template: Path, plan: dict, base: str, start: float, replies: list, step) -> None:
+    """After the Stop hooks: settle what was held back, check the branches, land, tear down."""
+    n = plan["n"]
     result.update(_counters(replies))
     result["events"] = [dict(e, session=i) for i, r in enumerate(replies) for e in r["events"]]
     result["stop_hook_ms"] = stats_ms([r["stop_seconds"] for r in replies])
+    result["status_after_commit"] = _ambiguity(repo)
     by_session = _branches_by_session(repo)
     branches = [by_session.get(f"s{i}", f"?s{i}") for i in range(n)]
     blocked = [b for b, r in zip(branches, replies) if r["blocked"]]
@@ -183,6 +202,7 @@ def run_vbranch(repo: Path, template: Path, plan: dict, plan_file: Path, step) -
                                      "error": merged["land_error"], "at": round(time.time() - start, 3)})
         _note_conflict(result, merged, branch, start)
     result["landing_method"] = ", ".join(sorted(methods))
+    result["status_after_landing"] = _ambiguity(repo)
     step("vbranch: teardown")
     with Timer() as t:
         _vbranch(repo, "teardown")
@@ -192,7 +212,62 @@ def run_vbranch(repo: Path, template: Path, plan: dict, plan_file: Path, step) -
     result["checks"]["workdir_clean"] = out(repo, "status", "--porcelain") == ""
     log = repo / ".git" / "vbranch" / "hook.log"
     result["hook_log_errors"] = log.read_text().count("Traceback") if log.exists() else 0
-    return result
+
+
+def start_watcher(repo: Path, timeout: float = 120.0) -> float:
+    """The background watcher (it answers the hooks); seconds until its dirty set is trusted."""
+    from vbranch import watch
+
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(clean_env())  # the watcher inherits it: this checkout, no session of ours
+    started = time.perf_counter()
+    try:
+        if watch.start_background(repo, wait=timeout) is None:
+            raise RuntimeError("a watcher was already live")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    while not watcher_trusted(repo):
+        if time.perf_counter() - started > timeout:
+            log = repo / ".git" / "vbranch" / watch.LOG_NAME
+            raise RuntimeError(f"watcher not trusted after {timeout:g} s; watch.log: {log.read_text()[-2000:]!r}")
+        time.sleep(0.02)
+    return time.perf_counter() - started
+
+
+def watcher_trusted(repo: Path) -> bool:
+    from vbranch import dirtyset
+    from vbranch.workspace import open_workspace
+
+    ws = open_workspace(repo)
+    try:
+        return dirtyset.trusted_since(ws) is not None
+    finally:
+        ws.close()
+
+
+def stop_watcher(repo: Path) -> None:
+    from vbranch import watch
+    from vbranch.workspace import open_workspace
+
+    try:
+        ws = open_workspace(repo)
+    except Exception:  # noqa: BLE001 - never set up (init failed): no watcher either
+        return
+    try:
+        watch.stop_watcher(ws)
+    finally:
+        ws.close()
+
+
+def _ambiguity(repo: Path) -> dict:
+    """Contested and unattributed changes as `vbranch status --json` reports them."""
+    report = json.loads(_vbranch(repo, "status", "--json"))
+    return {"contested": len(report["contested"]), "unattributed": len(report["unattributed"]),
+            "contested_paths": sorted({c["path"] for c in report["contested"]})[:20],
+            "unattributed_paths": sorted({f["path"] for f in report["unattributed"]})[:20],
+            "tracer": report.get("tracer")}
 
 
 def _vbranch(repo: Path, *args: str) -> str:
