@@ -237,3 +237,45 @@ def test_what_a_command_overwrote_is_kept(repo):
     [trace] = [t for t in logs(repo) if t.session == "B"]
     kept = [traces.version(e) for e in trace.events if e.path == "shared.txt"]
     assert any(v is not None and b"line 3 by A\n" in v.data for v in kept)
+
+
+@pytest.mark.parametrize("command, protected", [
+    ("git symbolic-ref HEAD refs/heads/main", "HEAD"),
+    ("echo '[alias] st = !rm -rf .' >> .git/config", "config"),
+    ("git config alias.st '!echo pwned'", "config"),
+    ("printf '#!/bin/sh\\nexit 0\\n' > .git/hooks/pre-commit", "hooks/pre-commit"),
+    ("rm -rf .git/vbranch", "vbranch/"),
+    ("git update-ref refs/heads/vbranch/workspace HEAD~0", "refs/heads/vbranch/workspace"),
+])
+def test_writes_into_git_s_own_files_are_refused_and_explained(repo, command, protected):
+    """By effect, whatever the spelling: with the spelling guard off, the tracer still refuses."""
+    (repo / ".git" / "vbranch" / "config.json").write_text('{"guard_git": "off"}')
+    guarded = ("HEAD", "config", "hooks/pre-commit", "refs/heads/vbranch/workspace")
+    before = {p: (repo / ".git" / p).read_bytes() for p in guarded}
+    me = Session(repo, "A")
+    tool_input, proc = _bash(me, "t1", command, None)
+    proc.wait(timeout=60)
+    out = me.post("Bash", tool_input, "t1", {})[1]
+    told = out["hookSpecificOutput"]["additionalContext"]
+    assert "writes into .git" in told and protected.rstrip("/") in told
+    assert {p: (repo / ".git" / p).read_bytes() for p in guarded} == before
+    assert (repo / ".git" / "vbranch" / "state.db").exists()
+    assert git(repo, "symbolic-ref", "HEAD").strip() == "refs/heads/vbranch/workspace"
+
+
+def test_vbranch_run_by_an_agent_may_write_its_own_state(repo):
+    """`vbranch commit` and `vbranch rescue` in a Bash call: vbranch's own writes (and its git's) go through."""
+    (repo / "a.txt").write_text("changed\n")
+    me = Session(repo, "A")
+    tool_input, proc = _bash(me, "t1", f"{sys.executable} -m vbranch commit --all -m 'by the agent'", None)
+    assert proc.wait(timeout=120) == 0
+    out = me.post("Bash", tool_input, "t1", {})[1]
+    assert out is None or "writes into .git" not in out.get("hookSpecificOutput", {}).get("additionalContext", "")
+
+
+def test_lost_state_is_reported_at_every_hook(repo):
+    import shutil
+
+    shutil.rmtree(repo / ".git" / "vbranch")  # e.g. by a person, or a command outside the tracer
+    code, out = Session(repo, "A").pre("Edit", {"file_path": str(repo / "a.txt"), "old_string": "a", "new_string": "b"}, "t1")
+    assert code == 0 and "state" in out["systemMessage"] and "no guard is on" in out["systemMessage"]

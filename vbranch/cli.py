@@ -18,10 +18,14 @@ def session_from_env(given: str | None) -> str | None:
 
 
 def cmd_init(args) -> int:
+    from . import config, ui
     from .lifecycle import init
+    from .workspace import find_repo
 
+    found = find_repo(args.C)
+    for problem in config.problems(found[1] / "vbranch") if found else []:
+        ui.line(f"warning: {problem} (init rewrites the file with the values in effect)", style="yellow")
     ws = init(args.C, args.target, now())
-    from . import ui
 
     ui.line(f"vbranch set up in {ws.top}: base {(ws.base or '(no commits)')[:12]}, target {ws.target or '-'}")
     ui.line("HEAD now points at the vbranch workspace; `vbranch teardown` returns to your branch.")

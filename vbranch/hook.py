@@ -17,7 +17,7 @@ from .clock import now
 from .dirtyset import META_PID, watcher_live
 from .errors import NotInitialized, PathError
 from .ownership import FileState, conflicts
-from .recording import close_leftover_windows, close_window, expects_trace, open_window, record_write, snapshot, untraced_reason
+from .recording import close_leftover_windows, close_window, command_traces, expects_trace, open_window, record_write, snapshot
 from .workspace import Workspace, ensure_session, open_workspace
 from .worktree import resolve, resolve_write_target
 
@@ -43,6 +43,9 @@ def main(stdin=None, stdout=None, stderr=None, default_dir: str | None = None) -
     try:
         ws = _open(payload, default_dir)
         if ws is None:
+            lost = _state_lost(payload, default_dir)
+            if lost:  # HEAD still on the workspace: the guards would be off without a word
+                stdout.write(claude.tell_user(lost) + "\n")
             return 0  # vbranch is not set up in this repository: nothing to do
         output = handle(ws, payload)
         if output:
@@ -68,6 +71,27 @@ def _open(payload: dict, default_dir: str | None) -> Workspace | None:
         return open_workspace(start)
     except NotInitialized:
         return None
+
+
+def _state_lost(payload: dict, default_dir: str | None) -> str | None:
+    """HEAD is on the vbranch workspace but vbranch's state is gone (deleted, emptied, torn): say so."""
+    from .workspace import WORKSPACE_REF, find_repo
+
+    found = find_repo(payload.get("cwd") or default_dir or os.environ.get("CLAUDE_PROJECT_DIR") or ".")
+    if found is None:
+        return None
+    try:
+        head = (found[1] / "HEAD").read_text().strip()
+    except OSError:
+        return None
+    if head != f"ref: {WORKSPACE_REF}":
+        return None
+    return (
+        f"vbranch: HEAD is on the vbranch workspace in {found[0]} but vbranch's state ({found[1] / 'vbranch' / 'state.db'}) "
+        "is missing or empty: nothing is attributed and no guard is on. The sessions' work is in the working files and "
+        "their branches; to start again, point HEAD back at your branch (`git symbolic-ref HEAD refs/heads/main`) "
+        "and run `vbranch init`."
+    )
 
 
 def _log_error(ws: Workspace | None, payload: dict, error: Exception) -> str:
@@ -203,17 +227,36 @@ def _post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
             leases.release(ws, session, tool_use_id)
         return _contest_notice(ws, payload, [rel])
     if tool == "Bash":
-        untraced = untraced_reason(ws, session, tool_use_id)
+        logs = command_traces(ws, session, tool_use_id)
         changed = close_window(ws, session, tool_use_id, now(), agent_id=payload.get("agent_id"))
         notice = _contest_notice(ws, payload, changed)
+        refused = sorted({p for t in logs for p in t.refused})
+        if refused:
+            notice = _refused_notice(payload, refused, notice)
+        untraced = next((t.reason or "unknown" for t in logs if not t.traced), None)
         if untraced is None:
             return notice
         # The tracer is installed but could not watch this command: say so, every time.
-        return claude.tell_user(
+        return claude.add_user_message(
+            notice,
             f"vbranch: this command ran without the command tracer ({untraced}), so vbranch could not see exactly "
-            "which files it wrote: its changes may show as contested or unattributed in `vbranch status`."
+            "which files it wrote: its changes may show as contested or unattributed in `vbranch status`.",
         )
     return None
+
+
+def _refused_notice(payload: dict, refused: list[str], notice: str | None) -> str:
+    """The tracer refused writes into git's directory: the agent learns why its command failed."""
+    text = (
+        f"vbranch: this command's writes into .git ({', '.join(refused[:5])}) were refused: in a directory that "
+        "several sessions share, git's configuration, hooks, HEAD, the workspace branch and vbranch's state are "
+        "left alone (it stays on the vbranch workspace; your changes are committed to your branch for you). "
+        "Ask the user if such a change is really needed."
+    )
+    data = json.loads(notice) if notice else json.loads(claude.tell_agent(payload["hook_event_name"], ""))
+    previous = data["hookSpecificOutput"].get("additionalContext")
+    data["hookSpecificOutput"]["additionalContext"] = f"{previous}\n{text}" if previous else text
+    return json.dumps(data)
 
 
 def on_stop(ws: Workspace, payload: dict, cfg: dict) -> str | None:

@@ -287,13 +287,12 @@ def expects_trace(ws: Workspace, session_id: str) -> bool:
     return ws.store.get_meta(TRACED + session_id) == "1"
 
 
-def untraced_reason(ws: Workspace, session_id: str, window_id: str) -> str | None:
-    """Why the tracer did not watch this window's command, when it was installed but could not."""
+def command_traces(ws: Workspace, session_id: str, window_id: str) -> list:
+    """The tracer's logs of this window's command (none when it did not run under the tracer)."""
     window = ws.store.window(window_id)
     if window is None:
-        return None
-    mine = traces.of_window(traces.read_all(ws.state_dir, done=True), session_id, window.started)
-    return next((t.reason or "unknown" for t in mine if not t.traced), None)
+        return []
+    return traces.of_window(traces.read_all(ws.state_dir, done=True), session_id, window.started)
 
 
 def close_leftover_windows(ws: Workspace, session_id: str, at: str) -> list[str]:

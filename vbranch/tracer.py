@@ -60,10 +60,11 @@ def main(argv: list[str]) -> int:
     # Claude Code passes the whole command as one string; after `--` come a program and its arguments.
     program = argv[1:] if argv[0] == "--" else [_shell(), "-c", argv[0]] if len(argv) == 1 else argv
     session = next((os.environ[v] for v in SESSION_VARIABLES if os.environ.get(v)), None)
-    state_dir = _state_dir(os.getcwd())
-    if session is None or state_dir is None or os.environ.get("VBRANCH_TRACE") == "off" or os.environ.get(TRACED_MARK) == session:
+    found = _repository(os.getcwd())
+    state_dir = found[1] if found else None
+    if session is None or found is None or os.environ.get("VBRANCH_TRACE") == "off" or os.environ.get(TRACED_MARK) == session:
         _exec(program)
-    return run(program, session, state_dir, argv[0] if len(argv) == 1 else " ".join(argv))
+    return run(program, session, found, argv[0] if len(argv) == 1 else " ".join(argv))
 
 
 def _shell() -> str:
@@ -78,8 +79,8 @@ def _exec(program: list[str]) -> None:
         os._exit(127)
 
 
-def _state_dir(start: str) -> str | None:
-    """`.git/vbranch` of the repository around `start` if vbranch is set up there (found without git)."""
+def _repository(start: str) -> tuple[str, str] | None:
+    """The working tree's top and its `.git/vbranch`, if vbranch is set up there (found without git)."""
     here = os.path.abspath(start)
     while True:
         dotgit = os.path.join(here, ".git")
@@ -96,18 +97,18 @@ def _state_dir(start: str) -> str | None:
                 git_dir = os.path.join(here, text[len("gitdir:"):].strip())
         if git_dir is not None:
             state = os.path.join(git_dir, "vbranch")
-            return state if os.path.exists(os.path.join(state, "state.db")) else None
+            return (os.path.realpath(here), state) if os.path.exists(os.path.join(state, "state.db")) else None
         parent = os.path.dirname(here)
         if parent == here:
             return None
         here = parent
 
 
-def run(program: list[str], session: str, state_dir: str, command: str) -> int:
+def run(program: list[str], session: str, found: tuple[str, str], command: str) -> int:
     import _socket
     import ctypes  # noqa: F401 - loaded once here, before the fork, for both S and C
 
-    top = os.path.dirname(os.path.dirname(os.path.realpath(state_dir)))
+    top, state_dir = found
     status_r, status_w = os.pipe()
     to_child, to_supervisor = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     supervisor = os.fork()
@@ -177,8 +178,9 @@ def _supervise(program, session, state_dir, top, command, status_w, to_child, to
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)  # Claude Code waits for the command's output pipes to close, not for us
     os.close(devnull)
+    where = (top, os.path.dirname(os.path.realpath(state_dir)), child)
     try:
-        _serve(listener, child, filt, top, log, status_w)
+        _serve(listener, child, filt, where, log, status_w)
     finally:
         log.end()
     return 0
@@ -294,7 +296,7 @@ def _receive_listener(sock) -> tuple[int | None, str | None]:
     return None, text[3:] if text.startswith("no ") else (text or "the command did not start")
 
 
-def _serve(listener, child, filt, top, log, status_w) -> None:
+def _serve(listener, child, filt, where, log, status_w) -> None:
     """Answer notifications until nothing traced is left; report the command's (C's) status as soon as it exits.
 
     Processes the command left running (servers, `&`) are still traced after that,
@@ -323,7 +325,7 @@ def _serve(listener, child, filt, top, log, status_w) -> None:
             if fd == wake_r:
                 _drain(wake_r)
             elif events & select.POLLIN:
-                _answer(listener, filt, top, log)
+                _answer(listener, filt, where, log)
             elif events & (select.POLLHUP | select.POLLERR):
                 poller.unregister(listener)
                 traced_left = False
@@ -352,8 +354,12 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _answer(listener: int, filt: dict, top: str, log: TraceLog) -> None:
-    """One notification: note the paths the syscall names, then let it run unchanged."""
+def _answer(listener: int, filt: dict, where: tuple[str, str, int], log: TraceLog) -> None:
+    """One notification: note the paths the syscall names, then let it run unchanged.
+
+    Except a write into git's own files that a shared directory depends on (PROTECTED):
+    refused with EPERM, and logged for the hook to explain, unless vbranch itself does it.
+    """
     import fcntl
 
     buf = bytearray(NOTIF.size)
@@ -363,18 +369,29 @@ def _answer(listener: int, filt: dict, top: str, log: TraceLog) -> None:
         return  # the task died (or was interrupted) before we read it
     notif_id, pid, _flags, nr, _arch, _ip, *args = NOTIF.unpack(buf)
     spec = filt["syscalls"].get(nr)
+    top, git_dir, root = where
+    refused = None
     try:
         if spec is not None:
             paths = _paths(pid, spec, args)
             # The memory we read must still be the caller's, blocked in this very call.
             fcntl.ioctl(listener, NOTIF_ID_VALID, struct.pack("=Q", notif_id))
             for path in paths:
+                inside_git = _inside(path, git_dir)
+                if inside_git is not None:  # git's own files are no session's work: only some are guarded
+                    if _protected(inside_git[len(git_dir) + 1:]) and not _by_vbranch(pid, root):
+                        refused = inside_git[len(git_dir) + 1:]
+                        log.refused(refused)
+                    continue
                 full = _inside(path, top)
                 if full is not None:
                     log.add(full[len(top) + 1:], full)
     except OSError:
         pass
     try:
+        if refused is not None:
+            fcntl.ioctl(listener, NOTIF_SEND, RESP.pack(notif_id, 0, -1, 0))  # EPERM
+            return
         fcntl.ioctl(listener, NOTIF_SEND, RESP.pack(notif_id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE))
     except OSError:
         pass  # the task is gone
@@ -427,6 +444,45 @@ def _read_string(mem: int, address: int) -> bytes | None:
     return None
 
 
+def _protected(rel: str) -> bool:
+    """Git's files that commands must leave alone in a shared directory: the configuration (aliases,
+    hooks and remotes run code), HEAD (it must stay on the workspace), hooks, vbranch's state, the workspace ref."""
+    name = rel[:-5] if rel.endswith(".lock") else rel
+    return name in ("config", "HEAD") or name.startswith(("hooks/", "vbranch/", "refs/heads/vbranch/"))
+
+
+def _by_vbranch(pid: int, root: int) -> bool:
+    """The process, or one it descends from below the command's shell, is vbranch itself
+    (an agent running `vbranch commit` or `vbranch rescue`, and the git commands they run)."""
+    for _ in range(16):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if _is_vbranch(argv):
+            return True
+        if pid == root or parent <= 1:
+            return False
+        pid = parent
+    return False
+
+
+def _is_vbranch(argv: list[bytes]) -> bool:
+    """`vbranch …` (the console script: python runs it as its first argument) or `python -m vbranch …`."""
+    program = os.path.basename(argv[0])
+    if program == b"vbranch":
+        return True
+    if not program.startswith(b"python"):
+        return False
+    options = argv[1:]
+    while options and options[0].startswith(b"-") and options[0] != b"-m":
+        options = options[1:]  # interpreter options such as -S or -u
+    return (options[:2] == [b"-m", b"vbranch"]) or (bool(options) and os.path.basename(options[0]) == b"vbranch")
+
+
 def _inside(path: str, top: str) -> str | None:
     """The path with its parent's symlinks resolved, or None outside the working tree."""
     parent, name = os.path.split(os.path.normpath(path))
@@ -438,7 +494,8 @@ class TraceLog:
     """One traced command's log, read by traces.py. Tab-separated lines:
 
         H  session  sha1(command)  supervisor pid  its start time  started (unix time)  traced (1/0)  why not
-        W  time (ns)  version  path     a process is about to write `path` (repository-relative, `.git/...` too)
+        W  time (ns)  version  path     a process is about to write `path` (repository-relative)
+        D  path                         a write into git's directory was refused (path relative to it)
         E  time (ns)                    the supervisor is done: nothing traced is running any more
 
     `version` is what the path held just before: `a` (absent), `-` (not kept: a directory, or
@@ -507,6 +564,9 @@ class TraceLog:
         finally:
             os.close(fd)
         return f"{self.count}:{mode:o}"
+
+    def refused(self, rel: str) -> None:
+        _write_all(self.fd, f"D\t{quote(rel)}\n".encode("utf-8", "surrogateescape"))
 
     def end(self) -> None:
         import time

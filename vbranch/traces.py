@@ -24,7 +24,7 @@ SLACK = 1.0
 
 # `ended` is when the supervisor ended (time.time_ns()), or None while it runs: every write of
 # the trace happened before that.
-Trace = namedtuple("Trace", "file session started traced reason paths ended done events")
+Trace = namedtuple("Trace", "file session started traced reason paths ended done events refused")
 # A traced process is about to write `path`; `version` is what the path held just before
 # (see tracer.TraceLog), `ns` when (time.time_ns()).
 Event = namedtuple("Event", "ns path version session trace")
@@ -60,11 +60,13 @@ def _read(path: Path) -> Trace | None:
         started_at = float(started)
     except ValueError:
         return None
-    events = []
+    events, refused = [], []
     for line in lines[1:]:
         if line.startswith("W\t"):
             _, ns, version, rel = line.split("\t", 3)
             events.append(Event(int(ns), unquote(rel), version, session, path))
+        elif line.startswith("D\t"):
+            refused.append(unquote(line[2:]))
     done = path.name.endswith(".done")
     ended = None
     if lines[-1].startswith("E\t"):
@@ -72,7 +74,7 @@ def _read(path: Path) -> Trace | None:
     elif done or not _alive(int(pid), process_start):  # killed before its end line: its last write is the log's
         ended = path.stat().st_mtime_ns
     paths = frozenset(e.path for e in events)
-    return Trace(path, session, started_at, traced == "1", reason or None, paths, ended, done, tuple(events))
+    return Trace(path, session, started_at, traced == "1", reason or None, paths, ended, done, tuple(events), tuple(refused))
 
 
 def version(event: Event) -> FileState | None:
