@@ -279,3 +279,27 @@ def test_lost_state_is_reported_at_every_hook(repo):
     shutil.rmtree(repo / ".git" / "vbranch")  # e.g. by a person, or a command outside the tracer
     code, out = Session(repo, "A").pre("Edit", {"file_path": str(repo / "a.txt"), "old_string": "a", "new_string": "b"}, "t1")
     assert code == 0 and "state" in out["systemMessage"] and "no guard is on" in out["systemMessage"]
+
+
+def test_a_command_s_write_waits_for_a_file_tool_mid_edit(repo):
+    """The race of an Edit (read, check, write) with another session's command writing the same file:
+    the command's write waits for the Edit's PostToolUse, so neither overwrites the other."""
+    a, b = Session(repo, "A"), Session(repo, "B")
+    path = repo / "shared.txt"
+    tool_input = {"file_path": str(path), "old_string": "line 2\n", "new_string": "line 2 by A\n"}
+    assert a.pre("Edit", tool_input, "edit-1")[1] is None  # A's Edit holds the lease now
+    original = path.read_text()
+    cmd_input, proc = _bash(b, "t1", "echo 'line 7 by B' >> shared.txt", None)
+    assert wait_for(lambda: any(l.startswith("L\t") for t in logs(repo) for l in t.file.read_text().splitlines()))
+    assert path.read_text() == original and proc.poll() is None  # B's append is held at its open
+    path.write_text(original.replace("line 2\n", "line 2 by A\n"))  # Claude Code's write of A's Edit
+    a.post("Edit", tool_input, "edit-1", {"filePath": str(path), "originalFile": original})
+    assert proc.wait(timeout=60) == 0
+    b.post("Bash", cmd_input, "t1", {})
+    assert path.read_text() == original.replace("line 2\n", "line 2 by A\n") + "line 7 by B\n"
+    report = VB(repo).status()
+    assert report.contested == [] and report.unattributed == []
+    v = VB(repo)
+    v.commit()
+    assert v.files_of("A")["shared.txt"] == original.replace("line 2\n", "line 2 by A\n").encode()
+    assert v.files_of("B")["shared.txt"] == (original + "line 7 by B\n").encode()

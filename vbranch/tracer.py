@@ -178,7 +178,7 @@ def _supervise(program, session, state_dir, top, command, status_w, to_child, to
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)  # Claude Code waits for the command's output pipes to close, not for us
     os.close(devnull)
-    where = (top, os.path.dirname(os.path.realpath(state_dir)), child)
+    where = (top, os.path.dirname(os.path.realpath(state_dir)), child, Leases(state_dir))
     try:
         _serve(listener, child, filt, where, log, status_w)
     finally:
@@ -354,7 +354,7 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _answer(listener: int, filt: dict, where: tuple[str, str, int], log: TraceLog) -> None:
+def _answer(listener: int, filt: dict, where: tuple, log: TraceLog) -> None:
     """One notification: note the paths the syscall names, then let it run unchanged.
 
     Except a write into git's own files that a shared directory depends on (PROTECTED):
@@ -369,7 +369,7 @@ def _answer(listener: int, filt: dict, where: tuple[str, str, int], log: TraceLo
         return  # the task died (or was interrupted) before we read it
     notif_id, pid, _flags, nr, _arch, _ip, *args = NOTIF.unpack(buf)
     spec = filt["syscalls"].get(nr)
-    top, git_dir, root = where
+    top, git_dir, root, leases = where
     refused = None
     try:
         if spec is not None:
@@ -385,7 +385,11 @@ def _answer(listener: int, filt: dict, where: tuple[str, str, int], log: TraceLo
                     continue
                 full = _inside(path, top)
                 if full is not None:
-                    log.add(full[len(top) + 1:], full)
+                    rel = full[len(top) + 1:]
+                    if leases.held(rel):  # a file tool is mid read-modify-write: this write waits its turn
+                        log.waiting(rel)
+                        leases.wait(rel)
+                    log.add(rel, full)
     except OSError:
         pass
     try:
@@ -444,6 +448,36 @@ def _read_string(mem: int, address: int) -> bytes | None:
     return None
 
 
+class Leases:
+    """The hooks' write leases (leases.py), read from the store: a traced write to a file a tool call
+    is writing waits until that call is done, so neither overwrites the other."""
+
+    WAIT = 10.0  # at most, as the hooks' default lease_wait
+
+    def __init__(self, state_dir: str):
+        self.path, self.db = os.path.join(state_dir, "state.db"), None
+
+    def held(self, rel: str) -> bool:
+        import time
+
+        try:
+            if self.db is None:
+                import sqlite3
+
+                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1, isolation_level=None)
+            row = self.db.execute("SELECT expires FROM leases WHERE path = ?", (rel,)).fetchone()
+        except Exception:  # noqa: BLE001 - no store, or busy: never block a command on our own trouble
+            return False
+        return row is not None and row[0] >= time.time()
+
+    def wait(self, rel: str) -> None:
+        import time
+
+        deadline = time.monotonic() + self.WAIT
+        while self.held(rel) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
 def _protected(rel: str) -> bool:
     """Git's files that commands must leave alone in a shared directory: the configuration (aliases,
     hooks and remotes run code), HEAD (it must stay on the workspace), hooks, vbranch's state, the workspace ref."""
@@ -496,6 +530,7 @@ class TraceLog:
         H  session  sha1(command)  supervisor pid  its start time  started (unix time)  traced (1/0)  why not
         W  time (ns)  version  path     a process is about to write `path` (repository-relative)
         D  path                         a write into git's directory was refused (path relative to it)
+        L  path                         a write waits for a file tool's lease on `path` (then its W follows)
         E  time (ns)                    the supervisor is done: nothing traced is running any more
 
     `version` is what the path held just before: `a` (absent), `-` (not kept: a directory, or
@@ -564,6 +599,9 @@ class TraceLog:
         finally:
             os.close(fd)
         return f"{self.count}:{mode:o}"
+
+    def waiting(self, rel: str) -> None:
+        _write_all(self.fd, f"L\t{quote(rel)}\n".encode("utf-8", "surrogateescape"))
 
     def refused(self, rel: str) -> None:
         _write_all(self.fd, f"D\t{quote(rel)}\n".encode("utf-8", "surrogateescape"))
