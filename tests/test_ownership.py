@@ -149,3 +149,15 @@ def test_an_insertion_follows_the_visible_line_before_others_deletions():
     rec = record_change(rec, text(lines("0", "after 0", "2")), A)  # A adds after line 0
     assert branch_state(rec, A).data == lines("0", "after 0", "1", "2").encode()
     assert branch_state(rec, B).data == lines("0", "2").encode()
+
+
+def test_a_file_over_the_line_limit_is_owned_whole():
+    """A generated file of that size (a lock file) is owned whole: recording it stays quick under the lock."""
+    from vbranch.ownership import LINE_LIMIT
+
+    base = FileState(True, 0o100644, b"".join(b"%d\n" % i for i in range(LINE_LIMIT + 1)))
+    changed = FileState(True, 0o100644, base.data.replace(b"\n7\n", b"\nseven\n"))
+    rec = record_change(new_record("lock.json", base), changed, 1)
+    assert rec.is_whole and rec.owners == (1,)
+    small = FileState(True, 0o100644, b"".join(b"%d\n" % i for i in range(100)))
+    assert not record_change(new_record("s", small), FileState(True, 0o100644, small.data + b"x\n"), 1).is_whole

@@ -92,9 +92,17 @@ def split_lines(data: bytes) -> list[bytes]:
     return out
 
 
+# Above this many lines a file is owned whole (like a binary file): a generated lock file's
+# rewrite would otherwise hold the state lock for seconds while every other hook waits.
+LINE_LIMIT = 20_000
+
+
 def lines_eligible(base: FileState, new: FileState) -> bool:
     """True when the change is a text edit that can be owned line by line."""
-    return base.is_text and new.is_text and base.mode == new.mode
+    return (
+        base.is_text and new.is_text and base.mode == new.mode
+        and base.data.count(b"\n") <= LINE_LIMIT and new.data.count(b"\n") <= LINE_LIMIT
+    )
 
 
 def new_record(path: str, base: FileState) -> FileOwnership:
