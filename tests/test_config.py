@@ -23,7 +23,7 @@ def test_a_partial_file_keeps_every_other_default(tmp_path):
     put(tmp_path, '{"guard_git": "warn"}')
     cfg, problems = config.load_checked(tmp_path)
     assert cfg == {**config.DEFAULTS, "guard_git": "warn"} and problems == []
-    assert config.load(tmp_path)["guard_outside"] == "deny"
+    assert config.load(tmp_path)["guard_outside"] == "off"
 
 
 def test_an_invalid_value_falls_back_to_its_default_and_is_reported(tmp_path):
@@ -96,12 +96,15 @@ def test_loading_does_not_import_pydantic(tmp_path):
     assert out.strip() == "False"
 
 
-def test_a_partial_config_keeps_the_outside_guard_on(make_repo, tmp_path):
-    """Before: {"guard_git": "warn"} made cfg["guard_outside"] a KeyError, and the hook let the write through."""
+def test_a_partial_config_keeps_the_other_guards_on(make_repo, tmp_path):
+    """Before: {"guard_git": "warn"} made the other keys a KeyError, and the hook let the write through."""
     repo = make_repo({"a.txt": "a\n"})
     VB(repo).init()
-    put(repo / ".git" / "vbranch", '{"guard_git": "warn", "guard_outside": "Deny"}')
+    put(repo / ".git" / "vbranch", '{"guard_outside": "warn", "guard_git": "Deny"}')
     s = Session(repo, "sess-a")
     s.start()
-    code, out = s.pre("Write", {"file_path": str(tmp_path / "outside.txt"), "content": "x"}, "t1")
-    assert code == 0 and "outside the repository" in (denied_reason(out) or "")
+    code, out = s.pre("Bash", {"command": "git stash"}, "t1")
+    assert code == 0 and "git stash" in (denied_reason(out) or "")  # the typo keeps the default: deny
+    assert 'guard_git is "Deny"' in out["systemMessage"]  # and the user is told
+    code, out = s.pre("Write", {"file_path": str(tmp_path / "outside.txt"), "content": "x"}, "t2")
+    assert "outside the repository" in out["systemMessage"] and denied_reason(out) is None  # warn, as set

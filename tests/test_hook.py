@@ -75,14 +75,23 @@ def test_a_new_file_of_another_session_is_guarded_whole(repo):
     assert "the whole file" in denied_reason(b.write("new.py", "y = 2\n"))
 
 
-def test_writes_outside_the_repository_or_into_git_are_denied(repo, tmp_path):
+def test_writes_outside_the_repository_are_allowed_but_into_git_or_other_worktrees_denied(repo, tmp_path):
     s = Session(repo, "s")
     s.start()
     outside = tmp_path / "outside.txt"
+    assert s.pre("Write", {"file_path": str(outside), "content": "x"}, "t0") == (0, None)  # memory, plans, /tmp
+    for inside_git in (repo / ".git" / "config", repo / "sub" / ".git" / "hooks" / "x"):
+        code, out = s.pre("Write", {"file_path": str(inside_git), "content": "x"}, "t2")
+        assert ".git" in denied_reason(out)
+    git(repo, "worktree", "add", "-q", str(tmp_path / "wt"), "-b", "wt-branch")
+    code, out = s.pre("Write", {"file_path": str(tmp_path / "wt" / "a.txt"), "content": "x"}, "t2b")
+    assert "another worktree" in denied_reason(out)
+    set_config(repo, guard_outside="off")
+    code, out = s.pre("Write", {"file_path": str(repo / ".git" / "HEAD"), "content": "x"}, "t2c")
+    assert ".git" in denied_reason(out)  # whatever guard_outside says
+    set_config(repo, guard_outside="deny")  # the worktree-era rule, for who wants it
     code, out = s.pre("Write", {"file_path": str(outside), "content": "x"}, "t1")
     assert "outside the repository" in denied_reason(out)
-    code, out = s.pre("Write", {"file_path": str(repo / ".git" / "config"), "content": "x"}, "t2")
-    assert "inside .git" in denied_reason(out)
     os.symlink(tmp_path, repo / "link")
     code, out = s.pre("Edit", {"file_path": str(repo / "link" / "outside.txt"), "old_string": "a", "new_string": "b"}, "t3")
     assert denied_reason(out) is not None

@@ -53,8 +53,12 @@ def test_fresh_install_each_scope(tmp_path, scope, rel):
     base = tmp_path if scope == "user" else top
     assert path == base / rel
     data = load(path)
-    assert set(data) == {"hooks", "env"} and set(data["hooks"]) == EVENTS
-    assert data["env"] == {"CLAUDE_CODE_SHELL_PREFIX": f"{shlex.quote(sys.executable)} -S {shlex.quote(str(Path(tracer.__file__)))}"}
+    assert set(data) == {"hooks", "env", "worktree"} and set(data["hooks"]) == EVENTS
+    assert data["env"] == {
+        "CLAUDE_CODE_SHELL_PREFIX": f"{shlex.quote(sys.executable)} -S {shlex.quote(str(Path(tracer.__file__)))}",
+        "VBRANCH_INSTALL_SET": "worktree.bgIsolation",
+    }
+    assert data["worktree"] == {"bgIsolation": "none"}  # background sessions stay in the shared directory
     for event, groups in data["hooks"].items():
         assert len(groups) == 1 and len(groups[0]["hooks"]) == 1
         hook = groups[0]["hooks"][0]
@@ -79,9 +83,10 @@ def test_merge_keeps_theirs_and_order(tmp_path):
     path.write_text(json.dumps(THEIRS, indent=4))
     inst.install(tmp_path)
     data = load(path)
-    assert list(data) == ["permissions", "model", "hooks", "env"]
+    assert list(data) == ["permissions", "model", "hooks", "env", "worktree"]
     assert {k: data[k] for k in ("permissions", "model")} == {k: THEIRS[k] for k in ("permissions", "model")}
-    assert data["env"] == {**THEIRS["env"], "CLAUDE_CODE_SHELL_PREFIX": inst.tracer_command()}  # their variables kept
+    assert data["env"] == {**THEIRS["env"], "CLAUDE_CODE_SHELL_PREFIX": inst.tracer_command(),
+                           "VBRANCH_INSTALL_SET": "worktree.bgIsolation"}  # their variables kept
     assert data["hooks"]["Notification"] == THEIRS["hooks"]["Notification"]
     pre = data["hooks"]["PreToolUse"]
     assert pre[:2] == THEIRS["hooks"]["PreToolUse"]  # theirs first, in their order
@@ -238,7 +243,7 @@ def test_someone_elses_shell_prefix_is_kept_and_reported(tmp_path):
     path.parent.mkdir()
     path.write_text(json.dumps({"env": {"CLAUDE_CODE_SHELL_PREFIX": "/opt/audit-wrapper"}}))
     inst.install(tmp_path)
-    assert load(path)["env"] == {"CLAUDE_CODE_SHELL_PREFIX": "/opt/audit-wrapper"}
+    assert load(path)["env"]["CLAUDE_CODE_SHELL_PREFIX"] == "/opt/audit-wrapper"
     assert inst.foreign_prefix(path) == "/opt/audit-wrapper"
     inst.uninstall(tmp_path)
     assert load(path)["env"] == {"CLAUDE_CODE_SHELL_PREFIX": "/opt/audit-wrapper"}  # not ours to remove
@@ -252,3 +257,16 @@ def test_uninstall_removes_our_prefix_only(tmp_path):
     assert inst.foreign_prefix(path) is None and "CLAUDE_CODE_SHELL_PREFIX" in load(path)["env"]
     inst.uninstall(tmp_path)
     assert load(path)["env"] == {"FOO": "1"}
+
+
+def test_background_isolation_off_is_set_unless_the_user_chose_and_uninstall_takes_out_only_ours(tmp_path):
+    path = tmp_path / ".claude" / "settings.json"
+    inst.install(tmp_path)
+    assert load(path)["worktree"] == {"bgIsolation": "none"}
+    inst.uninstall(tmp_path)
+    assert "worktree" not in load(path) and "env" not in load(path)
+    path.write_text(json.dumps({"worktree": {"bgIsolation": "always", "other": 1}}))
+    inst.install(tmp_path)
+    assert load(path)["worktree"] == {"bgIsolation": "always", "other": 1}  # the user's choice stands
+    inst.uninstall(tmp_path)
+    assert load(path) == {"worktree": {"bgIsolation": "always", "other": 1}}

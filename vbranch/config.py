@@ -27,7 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 DEFAULTS: dict = {
     "guard_lines": "deny",
-    "guard_outside": "deny",
+    "guard_outside": "off",  # outside the repository nothing belongs to a branch (memory, plans, /tmp)
     "guard_git": "deny",
     "commit_on": "turn",
     "lease_wait": 10.0,

@@ -25,7 +25,10 @@ SESSION_CONTEXT = (
     "vbranch: this git working directory is shared with other coding sessions. Each session's changes "
     "go to its own branch, which vbranch commits at the end of every turn; do not run git commit, "
     "git stash, git reset --hard, git checkout/restore of others' files or switch branches. Edits to "
-    "lines another live session has changed and not yet landed are refused with the reason."
+    "lines another live session has changed and not yet landed are refused with the reason. Commands "
+    "you may run yourself: `vbranch status` (who changed what), `vbranch claim PATH:LINES` or "
+    "`vbranch disown PATH:LINES` (settle a contested change you did or did not make), `vbranch rescue` "
+    "(when told your command took away others' work), `vbranch log BRANCH`."
 )
 
 
@@ -308,9 +311,14 @@ def _target(ws: Workspace, payload: dict) -> str | None:
 
 def _pre_write(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     session, tool_use_id = payload["session_id"], payload.get("tool_use_id") or ""
+    internal = _git_internal(ws, payload)
+    if internal is not None:  # whatever guard_outside says
+        return claude.deny(f"vbranch: {internal}: git's own files and other worktrees are not for agents to write.")
     try:
         rel = _target(ws, payload)
     except PathError as error:
+        # Outside the repository nothing belongs to a branch and nothing escapes (memory, plans, /tmp): allowed
+        # unless guard_outside asks for the worktree-era rule.
         return _decide(cfg["guard_outside"], f"vbranch: {error.message}. Writes must stay inside the repository {ws.top} so they land on this session's branch.")
     if rel is None:
         return None
@@ -329,6 +337,49 @@ def _pre_write(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     if cfg["guard_lines"] == "deny":
         leases.release(ws, session, tool_use_id)
     return _decide(cfg["guard_lines"], reason)
+
+
+def _git_internal(ws: Workspace, payload: dict) -> str | None:
+    """Where a write outside the working files must never go: a git directory (this repository's, or
+    any `.git` on the way) or another worktree of this repository."""
+    path = claude.tool_path(payload)
+    if not path:
+        return None
+    full = os.path.realpath(os.path.join(payload.get("cwd") or ws.top, path))
+    if any(part.lower() == ".git" for part in Path(full).parts):
+        return f"{path} is inside a .git directory"
+    common = _common_dir(ws.git_dir)
+    for git_dir in {os.path.realpath(ws.git_dir), common}:
+        if full == git_dir or full.startswith(git_dir + os.sep):
+            return f"{path} is inside git's directory {git_dir}"
+    for top in _worktrees(common):
+        if top != os.path.realpath(ws.top) and (full == top or full.startswith(top + os.sep)):
+            return f"{path} is in another worktree of this repository ({top})"
+    return None
+
+
+def _common_dir(git_dir: Path) -> str:
+    try:
+        shared = (Path(git_dir) / "commondir").read_text().strip()
+    except OSError:
+        return os.path.realpath(git_dir)
+    return os.path.realpath(os.path.join(git_dir, shared))
+
+
+def _worktrees(common: str) -> list[str]:
+    """Every working tree of the repository: the main one and the linked ones (from git's own records)."""
+    tops = [os.path.dirname(common)] if os.path.basename(common) == ".git" else []
+    try:
+        names = os.listdir(os.path.join(common, "worktrees"))
+    except OSError:
+        return tops
+    for name in names:
+        try:
+            dotgit = Path(common, "worktrees", name, "gitdir").read_text().strip()
+        except OSError:
+            continue
+        tops.append(os.path.realpath(os.path.dirname(dotgit)))
+    return tops
 
 
 def _line_conflict(ws: Workspace, payload: dict, rel: str) -> str | None:

@@ -78,6 +78,48 @@ def merge_prefix(settings: dict, prefix: str) -> tuple[dict, str | None]:
     return out, None
 
 
+# Settings a shared directory needs, beyond hooks and env: Claude Code (2.1.169 and later) pushes
+# background sessions into worktrees unless told not to. Which ones install set (so that uninstall
+# takes out exactly those) is remembered in the env block, the one place a marker is valid.
+SHARED_DIR_SETTINGS = {("worktree", "bgIsolation"): "none"}
+MARK = "VBRANCH_INSTALL_SET"
+
+
+def merge_shared_dir_settings(settings: dict) -> dict:
+    """settings with what a shared directory needs; a value the user chose is kept, never overwritten."""
+    out = copy.deepcopy(settings)
+    env = out.get("env") if isinstance(out.get("env"), dict) else {}
+    ours = [k for k in str(env.get(MARK, "")).split(",") if k]
+    for (section, key), value in SHARED_DIR_SETTINGS.items():
+        block = out.setdefault(section, {})
+        if not isinstance(block, dict):
+            raise VbranchError(f'"{section}" in the settings is not an object', hint=f'fix or remove the "{section}" key by hand')
+        if key not in block:
+            block[key] = value
+            ours.append(f"{section}.{key}")
+    if ours:
+        out["env"] = {**env, MARK: ",".join(dict.fromkeys(ours))}
+    return out
+
+
+def remove_shared_dir_settings(settings: dict) -> dict:
+    """settings without the values install set (and still as it set them)."""
+    out = copy.deepcopy(settings)
+    env = out.get("env")
+    if not isinstance(env, dict) or MARK not in env:
+        return out
+    for name in str(env.pop(MARK)).split(","):
+        section, _, key = name.partition(".")
+        block = out.get(section)
+        if isinstance(block, dict) and block.get(key) == SHARED_DIR_SETTINGS.get((section, key)):
+            del block[key]
+            if not block:
+                del out[section]
+    if not env:
+        del out["env"]
+    return out
+
+
 def remove_prefix(settings: dict) -> dict:
     out = copy.deepcopy(settings)
     env = out.get("env")
@@ -228,6 +270,7 @@ def install(top: Path, scope: str = "project", home: Path | None = None) -> Path
     current, raw = _load(path)
     try:
         merged, _other = merge_prefix(merge_hooks(current, our_hooks()), tracer_command())
+        merged = merge_shared_dir_settings(merged)
     except VbranchError as exc:  # a badly shaped "hooks": say which file
         raise VbranchError(f"{path}: {exc.message}", hint=exc.hint) from None
     if raw is None or merged != current:  # unchanged: leave the file (and its formatting) alone
@@ -270,7 +313,7 @@ def uninstall(top: Path, scope: str = "project", home: Path | None = None) -> Pa
     """Take vbranch's hooks out of the settings file of `scope`; returns its path."""
     path = settings_path(top, scope, home)
     current, raw = _load(path)
-    cleaned = remove_prefix(remove_hooks(current))
+    cleaned = remove_shared_dir_settings(remove_prefix(remove_hooks(current)))
     if raw is not None and cleaned != current:
         _save(path, cleaned, raw)
     return path
