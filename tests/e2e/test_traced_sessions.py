@@ -7,13 +7,19 @@ moments: a loop writing one file over a second, a background process that goes o
 after its command returned, a `sed -i` of the session's own lines of a shared file, a loop
 creating a directory of files; another session Edits a shared file while they run. Each
 branch must hold exactly its session's changes, nothing contested or unattributed, no Stop
-commit held back. Run with the pinned CLI and with the newest release.
+commit held back. Run with the pinned CLI and with the newest release, each through the installed
+hook command answered by a live watcher (what users get) and without a watcher (the fallback).
 """
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
+
+from vbranch import watch
+from vbranch.workspace import open_workspace
 
 from . import claude_cli
 from .test_vbranch_sessions import (
@@ -82,8 +88,24 @@ def expected():
     }
 
 
-def test_four_sessions_with_overlapping_commands_get_exactly_their_changes(cli, tmp_path):
+@pytest.mark.parametrize("watcher", ["watcher", "no-watcher"])
+def test_four_sessions_with_overlapping_commands_get_exactly_their_changes(cli, tmp_path, watcher, monkeypatch):
     repo = make_repo(tmp_path, BASE)
+    if watcher == "watcher":
+        subprocess.run([sys.executable, "-m", "vbranch", "-C", str(repo), "watch", "--background"], check=True, timeout=60)
+        monkeypatch.setenv("VBRANCH_HOOK_SERVER", "only")  # every hook must be answered by the watcher's server
+    try:
+        _four_sessions(cli, tmp_path, repo)
+    finally:
+        if watcher == "watcher":
+            ws = open_workspace(repo)
+            try:
+                watch.stop_watcher(ws)
+            finally:
+                ws.close()
+
+
+def _four_sessions(cli, tmp_path, repo):
     base = git(repo, "rev-parse", "main").strip()
     names = ["alpha", "beta", "gamma", "delta"]
     runs = {}
