@@ -78,7 +78,7 @@ WRAPPERS = {
         "--max-procs", "--max-lines", "--max-chars", "--replace", "--eof", "--process-slot-var"},
     "taskset": set(), "chrt": set(), "strace": {"-o", "-e", "-p", "-s", "-u"}, "ltrace": {"-o", "-e", "-p", "-s"},
     "valgrind": set(), "watch": {"-n", "-d", "--interval"}, "parallel": set(), "proot": set(), "fakeroot": set(),
-    "firejail": set(), "unshare": set(), "nsenter": set(), "systemd-run": set(), "catchsegv": set(), "then": set(),
+    "firejail": set(), "unshare": set(), "nsenter": set(), "systemd-run": set(), "catchsegv": set(),
 }
 # Durations and the like that some wrappers take before the command.
 WRAPPER_FIRST_ARG = {"timeout", "taskset", "chrt"}
@@ -150,6 +150,8 @@ _OPERATORS = ["&&", "||", ";;&", ";;", ";&", "|&", "&>>", "&>", ">>", "<<<", "<<
 _REDIRECTS = {"&>>", "&>", ">>", "<<<", "<<-", "<<", ">&", "<&", "<>", ">|", "<", ">"}
 _SEPARATORS = {"&&", "||", ";;&", ";;", ";&", "|&", ";", "&", "|", "\n", "(", ")"}
 _WORD_END = set(" \t\n;&|()<>")
+_PLAIN = re.compile(r"[^\s;&|()<>\\'\"$`]+")
+_PLAIN_QUOTED = re.compile(r'[^"\\$`]+')
 
 
 def _matching(text: str, i: int, close: str = ")") -> int:
@@ -263,6 +265,11 @@ def _read_word(text: str, i: int, nested: list[str]) -> tuple[_Word, int]:
     unknown = False
     n = len(text)
     while i < n and text[i] not in _WORD_END:
+        plain = _PLAIN.match(text, i)
+        if plain:
+            out.append(plain.group())
+            i = plain.end()
+            continue
         c = text[i]
         if c == "\\":
             out.append(text[i + 1:i + 2])
@@ -285,6 +292,11 @@ def _read_word(text: str, i: int, nested: list[str]) -> tuple[_Word, int]:
         elif c == '"':
             i += 1
             while i < n and text[i] != '"':
+                plain = _PLAIN_QUOTED.match(text, i)
+                if plain:
+                    out.append(plain.group())
+                    i = plain.end()
+                    continue
                 d = text[i]
                 if d == "\\" and text[i + 1:i + 2] in ('"', "\\", "$", "`", "\n"):
                     out.append(text[i + 1] if text[i + 1] != "\n" else "")
@@ -436,9 +448,8 @@ class _Scan:
         if name in SHELLS:
             self.shell(name, args, cwd, stdin, prev, depth)
             return cwd
-        if name == "eval":
-            self.script(" ".join(args), cwd, depth + 1)
-            return cwd
+        if name in ("eval", "."):  # `. file` has no text here; eval's does, and its `cd` stays
+            return self.script(" ".join(args), cwd, depth + 1) if name == "eval" else cwd
         if name == "find":
             self.find(args, cwd, depth)
             return cwd
