@@ -151,3 +151,44 @@ def _remove(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def watcher_status(ws, clock: Callable[[], float] = time.time) -> dict:
+    """What `vbranch watch --status` and `vbranch doctor` show, as plain data.
+
+    state: "trusted" (live, its dirty set complete since `trusted_since`), "recovering"
+    (live, but starting or rescanning after an inotify overflow: readers ask git),
+    "not responding" (it holds the lock but its heartbeat is stale: hung), or "stopped".
+    """
+    from .hookclient import SOCKET_NAME
+
+    held = _lock_held(_lock_path(ws))
+    live = watcher_live(ws, clock)
+    pid = _float_meta(ws.store, META_PID) if held else None
+    started = _float_meta(ws.store, META_STARTED) if held else None
+    beat = _float_meta(ws.store, META_HEARTBEAT) if held else None
+    since = _float_meta(ws.store, META_TRUSTED) if live else None
+    if live:
+        state = "trusted" if since is not None else "recovering"
+    else:
+        state = "not responding" if held else "stopped"
+    socket = Path(ws.state_dir) / SOCKET_NAME
+    counts = {}
+    for key in ("watch_overflows", "watch_polled_dirs"):  # watch.META_OVERFLOWS, META_POLLED
+        value = _float_meta(ws.store, key) if held else None
+        counts[key] = int(value) if value else 0
+    return {
+        "state": state,
+        "live": live,
+        "pid": int(pid) if pid else None,
+        "started": started,
+        "heartbeat_age": None if beat is None else max(0.0, clock() - beat),
+        "trusted_since": since,
+        "socket": str(socket),
+        "socket_present": held and os.path.exists(socket),
+        # paths the watcher saw change since it started (or since it became trusted)
+        "dirty": len(ws.store.dirty_since(since if since is not None else (started or 0.0))) if held else 0,
+        "overflows": counts["watch_overflows"],
+        "polled_dirs": counts["watch_polled_dirs"],
+        "log": str(Path(ws.state_dir) / "watch.log"),
+    }

@@ -88,3 +88,18 @@ def line(text: str = "", style: str | None = None) -> None:
 
 def write_raw(data: str) -> None:
     sys.stdout.write(data)
+
+
+def show_doctor(report: dict) -> None:
+    """doctor.run's report: one line per check, each problem with the command that fixes it."""
+    marks = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
+    for c in report["checks"]:
+        mark, style = marks.get(c["level"], ("?   ", None))
+        out.print(Text(mark, style=style) + Text(f" {c['name']}: ", style="bold") + Text(c["detail"]))
+        if c["fix"]:
+            out.print(Text("     fix: ", style="bold cyan") + Text(c["fix"]))
+    failed = [c["name"] for c in report["checks"] if not c["ok"]]
+    if failed:
+        out.print(Text(f"{len(failed)} problem(s): {', '.join(failed)}", style="red"))
+    else:
+        out.print(Text("everything vbranch needs is in place", style="green"))

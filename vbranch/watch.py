@@ -762,13 +762,18 @@ def run_watcher(
 
 
 def cmd_watch(args) -> int:
-    """`vbranch watch [--background] [--idle-exit SECONDS]` (args: C, background, idle_exit)."""
+    """`vbranch watch [--background] [--idle-exit SECONDS] | --status [--json] | --stop`
+    (args: C, background, idle_exit; status, stop and json may be absent)."""
     from . import ui
     from .workspace import open_workspace
 
     ws = open_workspace(args.C)
     top, git_dir = ws.top, ws.git_dir
     try:
+        if getattr(args, "status", False):
+            return show_status(ws, as_json=getattr(args, "json", False))
+        if getattr(args, "stop", False):
+            return stop(ws)
         if args.background:
             pid = start_background(top, idle_exit=args.idle_exit if args.idle_exit is not None else DEFAULT_IDLE_EXIT, wait=5.0)
             if pid is None:
@@ -786,12 +791,86 @@ def cmd_watch(args) -> int:
     return run_watcher(top, git_dir, idle_exit=args.idle_exit)
 
 
+STOP_WAIT = 10.0
+
+
+def status_lines(info: dict, now: float | None = None) -> list[str]:
+    """dirtyset.watcher_status as the lines `vbranch watch --status` prints."""
+    now = time.time() if now is None else now
+    if info["state"] == "stopped":
+        return ["watcher: not running (`vbranch watch --background` starts one; hooks start one at the next tool call)"]
+    lines = [f"watcher: {info['state']} (pid {info['pid'] if info['pid'] is not None else '?'})"]
+    if info["started"] is not None:
+        lines.append(f"  running since {_when(info['started'], now)}")
+    if info["state"] == "trusted":
+        lines.append(f"  dirty set complete since {_when(info['trusted_since'], now)}; {info['dirty']} changed path(s) seen")
+    elif info["state"] == "recovering":
+        lines.append(f"  dirty set not trusted yet (starting, or rescanning after a lost event); readers ask git meanwhile; "
+                     f"{info['dirty']} changed path(s) seen")
+    else:
+        age = info["heartbeat_age"]
+        lines.append(f"  no heartbeat for {age:.0f} s: hung? `vbranch watch --stop` (or kill {info['pid']}) and start a new one"
+                     if age is not None else "  no heartbeat written")
+    lines.append(f"  hook socket: {info['socket']}{'' if info['socket_present'] else ' (absent: hooks run the full hook themselves)'}")
+    if info["overflows"]:
+        lines.append(f"  recovered from {info['overflows']} inotify queue overflow(s)")
+    if info["polled_dirs"]:
+        lines.append(f"  {info['polled_dirs']} directories polled (inotify watch limit reached)")
+    lines.append(f"  log: {info['log']}")
+    return lines
+
+
+def _when(at: float | None, now: float) -> str:
+    if at is None:
+        return "?"
+    ago = max(0, int(now - at))
+    span = f"{ago} s" if ago < 120 else f"{ago // 60} min" if ago < 7200 else f"{ago // 3600} h"
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))} ({span} ago)"
+
+
+def show_status(ws, as_json: bool = False) -> int:
+    """`vbranch watch --status`: always exit 0 (the state is the answer; `vbranch doctor` judges it)."""
+    import json
+
+    from . import ui
+    from .dirtyset import watcher_status
+
+    info = watcher_status(ws)
+    if as_json:
+        ui.write_raw(json.dumps(info, indent=2) + "\n")
+    else:
+        for text in status_lines(info):
+            ui.line(text)
+    return 0
+
+
+def stop(ws, timeout: float = STOP_WAIT) -> int:
+    """`vbranch watch --stop`: SIGTERM to the live watcher, wait until its lock is released."""
+    from . import ui
+
+    pid = watcher_pid(ws)
+    if pid is None:
+        ui.line(f"no watcher is running for {ws.top}")
+        return 0
+    if not stop_watcher(ws, timeout=timeout):
+        raise StateError(
+            f"the watcher (pid {pid}) did not stop within {timeout:.0f} s",
+            hint=f"it may be hung: `kill -KILL {pid}`; hooks and `vbranch watch --background` start a new one",
+        )
+    ui.line(f"watcher (pid {pid}) stopped; hooks start a new one at the next tool call (unless config watcher is \"off\")")
+    return 0
+
+
 def _main(argv: list[str] | None = None) -> int:
     """`python -m vbranch.watch`: what start_background runs (the same as `vbranch watch`)."""
     parser = argparse.ArgumentParser(prog="vbranch watch")
     parser.add_argument("-C", default=".", metavar="DIR")
     parser.add_argument("--background", action="store_true")
     parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--status", action="store_true")
+    what.add_argument("--stop", action="store_true")
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
         return cmd_watch(args)
