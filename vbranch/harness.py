@@ -293,6 +293,13 @@ def _path_of(payload: dict) -> str | None:
     return path
 
 
+def shared_path(ws, payload: dict) -> str | None:
+    """The absolute path of the file a Read/Write/Edit/MultiEdit payload names, when it is a shared
+    harness file of this repository (else None): what hook.py asks before calling the rest."""
+    path = _path_of(payload)
+    return path if path is not None and is_shared(ws, path, payload.get("transcript_path")) else None
+
+
 def record_read(ws, payload: dict) -> None:
     """PostToolUse of Read on a shared file: the session has now seen it.
 
