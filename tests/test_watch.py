@@ -388,3 +388,70 @@ def test_ignore_oracle(make_repo):
         assert oracle.ignored_dirs(["build"]) == set()
     finally:
         oracle.close()
+
+
+# --- watch --status / --stop ----------------------------------------------------------------------
+
+
+def _watch_args(repo: Path, **kw):
+    import argparse
+
+    return argparse.Namespace(**{"C": str(repo), "background": False, "idle_exit": None,
+                                 "status": False, "stop": False, "json": False, **kw})
+
+
+def test_status_of_a_live_watcher_and_of_none(vb, watcher):
+    repo = vb({"a.txt": "a\n"}).repo
+    assert with_ws(repo, dirtyset.watcher_status)["state"] == "stopped"
+    w = watcher(repo)
+    write(repo, "b.txt", "b\n")
+    assert wait_for(lambda: "b.txt" in dirty(repo))
+    info = with_ws(repo, dirtyset.watcher_status)
+    assert info["state"] == "trusted" and info["live"]
+    assert info["pid"] == w.proc.pid
+    assert info["started"] is not None and info["trusted_since"] is not None
+    assert info["socket"].endswith("hook.sock") and info["socket_present"]
+    assert info["dirty"] >= 1
+    lines = watch.status_lines(info)
+    assert lines[0] == f"watcher: trusted (pid {w.proc.pid})"
+    assert any("hook socket" in line for line in lines)
+    # a watcher whose heartbeat is stale (seen from 10 s later) is hung, not live
+    hung = with_ws(repo, lambda ws: dirtyset.watcher_status(ws, clock=lambda: time.time() + 10))
+    assert hung["state"] == "not responding" and not hung["live"] and hung["pid"] == w.proc.pid
+
+
+def test_status_and_stop_commands(vb, watcher, capsys):
+    import json
+
+    repo = vb({"a.txt": "a\n"}).repo
+    w = watcher(repo)
+    assert watch.cmd_watch(_watch_args(repo, status=True, json=True)) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["state"] == "trusted" and info["pid"] == w.proc.pid
+    assert watch.cmd_watch(_watch_args(repo, stop=True)) == 0
+    assert f"pid {w.proc.pid}) stopped" in capsys.readouterr().out
+    assert w.proc.wait(timeout=TIMEOUT) == 0  # a clean exit, not a kill
+    assert not live(repo)
+    assert with_ws(repo, dirtyset.watcher_status)["state"] == "stopped"
+    assert watch.cmd_watch(_watch_args(repo, stop=True)) == 0
+    assert "no watcher is running" in capsys.readouterr().out
+    assert watch.cmd_watch(_watch_args(repo, status=True)) == 0
+    assert "not running" in capsys.readouterr().out
+
+
+def test_status_and_stop_as_a_process(vb):
+    """`python -m vbranch.watch --status/--stop`: what `vbranch watch` forwards to."""
+    import json
+
+    repo = vb({"a.txt": "a\n"}).repo
+    pid = watch.start_background(repo, idle_exit=30, wait=TIMEOUT)
+    try:
+        assert wait_for(lambda: trusted(repo))
+        proc = subprocess.run([sys.executable, "-m", "vbranch.watch", "--status", "--json"], cwd=repo,
+                              capture_output=True, timeout=30)
+        assert proc.returncode == 0 and json.loads(proc.stdout)["pid"] == pid
+        proc = subprocess.run([sys.executable, "-m", "vbranch.watch", "--stop"], cwd=repo, capture_output=True, timeout=30)
+        assert proc.returncode == 0 and b"stopped" in proc.stdout
+        assert not live(repo)
+    finally:
+        with_ws(repo, watch.stop_watcher)
