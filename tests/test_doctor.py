@@ -272,3 +272,27 @@ def test_command_line(setup):
         assert with_ws(setup["repo"], watch.stop_watcher)
         report = setup["run"]()
         assert report["exit_code"] == 1 and failed(report)["watcher"]["fix"] == "vbranch watch --background"
+
+
+def test_doctor_run_by_an_agent_under_the_tracer(setup):
+    """An agent's `vbranch doctor` runs under the tracer: seccomp allows one listener, so the probe
+    cannot nest; the traced process itself is the proof. Without the tracer's mark, EBUSY is explained."""
+    from vbranch import tracer
+
+    code = ("import json, os, sys; from vbranch import doctor\n"
+            "if sys.argv[1] == 'unmarked': os.environ.pop('VBRANCH_TRACED', None)\n"
+            "probe = doctor.probe_tracer(None)\n"
+            "print(json.dumps([probe, doctor.check_attribution({'probe': probe, 'tracer_mode': None,"
+            " 'seccomp': {'platform': sys.platform}})]))")
+    env = {**setup["env"], "VBRANCH_SESSION": "agent-1"}
+    for variant in ("marked", "unmarked"):
+        proc = subprocess.run([sys.executable, "-S", tracer.__file__, "--", sys.executable, "-c", code, variant],
+                              cwd=setup["repo"], env=env, capture_output=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr.decode()
+        probe, judged = json.loads(proc.stdout)
+        if variant == "marked":
+            assert probe["traced"] and "itself runs as a traced command (session agent-1)" in probe["reason"]
+            assert judged["level"] == "ok"
+        else:
+            assert not probe["traced"] and "busy" in probe["reason"].lower()
+            assert judged["level"] == "fail" and "outside the sandbox or supervisor" in judged["fix"]

@@ -253,6 +253,11 @@ def probe_tracer(state_dir: Path | None, timeout: float = PROBE_WAIT) -> dict:
     """
     from . import tracefilter, tracer
 
+    if os.environ.get(tracer.TRACED_MARK) and _seccomp_mode() == 2:
+        # Run as an agent's Bash command, under the tracer: a second listener would get EBUSY,
+        # and this very process is the proof that tracing works here.
+        return {"traced": True, "reason": f"vbranch doctor itself runs as a traced command (session "
+                                          f"{os.environ[tracer.TRACED_MARK]})"}
     scratch = Path(tempfile.mkdtemp(prefix="vbranch-doctor-"))
     try:
         sd = scratch / ".git" / "vbranch"
@@ -290,6 +295,18 @@ def probe_tracer(state_dir: Path | None, timeout: float = PROBE_WAIT) -> dict:
         return {"traced": True, "reason": "a probe command's write was reported by seccomp user notification"}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _seccomp_mode() -> int | None:
+    """This process's seccomp mode (/proc/self/status: 0 none, 2 filtered), None when unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Seccomp:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _ended_log(folder: Path, timeout: float) -> list[str] | None:
@@ -461,6 +478,9 @@ def check_attribution(facts: dict) -> dict:
     platform = facts["seccomp"]["platform"]
     if not platform.startswith("linux"):
         fix = None  # nothing to install: seccomp is Linux's
+    elif "busy" in probe["reason"].lower():
+        fix = ("run vbranch doctor outside the sandbox or supervisor this shell runs under (it already holds "
+               "seccomp's one listener), to see whether the tracer works there")
     elif "libseccomp" in probe["reason"] or "filter" in probe["reason"]:
         fix = "install libseccomp (Debian/Ubuntu: sudo apt-get install libseccomp2) and pyseccomp (pip install pyseccomp)"
     else:
