@@ -64,7 +64,8 @@ def test_fresh_install_each_scope(tmp_path, scope, rel):
         hook = groups[0]["hooks"][0]
         assert hook["type"] == "command" and inst.is_ours(hook)
         assert hook["command"] == f"{shlex.quote(sys.executable)} -S {shlex.quote(str(Path(hookclient.__file__)))} hook"
-        assert groups[0].get("matcher") == (TOOLS if "Tool" in event else None)
+        # Read too after it: what a session saw of a shared memory file (harness.py)
+        assert groups[0].get("matcher") == (TOOLS + "|Read" if event == "PostToolUse" else TOOLS if "Tool" in event else None)
     timeouts = {e: g[0]["hooks"][0]["timeout"] for e, g in data["hooks"].items()}
     assert timeouts["PreToolUse"] == timeouts["PostToolUse"] == timeouts["PostToolUseFailure"] == 30
     assert timeouts["Stop"] == 60 and timeouts["SessionEnd"] == 5

@@ -208,6 +208,18 @@ def cmd_rescue(args) -> int:
     return 0
 
 
+def cmd_memory_log(args) -> int:
+    from .harness import cli_log
+
+    return cli_log(args)
+
+
+def cmd_memory_restore(args) -> int:
+    from .harness import cli_restore
+
+    return cli_restore(args)
+
+
 def cmd_log(args) -> int:
     from . import ui
     from .branching import branch_log
@@ -284,6 +296,19 @@ def cmd_install(args) -> int:
         if NOTES.get(args.agent):
             ui.line(NOTES[args.agent])
     return 0
+
+
+def cmd_doctor(args) -> int:
+    import json
+
+    from . import doctor, ui
+
+    report = doctor.run(args.C)
+    if args.json:
+        ui.write_raw(json.dumps(report, indent=2) + "\n")
+    else:
+        ui.show_doctor(report)
+    return report["exit_code"]  # 0 nothing failed (warnings allowed), 1 a problem
 
 
 def cmd_watch(args) -> int:
@@ -555,6 +580,16 @@ def build_parser():
     p.add_argument("--list", action="store_true", help="only list what is kept")
     p.set_defaults(func=cmd_rescue)
 
+    p = sub.add_parser("memory", help="shared Claude Code files outside the repository (auto memory, skills, CLAUDE.md): every version kept")
+    memory = p.add_subparsers(dest="memory_command", required=True, metavar="ACTION")
+    m = memory.add_parser("log", help="every journaled version, with the session that wrote it")
+    m.add_argument("path", nargs="?", metavar="PATH", help="only this file (absolute, or relative to the current directory)")
+    m.set_defaults(func=cmd_memory_log)
+    m = memory.add_parser("restore", help="write a journaled version back as the file's content (the current one is kept)")
+    m.add_argument("path", metavar="PATH")
+    m.add_argument("version", type=int, metavar="VERSION")
+    m.set_defaults(func=cmd_memory_restore)
+
     p = sub.add_parser("log", help="a branch's commits")
     p.add_argument("branch", metavar="BRANCH")
     p.set_defaults(func=cmd_log)
@@ -581,10 +616,19 @@ def build_parser():
         p.set_defaults(func=cmd_install, uninstall=removing)
 
     p = sub.add_parser("watch", help="record every change in the working tree (one watcher per repository)")
-    p.add_argument("--background", action="store_true", help="start a detached watcher unless one is live, then return")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--background", action="store_true", help="start a detached watcher unless one is live, then return")
+    what.add_argument("--status", action="store_true",
+                      help="the live watcher: pid, since when, trusted or recovering, hook socket, dirty-set size")
+    what.add_argument("--stop", action="store_true", help="stop the live watcher (SIGTERM, then wait for it)")
+    p.add_argument("--json", action="store_true", help="with --status: machine-readable output")
     p.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
                    help="exit after SECONDS with no live session and no change (default: never; 300 with --background)")
     p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("doctor", help="check the setup (repository, hooks, tracer, watcher, config, Claude Code); each problem with its fix")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("demo", help="play three sessions in a throwaway repository")
     p.add_argument("--dir", help="build the demo repository here (default: a temporary directory)")

@@ -212,6 +212,12 @@ def _taken_notice(ws: Workspace, payload: dict, taken: list, output: str | None)
 def _post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     tool = payload.get("tool_name")
     session, tool_use_id = payload["session_id"], payload.get("tool_use_id") or ""
+    if tool == "Read":  # what a session has seen of a shared harness file (harness.py)
+        if payload["hook_event_name"] == "PostToolUse":
+            from . import harness
+
+            harness.record_read(ws, payload)
+        return None
     if tool in claude.FILE_TOOLS:
         if payload["hook_event_name"] == "PostToolUseFailure":
             # The tool wrote nothing: whatever changed meanwhile is someone else's (a snapshot finds it).
@@ -220,6 +226,9 @@ def _post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
         try:
             rel = _target(ws, payload)
         except PathError:
+            from . import harness
+
+            harness.record_write(ws, payload)  # a shared harness file outside the repository: journaled
             return None  # refused or outside: nothing of ours was written
         if rel is None:
             return None
@@ -318,7 +327,14 @@ def _pre_write(ws: Workspace, payload: dict, cfg: dict) -> str | None:
         rel = _target(ws, payload)
     except PathError as error:
         # Outside the repository nothing belongs to a branch and nothing escapes (memory, plans, /tmp): allowed
-        # unless guard_outside asks for the worktree-era rule.
+        # unless guard_outside asks for the worktree-era rule. Files all sessions share there (Claude Code's
+        # memory, skills, CLAUDE.md) get the line guard without branches.
+        from . import harness
+
+        if harness.shared_path(ws, payload) is not None and cfg["guard_lines"] != "off":
+            reason = harness.check_write(ws, payload)
+            if reason:
+                return _decide(cfg["guard_lines"], reason)
         return _decide(cfg["guard_outside"], f"vbranch: {error.message}. Writes must stay inside the repository {ws.top} so they land on this session's branch.")
     if rel is None:
         return None
