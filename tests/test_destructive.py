@@ -111,6 +111,9 @@ CORPUS = [
     "cat /dev/null > sub/mod.py", "git archive HEAD | tar -x -f -", "install -m 644 /dev/null shared.txt",
     "find . -name notes-a.txt -delete", "find . -name '*.py' -not -path './.git/*' -exec rm {} +",
     "ln -sf other.txt notes-a.txt", "head -1 shared.txt > ../t && mv ../t shared.txt",
+    # destructive, but only to what nobody else changed: the guard lets them run
+    "echo junk > other.txt && git checkout -- other.txt", "git restore other.txt", "cd sub && git checkout -- ../other.txt",
+    "git clean -fd -- build/", "rm -f other.txt",
 ]
 
 
@@ -124,13 +127,12 @@ def results(request):
     ways: dict[str, list[str]] = {}
     for command, way in found.items():
         ways.setdefault(way, []).append(command)
-    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-    write = terminal.write_line if terminal else print
-    write("")
-    write("destructive corpus: " + ", ".join(f"{way} {len(commands)}" for way, commands in sorted(ways.items())))
+    lines = ["", "destructive corpus: " + ", ".join(f"{way} {len(commands)}" for way, commands in sorted(ways.items()))]
     if request.config.getoption("verbose") > 0 or "LOST" in ways:
-        for command, way in found.items():
-            write(f"  {way:8} {command!r}")
+        lines += [f"  {way:8} {command!r}" for command, way in found.items()]
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print("\n".join(lines))
 
 
 def a_work_in(files: dict[str, bytes]) -> list[str]:
