@@ -59,10 +59,10 @@ QUICK = {"files": 300, "loop": 20, "writes": 200, "reps": 2, "pytest_reps": 1, "
 
 
 def many_writes_command(count: int) -> str:
-    program = ("import os, sys; n = int(sys.argv[1]); os.makedirs('bench-out/many', exist_ok=True)\n"
-               "for r in range(2):\n"
-               "    for i in range(n):\n"
-               "        with open(f'bench-out/many/f{i}.txt', 'w') as f: f.write(f'{r} {i}\\n')")
+    program = ('import os, sys; n = int(sys.argv[1]); os.makedirs("bench-out/many", exist_ok=True)\n'
+               'for r in range(2):\n'
+               '    for i in range(n):\n'
+               '        with open(f"bench-out/many/f{i}.txt", "w") as f: f.write(f"{r} {i}\\n")')
     return f"{shlex.quote(sys.executable)} -c {shlex.quote(program)} {count}"
 
 
@@ -151,11 +151,16 @@ def measure(name: str, command: str, cwd: Path, reps: int, env: dict, progress) 
                 if not seen["traced"]:
                     raise RuntimeError(f"{name}: the command ran untraced: {seen['why_not'] or 'no trace log'}")
                 events.append(seen["write_events"])
-    bare, traced = statistics.median(times["bare"]), statistics.median(times["traced"])
-    return {"command": command, "reps": reps, "bare_s": [round(t, 4) for t in times["bare"]],
-            "traced_s": [round(t, 4) for t in times["traced"]], "bare_median_s": round(bare, 4),
-            "traced_median_s": round(traced, 4), "ratio": round(traced / bare, 3), "extra_ms": round((traced - bare) * 1000, 1),
-            "traced_write_events": events[-1] if events else None}
+    return summarize(command, reps, times["bare"], times["traced"], events[-1] if events else None)
+
+
+def summarize(command: str, reps: int, bare_s: list[float], traced_s: list[float], events: int | None) -> dict:
+    """Medians, their ratio, and the median of each alternating pair's ratio (less swayed by load drifting over the run)."""
+    bare, traced = statistics.median(bare_s), statistics.median(traced_s)
+    pairs = statistics.median(t / b for b, t in zip(bare_s, traced_s))
+    return {"command": command, "reps": reps, "bare_s": [round(t, 4) for t in bare_s], "traced_s": [round(t, 4) for t in traced_s],
+            "bare_median_s": round(bare, 4), "traced_median_s": round(traced, 4), "ratio": round(traced / bare, 3),
+            "pair_ratio_median": round(pairs, 3), "extra_ms": round((traced - bare) * 1000, 1), "traced_write_events": events}
 
 
 def first_command(path: Path, env: dict) -> float:
@@ -190,16 +195,19 @@ def markdown(r: dict) -> str:
              f"{r['config']['pytest_reps']}, true: {r['config']['true_reps']}); bare = `bash -c '<command>'`, traced = "
              "`python -S vbranch/tracer.py '<command>'` with CLAUDE_CODE_SESSION_ID set, in a repository where `vbranch init` "
              f"ran. vbranch at {r['checkout']}.", "",
-             "| workload | bare median | traced median | traced / bare | extra per run | paths logged per traced run (inside the repository) |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| workload | bare median | traced median | traced / bare (medians) | median of pair ratios | extra per run | "
+             "paths logged per traced run (inside the repository) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, w in r["workloads"].items():
         lines.append(f"| {name} | {w['bare_median_s'] * 1000:.0f} ms | {w['traced_median_s'] * 1000:.0f} ms | {w['ratio']:.2f}x | "
-                     f"{w['extra_ms']:.0f} ms | {w['traced_write_events']} |")
+                     f"{w['pair_ratio_median']:.2f}x | {w['extra_ms']:.0f} ms | {w['traced_write_events']} |")
     g = r["goal"]
     lines += ["", f"Goal (issue 10): {g['goal']}: {g['value']:.2f}x, {'met' if g['met'] else 'NOT met'}.", "",
               f"The first traced command in a freshly initialised repository (it builds the seccomp filter once): "
               f"{r['first_command_ms']:.0f} ms.", "", "Workloads:", ""]
     lines += [f"- {name}: `{w['command'][:300]}`" for name, w in r["workloads"].items()]
+    lines += ["", "Every run, in seconds (bare and traced of one repetition ran back to back):", ""]
+    lines += [f"- {name}: bare {w['bare_s']}; traced {w['traced_s']}" for name, w in r["workloads"].items() if name != "true"]
     lines += ["", f"Machine: {m['platform']} (kernel {m['kernel']}), {m['cpus']} CPUs, Python {m['python']}, {m['git']}. "
               f"Load average (1/5/15 min) before {fmt_load(r['load_average_before'])}, after {fmt_load(r['load_average_after'])}: "
               "other work on the machine slows bare and traced runs alike, which is why they alternate.", ""]
@@ -251,10 +259,10 @@ def main(argv=None) -> int:
               "tracer_command": install.tracer_command(), "first_command_ms": round(first_ms, 1), "workloads": workloads,
               "goal": {"goal": f"git-status-loop traced / bare <= {GOAL:.2f}", "value": loop["ratio"], "met": loop["ratio"] <= GOAL},
               "load_average_before": load_before, "load_average_after": load()}
-    print(f"{'workload':40} {'bare ms':>9} {'traced ms':>10} {'ratio':>6} {'extra ms':>9} {'logged':>7}")
+    print(f"{'workload':40} {'bare ms':>9} {'traced ms':>10} {'ratio':>6} {'pairs':>6} {'extra ms':>9} {'logged':>7}")
     for name, w in workloads.items():
         print(f"{name:40} {w['bare_median_s'] * 1000:>9.0f} {w['traced_median_s'] * 1000:>10.0f} {w['ratio']:>6.2f} "
-              f"{w['extra_ms']:>9.0f} {w['traced_write_events']!s:>7}")
+              f"{w['pair_ratio_median']:>6.2f} {w['extra_ms']:>9.0f} {w['traced_write_events']!s:>7}")
     print(f"{result['goal']['goal']}: {loop['ratio']:.2f} -> {'met' if result['goal']['met'] else 'NOT met'}")
     print(f"first traced command in a fresh repository: {first_ms:.0f} ms; load average before {fmt_load(load_before)}, "
           f"after {fmt_load(result['load_average_after'])}")

@@ -1,5 +1,6 @@
-"""`python -m benchmarks.compare --quick` end to end: every correctness check holds and every
-figure is there for both strategies. Timings are never asserted: they depend on the machine."""
+"""`python -m benchmarks.compare --quick` and `python -m benchmarks.bench_tracer --quick` end to end:
+every correctness check holds and every figure is there. Timings are never asserted: they depend on
+the machine."""
 from __future__ import annotations
 
 import importlib.util
@@ -30,7 +31,12 @@ def test_quick_comparison_is_correct_and_complete(tmp_path):
             assert [f for f in report.FIGURES if f not in run] == [], (n, strategy)
             assert run["checks"]["branches_ok"] and run["checks"]["final_ok"] and run["checks"]["workdir_clean"]
         [vb] = [r for r in result["runs"] if r["n"] == n and r["strategy"] == "vbranch"]
+        assert [f for f in report.VBRANCH_FIGURES if f not in vb] == [], n
         assert vb["hook_call_ms"]["count"] > 0 and vb["change_overhead_ms"]["count"] > 0
+        assert vb["command_ms"]["count"] == n  # one shell command per session, run under the tracer
+        for when in ("status_after_commit", "status_after_landing"):
+            assert isinstance(vb[when]["contested"], int) and isinstance(vb[when]["unattributed"], int)
+        assert result["correctness"][f"n{n}.vbranch.commands_traced"] and result["correctness"][f"n{n}.vbranch.watcher_live"]
         assert result["final_trees_identical"][str(n)]
     assert result["env"] and result["env"][0]["ok"]
     assert result["overlap"]["summary"]["vbranch_denials"] == 1
@@ -39,3 +45,20 @@ def test_quick_comparison_is_correct_and_complete(tmp_path):
 
     if importlib.util.find_spec("matplotlib"):  # charts are optional: matplotlib is not a vbranch dependency
         assert list(tmp_path.glob("compare-*.png")), "matplotlib is installed but no chart was drawn"
+
+
+def test_quick_tracer_benchmark_is_complete(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_tracer", "--quick", "--no-pytest", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+    [data] = tmp_path.glob("tracer-*.json")
+    assert data.with_suffix(".md").exists()
+    result = json.loads(data.read_text())
+    assert set(result["workloads"]) >= {"true"} and len(result["workloads"]) == 3
+    for name, w in result["workloads"].items():
+        assert len(w["bare_s"]) == len(w["traced_s"]) == w["reps"] > 0, name
+        assert w["ratio"] > 0, name
+    loop = next(w for name, w in result["workloads"].items() if name.startswith("git-status-loop"))
+    assert loop["traced_write_events"] > 0  # the tracer logged the loop's writes: it really traced
+    assert result["machine"]["cpus"] and result["machine"]["kernel"] and result["load_average_before"]
