@@ -476,7 +476,8 @@ def _named_paths(ws: Workspace, payload: dict) -> list[str] | None:
 
 def _git_conflict(ws: Workspace, payload: dict, command: str) -> str | None:
     cwd = Path(payload.get("cwd") or ws.top)
-    for risk in guard.git_risks(command, is_path=lambda arg: (cwd / arg).exists()):
+    risks = guard.git_risks(command, is_path=lambda arg: (cwd / arg).exists(), aliases=_git_aliases(ws), top=str(ws.top))
+    for risk in risks:
         branch = _branch_name(ws, payload["session_id"])
         if risk.kind == "commit":
             return (
@@ -502,6 +503,14 @@ def _git_conflict(ws: Workspace, payload: dict, command: str) -> str | None:
                 "Revert only your own lines, by editing them."
             )
     return None
+
+
+def _git_aliases(ws: Workspace) -> dict[str, str]:
+    """The repository's git aliases, so that `git st` is read as what it runs."""
+    from . import gitcli
+
+    out = gitcli.git(ws.top, "config", "-z", "--get-regexp", r"^alias\.", check=False)  # exit 1: no alias at all
+    return guard.aliases_from_config(out.decode("utf-8", "replace"))
 
 
 def _others_changes_under(ws: Workspace, payload: dict, specs: list[Path]) -> list[str]:
