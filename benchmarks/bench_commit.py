@@ -1,7 +1,7 @@
 """Time `vbranch commit --all` against plain `git add -A && git commit`.
 
     python -m benchmarks.bench_commit [--files 30000] [--branches 8]
-                                      [--per-branch 10] [--repeat 5]
+                                      [--per-branch 10] [--repeat 5] [--rounds 6]
 
 Two identical generated repositories get the same combined change: each of
 B sessions edits P files of its own. In one, the sessions record their files
@@ -11,6 +11,12 @@ commit commands are timed. Before every repetition both repositories are put
 back to the same state (base commit, no vbranch state) and the change is
 re-applied, so repetitions are comparable. Medians and the vbranch/git ratio
 are printed and written to benchmarks/results/commit-<date>.json.
+
+With --rounds R (> 1) the repositories are not reset between commits: in each
+of R rounds every session edits P more files of its own, records them and the
+two sides commit, as a working day goes. Each round is timed once per side,
+so the round-by-round ratio shows whether commit cost follows the change
+(flat) or everything the branches own (growing). --repeat does not apply.
 """
 
 import argparse
@@ -211,6 +217,66 @@ def bench(args, tmp):
             "vbranch_error": error}
 
 
+def bench_rounds(args, tmp):
+    """R rounds on one pair of repositories, no reset: each round P more files per session."""
+    error = None if vbranch_available() else "vbranch CLI not importable; vbranch side skipped"
+    repos, gen = {}, {}
+    for side in ("git", "vbranch"):
+        start = time.perf_counter()
+        repos[side] = corpus.make_repo(tmp / side, args.files, seed=args.seed)
+        gen[side + "_repo"] = round(time.perf_counter() - start, 2)
+    base = git(repos["git"], "rev-parse", "HEAD").strip()
+    chosen = corpus.pick_files(repos["git"], args.branches, args.per_branch * args.rounds, seed=args.seed)
+    if error is None:
+        vbranch(repos["vbranch"], "init")
+    rounds, checks = [], {}
+    for r in range(args.rounds):
+        groups = [paths[r * args.per_branch:(r + 1) * args.per_branch] for paths in chosen]
+        for repo in repos.values():
+            apply_change(repo, groups)
+        if error is None:
+            for i, paths in enumerate(groups):
+                vbranch(repos["vbranch"], "record", "--session", "s%d" % i, *paths)
+        for repo in repos.values():
+            settle(repo)
+        row = {"round": r + 1, "owned_files": args.branches * args.per_branch * (r + 1)}
+        for side in ("git", "vbranch") if r % 2 == 0 else ("vbranch", "git"):
+            if side == "git":
+                row["git"] = round(time_git(repos["git"]), 4)
+            elif error is None:
+                try:
+                    row["vbranch"] = round(time_vbranch(repos["vbranch"]), 4)
+                except RuntimeError as exc:
+                    error = str(exc)
+        if "vbranch" in row:
+            row["ratio"] = round(row["vbranch"] / row["git"], 2)
+        rounds.append(row)
+        print("  round %d/%d: %s" % (r + 1, args.rounds, row), file=sys.stderr)
+    done = [[p for paths in chosen for p in paths[:args.per_branch * args.rounds]]]
+    keep_failure(checks, "git", check_git(repos["git"], base, len(done[0])))
+    if error is None:
+        keep_failure(checks, "vbranch", check_vbranch(repos["vbranch"], base, chosen))
+    return {"params": {"files": args.files, "branches": args.branches, "per_branch": args.per_branch,
+                       "rounds": args.rounds, "seed": args.seed},
+            "generate_seconds": gen, "rounds": rounds, "checks": checks, "vbranch_error": error}
+
+
+def print_rounds(result):
+    p = result["params"]
+    print("commit benchmark, %d rounds: %d files, %d branches x %d more files per round (seed %d)"
+          % (p["rounds"], p["files"], p["branches"], p["per_branch"], p["seed"]))
+    print("  %5s %7s %9s %9s %7s" % ("round", "owned", "git", "vbranch", "ratio"))
+    for row in result["rounds"]:
+        print("  %5d %7d %8.3fs %8s %7s" % (row["round"], row["owned_files"], row["git"],
+              "%.3fs" % row["vbranch"] if "vbranch" in row else "n/a",
+              "%.2fx" % row["ratio"] if "ratio" in row else "n/a"))
+    if result["vbranch_error"]:
+        print("  vbranch: %s" % result["vbranch_error"])
+    for side, check in result["checks"].items():
+        if not check["ok"]:
+            print("  WARNING: %s result check failed: %s" % (side, check))
+
+
 def print_table(result):
     p = result["params"]
     print("commit benchmark: %d files, %d branches x %d files, %d repetitions (seed %d)"
@@ -235,18 +301,20 @@ def main(argv=None):
     parser.add_argument("--branches", type=int, default=8)
     parser.add_argument("--per-branch", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="commit R times without resetting, P more files per session each round")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="result file (default: benchmarks/results/commit-<date>.json)")
     args = parser.parse_args(argv)
     now = datetime.datetime.now(datetime.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="vbranch-bench-") as tmp:
-        result = bench(args, Path(tmp))
+        result = (bench_rounds if args.rounds > 1 else bench)(args, Path(tmp))
     result = {"date": now.date().isoformat(), "started": now.isoformat(timespec="seconds"),
               "machine": machine(), "load_average": os.getloadavg(), **result}
     out = args.out or RESULTS / ("commit-%s.json" % result["date"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print_table(result)
+    (print_rounds if args.rounds > 1 else print_table)(result)
     print("  written to %s" % out)
     return 0
 

@@ -301,3 +301,87 @@ def test_claim_and_disown_settle_only_the_sessions_own_part(vb):
     assert v.status().contested == []
     v.commit()
     assert v.files_of("a")["f.txt"] == b"1\n2\nAB\n" and v.files_of("c")["f.txt"] == b"C\n2\n3\n"
+
+
+# Commit in O(change): a commit builds only the paths whose records changed since the last one.
+
+
+def _spy_edits(monkeypatch):
+    """Record the paths of every top-level gitops.edit_tree call (recursive calls are not counted)."""
+    from vbranch import gitops
+
+    real, depth, edits = gitops.edit_tree, [0], []
+
+    def spy(repo, tree, changes):
+        if depth[0] == 0:
+            edits.append(sorted(changes))
+        depth[0] += 1
+        try:
+            return real(repo, tree, changes)
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(gitops, "edit_tree", spy)
+    return edits
+
+
+def test_commit_builds_only_the_changed_path(vb, monkeypatch):
+    files = {f"d{i}/f{j}.txt": f"{i} {j}\n" for i in range(4) for j in range(6)}
+    v = vb(files)
+    for i in range(4):
+        for j in range(6):
+            v.edit(f"s{i}", f"d{i}/f{j}.txt", f"{i} {j}\nmine {i}\n")
+    commit_all(v)
+    before = {f"s{i}": v.files_of(f"s{i}") for i in range(4)}
+    v.edit("s2", "d2/f3.txt", "2 3\nmine 2\nagain\n")
+    edits = _spy_edits(monkeypatch)
+    report = commit_all(v)
+    # One branch tree edited along one path, and the workspace tree along that path: nothing else built.
+    assert edits == [["d2/f3.txt"], ["d2/f3.txt"]]
+    assert [c[0] for c in report.committed] == [v.branch_of("s2")]
+    assert [c[2] for c in report.committed] == [["d2/f3.txt"]]
+    assert sorted(report.unchanged) == sorted(v.branch_of(f"s{i}") for i in (0, 1, 3))
+    after = {f"s{i}": v.files_of(f"s{i}") for i in range(4)}
+    assert after["s2"] == {**before["s2"], "d2/f3.txt": b"2 3\nmine 2\nagain\n"}
+    assert all(after[s] == before[s] for s in ("s0", "s1", "s3"))
+    assert git(v.repo, "status", "--porcelain") == ""
+    # Nothing new at all: no tree is built.
+    edits.clear()
+    assert commit_all(v).committed == []
+    assert edits == []
+
+
+def test_incremental_commit_matches_a_whole_build(vb, monkeypatch):
+    """After every commit, each branch and the workspace equal what a build from scratch gives."""
+    from vbranch import committing, gitops
+
+    v = vb({"f.txt": "".join(f"l{i}\n" for i in range(12)), "g.txt": "g\n"})
+    steps = [
+        ("a", "f.txt", lambda t: t.replace("l1\n", "A1\n")),
+        ("b", "f.txt", lambda t: t.replace("l5\n", "B5\n")),
+        ("a", "g.txt", lambda t: t + "a\n"),
+        ("b", "f.txt", lambda t: t.replace("B5\n", "l5\n")),  # b takes its change back
+        ("c", "new.txt", lambda t: "c\n"),
+        ("a", "f.txt", lambda t: t.replace("l9\n", "")),
+    ]
+    for session, path, change in steps:
+        full = v.repo / path
+        v.edit(session, path, change(full.read_text() if full.exists() else ""))
+        commit_all(v)
+        ws = v.ws()
+        try:
+            repo = gitops.open_repo(ws.top)
+            records = ws.store.files()
+            base_tree = gitops.tree_of(repo, ws.base)
+            for branch in ws.store.branches():
+                head = gitops.head_of(repo, branch.ref)
+                whole = gitops.edit_tree(repo, base_tree, committing.branch_changes(records, branch.id))
+                assert (gitops.tree_of(repo, head).id if head else base_tree.id) == whole
+            workspace = gitops.head_of(repo, "refs/heads/vbranch/workspace")
+            with monkeypatch.context() as m:
+                m.setattr(committing, "_changed_since", lambda *a: None)  # built whole from the base
+                new, _old = committing.build_workspace(ws, repo, records, ws.base)
+            assert repo[new].tree_id == repo[workspace].tree_id
+        finally:
+            ws.close()
+    assert git(v.repo, "status", "--porcelain") == ""

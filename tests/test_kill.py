@@ -271,3 +271,58 @@ def test_an_interrupted_operation_that_cannot_be_finished_is_explained(tmp_path,
     stale.unlink()
     vbranch(repo, "status")
     assert outcome(repo) == after
+
+
+def _branches_exact(repo: Path) -> None:
+    """Every branch's tree is base + its own items, and the workspace merges them (a build from scratch)."""
+    from vbranch import gitops
+
+    ws = open_state(repo)
+    try:
+        grepo = gitops.open_repo(ws.top)
+        records = ws.store.files()
+        base_tree = gitops.tree_of(grepo, ws.base)
+        for branch in ws.store.branches():
+            whole = gitops.edit_tree(grepo, base_tree, committing.branch_changes(records, branch.id))
+            head = gitops.head_of(grepo, branch.ref)
+            assert (gitops.tree_of(grepo, head).id if head else base_tree.id) == whole, branch.name
+    finally:
+        ws.close()
+    assert git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("where", ["before-log", "intent", "refs"])
+def test_a_commit_interrupted_anywhere_leaves_the_next_commit_exact(tmp_path, monkeypatch, where):
+    """The commit marks (what each head was built from) commit with the operation: a commit
+    killed before its log, or after it, never lets the next commit build on the wrong head."""
+    repo = make_template(tmp_path, "a")
+    v = VB(repo)
+    v.edit("a", "own/a.txt", "a's own file, changed\n")
+    v.edit("b", "own/b.txt", "b's own file, changed\n")
+    if where == "before-log":
+        monkeypatch.setattr(oplog, "capture", lambda *a, **k: (_ for _ in ()).throw(Killed()))
+    elif where == "intent":
+        monkeypatch.setattr(oplog, "carry_out", lambda *a, **k: (_ for _ in ()).throw(Killed()))
+    else:
+        real = oplog.gitcli.update_refs
+
+        def die_after(*args, **kwargs):
+            real(*args, **kwargs)
+            raise Killed()
+
+        monkeypatch.setattr(oplog.gitcli, "update_refs", die_after)
+    ws = open_state(repo)
+    try:
+        with pytest.raises(Killed):
+            committing.commit(ws, None, None, v.at())
+    finally:
+        ws.lock.depth, ws.lock.fd = 0, None
+        ws.close()
+    monkeypatch.undo()
+    v.edit("a", "own/a.txt", "a's own file, changed twice\n")
+    v.edit("c", "src/f1.txt", (repo / "src/f1.txt").read_text().replace("file 1 line 30\n", "c again\n"))
+    v.commit()
+    _branches_exact(repo)
+    assert v.files_of("a")["own/a.txt"] == b"a's own file, changed twice\n"
+    assert v.files_of("b")["own/b.txt"] == b"b's own file, changed\n"
+    fsck_clean(repo)

@@ -394,3 +394,40 @@ def test_update_retires_branches_squashed_together_upstream(vb):
     assert [b.name for b in v.status().branches] == ["session-c"]
     assert (v.repo / "f.txt").read_bytes() == b"A\nB\n3\nC\n"
     assert git(v.repo, "status", "--porcelain") == " M f.txt\n"
+
+
+# Land in O(what the landed branch touched).
+
+
+def _rows(v: VB) -> dict[str, tuple]:
+    ws = v.ws()
+    try:
+        return {r[0]: tuple(r) for r in ws.store.db.execute("SELECT path, base, known, items, owners, stat FROM files")}
+    finally:
+        ws.close()
+
+
+def test_landing_leaves_records_it_did_not_touch_alone(vb, monkeypatch):
+    from vbranch import store
+
+    v = three_sessions(vb)
+    for i in range(6):
+        v.edit("b", f"b{i}.txt", f"b {i}\n")
+        v.edit("c", f"c{i}.txt", f"c {i}\n")
+    v.commit()
+    before = _rows(v)
+    written, rebased = [], []
+    real_put, real_rebase = store.Store.put_file, landing.rebase_record
+    monkeypatch.setattr(store.Store, "put_file", lambda self, rec: (written.append(rec.path), real_put(self, rec))[1])
+    monkeypatch.setattr(landing, "rebase_record", lambda rec, b: (rebased.append(rec.path), real_rebase(rec, b))[1])
+    land(v, "a")
+    touched_by_a = {"f.txt", "a.txt"}
+    assert set(rebased) == touched_by_a and set(written) == touched_by_a
+    after = _rows(v)
+    for path in set(before) - touched_by_a:
+        assert after[path] == before[path], path  # byte for byte, stat signature included
+    assert tree_files(v.repo, "refs/heads/main")["a.txt"] == b"new from a\n"
+    # The others still hold exactly their own lines on the new base.
+    assert v.files_of("c")["c3.txt"] == b"c 3\n" and "b3.txt" not in v.files_of("c")
+    assert v.files_of("b")["b3.txt"] == b"b 3\n" and v.files_of("b")["a.txt"] == b"new from a\n"
+    assert git(v.repo, "status", "--porcelain") == ""

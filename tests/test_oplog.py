@@ -249,3 +249,47 @@ def test_oplog_undo_and_restore_on_the_command_line(make_repo):
     assert "restored the state after operation 3" in vbranch("restore", "3")
     assert tree_files(repo, "main") == {"f.txt": b"one\n2\n"}
     assert git(repo, "status", "--porcelain") == ""
+
+
+# Bounded state: the oplog, its records and the events stay within oplog.KEEP_*.
+
+
+def test_oplog_and_events_stay_bounded_and_undo_works_in_the_window(vb, monkeypatch):
+    from vbranch import oplog
+
+    monkeypatch.setattr(oplog, "KEEP_SNAPSHOTS", 6)
+    monkeypatch.setattr(oplog, "KEEP_OPS", 10)
+    monkeypatch.setattr(oplog, "KEEP_EVENTS", 15)
+    monkeypatch.setattr(oplog, "COMPACT_EVERY", 3)
+    v = vb({"f.txt": "".join(f"line {i}\n" for i in range(1, 40))})
+    for i in range(30):  # each round: a new version of the record, recorded (an event) and committed (an op)
+        v.edit("a", "f.txt", (v.repo / "f.txt").read_text().replace(f"line {i + 1}\n", f"A{i}\n"))
+        v.commit()
+        ws = _any(v)
+        try:
+            snaps = ws.store.snapshot_ops()
+            assert len(snaps) <= 6 + 3 and len(ws.store.op_ids()) <= 10 + 3
+            assert ws.store.count_events() <= 15 + 3 * 2
+            # Only records a kept snapshot names are kept (each version of f.txt, once).
+            assert ws.store.count_records() <= 2 * (6 + 3)
+        finally:
+            ws.close()
+    ws = _any(v)
+    try:
+        rows = ws.store.op_rows()
+        assert not rows[0].restorable and rows[-1].restorable
+        # Every kept snapshot still restores: its records are all there.
+        for op_id in ws.store.snapshot_ops():
+            for blob in ws.store.op_snapshots(op_id):
+                for digest in oplog.unpack(blob)["files"].values():
+                    ws.store.kept_record(digest)
+    finally:
+        ws.close()
+    head = git(v.repo, "rev-parse", "refs/heads/session-a").strip()
+    undo(v)  # the last commit, undone within the window
+    assert git(v.repo, "rev-parse", "refs/heads/session-a").strip() == git(v.repo, "rev-parse", head + "^").strip()
+    assert (v.repo / "f.txt").read_text().startswith("A0\nA1\n")  # later work kept in the file
+    assert "A29" in tree_files(v.repo, head)["f.txt"].decode()
+    restore(v, last_op(v) - 1)  # back to the state after that commit
+    assert git(v.repo, "rev-parse", "refs/heads/session-a").strip() == head
+    assert git(v.repo, "status", "--porcelain") == ""

@@ -8,7 +8,6 @@ touched.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from . import gitcli, gitops
@@ -26,6 +25,8 @@ class CommitReport:
     # Contested changes a branch shares: left out of its commit (the rest commits) until settled.
     held_back: dict[str, list[Conflict]] = field(default_factory=dict)
     unapplied: list[str] = field(default_factory=list)  # named but unapplied: not committed
+    # branch id -> (head, base, {path: digest or None}, replace all): for store.set_commit_marks
+    marks: dict[int, tuple] = field(default_factory=dict, repr=False)
 
 
 def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str) -> CommitReport:
@@ -43,19 +44,37 @@ def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str)
         repo = gitops.open_repo(ws.top)
         report, updates = plan_commits(ws, repo, branches, records, message)
         report.unapplied = parked
+
+        def remember() -> None:  # what each head was built from: the next commit starts there
+            for branch_id, (head, base, changed, replace) in report.marks.items():
+                ws.store.set_commit_marks(branch_id, head, base, changed, replace)
+            ws.store.prune_commit_marks()
+
         if updates:
             heads = {ref: new for ref, new, _old in updates}
             new_ws, old_ws = build_workspace(ws, repo, records, ws.base, heads)
             refs = updates + ([(WORKSPACE_REF, new_ws, old_ws)] if new_ws != old_ws else [])
             detail = {"branches": [name for name, _, _ in report.committed], "refs": {ref: [old, new] for ref, new, old in updates}}
-            perform(ws, at, "commit", detail, {"refs": refs, "index": ["sync", old_ws, new_ws]})
+            perform(ws, at, "commit", detail, {"refs": refs, "index": ["sync", old_ws, new_ws]}, remember)
+        elif any(changed or replace for _h, _b, changed, replace in report.marks.values()):
+            with ws.store.tx():  # facts about commits that exist already: no operation to log
+                remember()
         return report
 
 
 def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[FileOwnership], message: str | None):
-    """Each branch's next commit, written to the object database: (report, ref updates)."""
+    """Each branch's next commit, written to the object database: (report, ref updates).
+
+    A branch whose head is the one its marks (store.commit_marks) were taken at
+    is built on that head along the records whose digest changed since: a branch
+    with nothing new costs a comparison of digests. Otherwise (first commit, a
+    landing or undo moved the head, the base moved) it is built whole from the base.
+    """
     contested = conflicts(records)
     base_tree = gitops.tree_of(repo, ws.base)
+    base_key = ws.base or ""
+    digests = ws.store.raw_digests()
+    by_path = {rec.path: rec for rec in records}
     report = CommitReport()
     updates = []
     for branch in branches:
@@ -63,18 +82,43 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
         if mine:  # ambiguity holds back only its own lines: a branch's tree has only what it owns alone
             report.held_back[branch.name] = mine
         head = gitops.head_of(repo, branch.ref)
-        changes = branch_changes(records, branch.id)
-        tree = gitops.edit_tree(repo, base_tree, changes)
-        head_tree = gitops.tree_of(repo, head).id if head else base_tree.id
-        if tree == head_tree:
+        head_tree = gitops.tree_of(repo, head) if head else base_tree
+        known = ws.store.commit_marks(branch.id)
+        if known is not None and known[0] == (head or "") and known[1] == base_key:
+            marks = known[2]
+            dirty = [p for p, d in digests.items() if marks.get(p) != d] + [p for p in marks if p not in digests]
+            changes = {}
+            for path in dirty:
+                rec = by_path.get(path)
+                state = _version(rec, branch.id) if rec is not None else None
+                if state is None:  # the base's own content there
+                    state = gitops.state_at(repo, base_tree, path)
+                if gitops.differs_at(repo, head_tree, path, state):
+                    changes[path] = state
+            tree = gitops.edit_tree(repo, head_tree, changes) if changes else head_tree.id
+            new_marks, replace = {p: digests.get(p) for p in dirty}, False
+        else:
+            tree = gitops.edit_tree(repo, base_tree, branch_changes(records, branch.id))
+            new_marks, replace = dict(digests), True
+        if tree == head_tree.id:
             report.unchanged.append(branch.name)
+            report.marks[branch.id] = (head or "", base_key, new_marks, replace)
             continue
-        paths = gitops.differing(repo[head_tree], repo[tree], [r.path for r in records])
+        paths = gitops.changed_paths(repo, head_tree, repo[tree])
         text = message or _default_message(branch, paths)
         new = gitops.make_commit(repo, tree, [head] if head else [], text + _trailers(ws, branch))
         updates.append((branch.ref, new, head))
         report.committed.append((branch.name, new, paths))
+        report.marks[branch.id] = (new, base_key, new_marks, replace)
     return report, updates
+
+
+def _version(rec: FileOwnership, branch_id: int) -> FileState | None:
+    """The branch's version of one record; None where it is the base's."""
+    if not touches(rec, branch_id):
+        return None
+    state = branch_state(committable(rec, branch_id), branch_id)
+    return None if state == rec.base else state
 
 
 def branch_changes(records: list[FileOwnership], branch_id: int) -> dict[str, FileState]:
@@ -106,8 +150,9 @@ def rebuild_workspace(ws: Workspace, repo, records: list[FileOwnership]) -> str:
     if new == old:
         return old
     gitcli.update_refs(ws.top, [(WORKSPACE_REF, new, old)], "vbranch: workspace")
-    base_tree = gitops.tree_of(repo, ws.base)
-    gitops.sync_index(ws.top, gitops.tree_of(repo, old) if old else base_tree, gitops.tree_of(repo, new), [r.path for r in records])
+    old_tree = gitops.tree_of(repo, old) if old else gitops.tree_of(repo, ws.base)
+    new_tree = gitops.tree_of(repo, new)
+    gitops.sync_index(ws.top, old_tree, new_tree, gitops.changed_paths(repo, old_tree, new_tree))
     return new
 
 
@@ -121,32 +166,67 @@ def build_workspace(
     `applied` overrides which branch ids are applied and `branches` the branch
     rows (all three: a state not yet in git and the store). Returns (new, current
     workspace commit); new is the current one when nothing differs.
+
+    When the current workspace commit merges exactly the current base and heads
+    (its parents say so), the new one is its tree edited along the paths where
+    the base or a branch's head changed (git's tree diff, which skips equal
+    subtrees): O(change). Otherwise it is built from the base.
     """
     heads = heads or {}
     base_tree = gitops.tree_of(repo, base)
-    paths = [rec.path for rec in records]
-    parents_heads = []
-    versions: dict[str, list[tuple[int, FileState]]] = defaultdict(list)
+    contributing: dict[int, str] = {}  # applied branch id -> head that differs from the base
     for branch in ws.store.branches() if branches is None else branches:
         head = heads[branch.ref] if branch.ref in heads else gitops.head_of(repo, branch.ref)
         on = branch.applied if applied is None else branch.id in applied
-        if not on or head is None or head == base:
-            continue
-        parents_heads.append(head)
-        head_tree = gitops.tree_of(repo, head)
-        for path in gitops.differing(base_tree, head_tree, paths):
-            versions[path].append((branch.id, gitops.state_at(repo, head_tree, path)))
-    by_path = {rec.path: rec for rec in records}
-    changes = {
-        path: _merge_states(gitops.state_at(repo, base_tree, path), found, by_path.get(path))
-        for path, found in versions.items()
-    }
-    tree = gitops.edit_tree(repo, base_tree, changes)
-    parents = ([base] if base else []) + parents_heads
+        if on and head is not None and head != base:
+            contributing[branch.id] = head
+    parents = ([base] if base else []) + list(contributing.values())
     old = gitops.head_of(repo, WORKSPACE_REF)
+    head_trees = {bid: gitops.tree_of(repo, head) for bid, head in contributing.items()}
+    paths = _changed_since(ws, repo, old, base_tree, head_trees)
+    if paths is None:  # built whole: every path a branch changed
+        start = base_tree
+        paths = set()
+        for tree in head_trees.values():
+            paths.update(gitops.changed_paths(repo, base_tree, tree))
+    else:
+        start = gitops.tree_of(repo, old)
+    by_path = {rec.path: rec for rec in records}
+    changes = {}
+    for path in paths:
+        base_key = gitops.entry_key(base_tree, path)
+        found = [
+            (bid, gitops.state_at(repo, tree, path)) for bid, tree in head_trees.items() if gitops.entry_key(tree, path) != base_key
+        ]
+        base_state = gitops.state_at(repo, base_tree, path)
+        changes[path] = _merge_states(base_state, found, by_path.get(path)) if found else base_state
+    tree = gitops.edit_tree(repo, start, changes)
     if old and repo[old].tree_id == tree and [str(p) for p in repo[old].parent_ids] == parents:
         return old, old
     return gitops.make_commit(repo, tree, parents, WORKSPACE_MESSAGE), old
+
+
+def _changed_since(ws: Workspace, repo, old: str | None, base_tree, head_trees: dict) -> set[str] | None:
+    """Paths where the base or a branch's contribution differs from what the workspace commit `old`
+    merges; None when `old` is not the merge of the current base and heads (build whole)."""
+    if old is None:
+        return None
+    old_base = ws.base
+    current: dict[int, str] = {}
+    for branch in ws.store.branches():
+        head = gitops.head_of(repo, branch.ref)
+        if branch.applied and head is not None and head != old_base:
+            current[branch.id] = head
+    if [str(p) for p in repo[old].parent_ids] != ([old_base] if old_base else []) + list(current.values()):
+        return None
+    old_base_tree = gitops.tree_of(repo, old_base)
+    paths = set(gitops.changed_paths(repo, old_base_tree, base_tree))
+    for bid in set(current) | set(head_trees):
+        before = gitops.tree_of(repo, current[bid]) if bid in current else old_base_tree
+        after = head_trees.get(bid, base_tree)
+        if before.id != after.id:
+            paths.update(gitops.changed_paths(repo, before, after))
+    return paths
 
 
 WORKSPACE_MESSAGE = """vbranch workspace

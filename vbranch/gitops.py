@@ -86,6 +86,14 @@ def entry_key(tree: pygit2.Tree, path: str) -> tuple[str, int] | None:
     return None if mode == TREE_MODE else (str(entry.id), mode)
 
 
+def differs_at(repo: pygit2.Repository, tree: pygit2.Tree, path: str, state: FileState) -> bool:
+    """True when the tree's entry at `path` is not `state` (hashed, not written)."""
+    key = entry_key(tree, path)
+    if not state.exists:
+        return key is not None
+    return key != (str(pygit2.hash(state.data)), state.mode)
+
+
 def differing(old: pygit2.Tree, new: pygit2.Tree, paths) -> list[str]:
     """Those of `paths` whose entry differs between two trees.
 

@@ -137,11 +137,16 @@ def land(ws: Workspace, name: str, mode: str, at: str) -> LandReport:
         else:
             new_target = gitops.make_commit(repo, head_tree, [base] if base else [], _squash_message(repo, name, base, head))
 
-        new_records = [rebase_record(rec, row.id) for rec in records]
-        shelf = [
-            (bid, path, rebase_record(unpack_record(path, saved), row.id), rebase_record(unpack_record(path, left), row.id))
-            for bid, path, saved, left in ws.store.shelf()
-        ]
+        # Only the records the landed branch has items in change (rebase_record leaves the
+        # others as they are): those alone are rebased and written, so landing costs what the
+        # branch touched, not every record.
+        rebased_records = {rec.path: rebase_record(rec, row.id) for rec in records if touches(rec, row.id)}
+        new_records = [rebased_records.get(rec.path, rec) for rec in records]
+        shelf = []
+        for bid, path, saved, left in ws.store.shelf():
+            saved_rec, left_rec = unpack_record(path, saved), unpack_record(path, left)
+            if touches(saved_rec, row.id) or touches(left_rec, row.id):
+                shelf.append((bid, path, rebase_record(saved_rec, row.id), rebase_record(left_rec, row.id)))
         others = [b for b in ws.store.branches() if b.id != row.id]
         rebased, clashes = rebase_branches(repo, others, base, new_target, name)
         if clashes:
@@ -159,7 +164,7 @@ def land(ws: Workspace, name: str, mode: str, at: str) -> LandReport:
             refs.append((WORKSPACE_REF, new_ws, old_ws))
 
         def mutate() -> None:
-            for rec in new_records:
+            for rec in rebased_records.values():
                 ws.store.put_file(rec)
             for bid, path, saved, left in shelf:
                 ws.store.put_shelf(bid, path, pack_record(saved), pack_record(left))
@@ -336,9 +341,12 @@ def rebase_commits(repo, head: str, old_base: str | None, new_base: str) -> tupl
     the whole-branch merge is a real conflict.
     """
     base_tree, new_tree, head_tree = gitops.tree_of(repo, old_base), gitops.tree_of(repo, new_base), gitops.tree_of(repo, head)
+    # Only the paths the new base changed can differ from the head (elsewhere the merge is
+    # the branch's own content): the work follows the overlap, not the branch's size.
+    moved = gitops.changed_paths(repo, base_tree, new_tree)
     whole = {}
     clashes = []
-    for path in gitops.changed_paths(repo, base_tree, head_tree):
+    for path in moved:
         merged, where = merge_states(gitops.state_at(repo, base_tree, path), gitops.state_at(repo, new_tree, path), gitops.state_at(repo, head_tree, path))
         if merged is None:
             clashes.append(f"{path} " + (", ".join(f"base lines {a}-{b}" for a, b in where) if where else "(whole file)"))
@@ -346,8 +354,8 @@ def rebase_commits(repo, head: str, old_base: str | None, new_base: str) -> tupl
             whole[path] = merged
     if clashes:
         return None, clashes
-    expected = gitops.edit_tree(repo, new_tree, whole)
-    replayed = _replay(repo, head, old_base, new_base)
+    expected = gitops.edit_tree(repo, head_tree, whole)
+    replayed = _replay(repo, head, old_base, new_base, moved)
     if replayed is not None and gitops.tree_of(repo, replayed).id == expected:
         return replayed, []
     if expected == new_tree.id:
@@ -358,7 +366,10 @@ def rebase_commits(repo, head: str, old_base: str | None, new_base: str) -> tupl
     return gitops.make_commit(repo, expected, [new_base], message), []
 
 
-def _replay(repo, head: str, old_base: str | None, new_base: str) -> str | None:
+def _replay(repo, head: str, old_base: str | None, new_base: str, moved: list[str]) -> str | None:
+    """Each commit of the branch onto the new base. Each replayed commit's tree is the original's
+    with only the `moved` paths (those the new base changed) merged: elsewhere the replayed
+    parent equals the original parent, so the original's content stands."""
     chain = gitops.first_parent_chain(repo, head, old_base)
     if chain is None:
         return None
@@ -367,12 +378,12 @@ def _replay(repo, head: str, old_base: str | None, new_base: str) -> str | None:
         old_parent = gitops.parent_of(repo, oid)
         before, after, onto = gitops.tree_of(repo, old_parent), gitops.tree_of(repo, oid), gitops.tree_of(repo, parent)
         changes = {}
-        for path in gitops.changed_paths(repo, before, after):
+        for path in moved:
             merged, _where = merge_states(gitops.state_at(repo, before, path), gitops.state_at(repo, onto, path), gitops.state_at(repo, after, path))
             if merged is None:
                 return None
             changes[path] = merged
-        tree = gitops.edit_tree(repo, onto, changes)
+        tree = gitops.edit_tree(repo, after, changes)
         if tree != onto.id:
             parent = gitops.replay_commit(repo, oid, tree, parent)
     return parent

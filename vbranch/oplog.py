@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import zlib
 from hashlib import sha1
 from pathlib import Path
@@ -38,6 +39,29 @@ from .workspace import WORKSPACE_REF, Workspace
 from .worktree import read_state, signature
 
 META_KEYS = ("base", "target", "active", "origin")
+
+# Bounds of the operation log and the event log: the one place they are set.
+# Every operation stores two snapshots (~10 KB for 400 records) plus each record
+# version it has not seen (op_records), and every recorded change adds an event;
+# a working day of 8 sessions committing every turn and hooks on every tool call
+# would grow both without end. What undo and restore need is kept:
+# - KEEP_SNAPSHOTS: the newest operations keep their before/after snapshots, so
+#   `undo` goes back that many operations and `restore` returns to any of them;
+#   older rows stay listed (`vbranch oplog`) but are no longer restorable, and
+#   op_records no kept snapshot names are deleted.
+# - KEEP_OPS: rows of the log at all (their details name the files undo rewinds,
+#   only needed within the snapshot window).
+# - Events are read by undo/restore (who recorded a path since the target state)
+#   and by the hooks (paths a session changed this turn): kept while newer than
+#   the oldest kept snapshot or KEEP_EVENT_DAYS, whichever reaches further back,
+#   and never more than KEEP_EVENTS rows.
+# - Compaction runs inside an operation's own transaction (crash-safe with it)
+#   every COMPACT_EVERY operations, so its cost (reading the kept snapshots) is spread.
+KEEP_SNAPSHOTS = 200
+KEEP_OPS = 2000
+KEEP_EVENTS = 100_000
+KEEP_EVENT_DAYS = 7
+COMPACT_EVERY = 50
 
 
 def digest(packed: bytes) -> str:
@@ -127,7 +151,31 @@ def perform(ws: Workspace, at: str, op: str, detail: dict, plan: dict, mutate=No
         after, keep_after = capture(ws, overlay, plan.get("head"), also=set(before["refs"]) | set(overlay))
         ws.store.keep_records({**keep, **keep_after})
         op_id = ws.store.begin_op(at, op, detail, pack(before), pack(after), plan or None)
+        if op_id % COMPACT_EVERY == 0:
+            compact(ws)
     return op_id, (carry_out(ws, op_id, op, plan) if plan else [])
+
+
+def compact(ws: Workspace) -> None:
+    """Bring the oplog, op_records and events within their bounds (see KEEP_*); caller's transaction."""
+    kept = ws.store.snapshot_ops()
+    if len(kept) > KEEP_SNAPSHOTS:
+        ws.store.drop_snapshots(kept[-KEEP_SNAPSHOTS - 1])
+        named: set[str] = set()
+        for blob in ws.store.snapshot_blobs():
+            snap = unpack(blob)
+            named.update(snap["files"].values())
+            for pair in snap["shelf"].values():
+                named.update(pair)
+        ws.store.drop_records_except(named)
+    ids = ws.store.op_ids()
+    if len(ids) > KEEP_OPS:
+        ws.store.drop_ops(ids[-KEEP_OPS - 1])
+    kept = ws.store.snapshot_ops()
+    oldest = ws.store.op_at(kept[0]) if kept else None
+    t = time.time() - KEEP_EVENT_DAYS * 86400
+    days_ago = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".000+00:00"
+    ws.store.prune_events(min(oldest, days_ago) if oldest else days_ago, KEEP_EVENTS)
 
 
 def carry_out(ws: Workspace, op_id: int, op: str, plan: dict) -> list[str]:

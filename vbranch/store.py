@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import StateError
 from .ownership import FileOwnership, FileState
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -145,6 +145,24 @@ MIGRATIONS: dict[int, str] = {
         at TEXT NOT NULL,
         by TEXT,
         PRIMARY KEY (path, branch_id)
+    )
+    """,
+    # 7: commit in O(change). What a branch's commit was last built from: the head it
+    # built (or found unchanged) over which base, and the digest of every record as it
+    # read it. A cache of facts about immutable commits, never part of a snapshot: a
+    # branch whose head and base are still those and whose records have the same
+    # digests needs no tree built; otherwise only the records whose digest differs.
+    7: """
+    CREATE TABLE commit_heads (
+        branch_id INTEGER PRIMARY KEY,
+        head TEXT NOT NULL,
+        base TEXT NOT NULL
+    );
+    CREATE TABLE commit_marks (
+        branch_id INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (branch_id, path)
     )
     """,
 }
@@ -358,6 +376,88 @@ class Store:
         if row is None:
             raise StateError(f"the operation log lost a file record ({digest})", hint="this snapshot cannot be restored")
         return row[0]
+
+    # commit marks (migration 7): what each branch's head was built from
+
+    def commit_marks(self, branch_id: int) -> tuple[str, str, dict[str, str]] | None:
+        """(head, base, {path: record digest}) the branch's head was built from; None if unknown."""
+        row = self.db.execute("SELECT head, base FROM commit_heads WHERE branch_id = ?", (branch_id,)).fetchone()
+        if row is None:
+            return None
+        marks = self.db.execute("SELECT path, digest FROM commit_marks WHERE branch_id = ?", (branch_id,))
+        return row[0], row[1], dict(marks.fetchall())
+
+    def set_commit_marks(self, branch_id: int, head: str, base: str, changed: dict[str, str | None], replace: bool) -> None:
+        """Record what `head` was built from: `changed` digests (None: the record is gone), all of them if `replace`."""
+        self.db.execute("INSERT OR REPLACE INTO commit_heads(branch_id, head, base) VALUES (?, ?, ?)", (branch_id, head, base))
+        if replace:
+            self.db.execute("DELETE FROM commit_marks WHERE branch_id = ?", (branch_id,))
+        gone = [(branch_id, p) for p, d in changed.items() if d is None]
+        if gone:
+            self.db.executemany("DELETE FROM commit_marks WHERE branch_id = ? AND path = ?", gone)
+        self.db.executemany(
+            "INSERT OR REPLACE INTO commit_marks(branch_id, path, digest) VALUES (?, ?, ?)",
+            [(branch_id, p, d) for p, d in changed.items() if d is not None],
+        )
+
+    def prune_commit_marks(self) -> None:
+        """Forget the marks of branches that are gone."""
+        self.db.execute("DELETE FROM commit_marks WHERE branch_id NOT IN (SELECT id FROM branches)")
+        self.db.execute("DELETE FROM commit_heads WHERE branch_id NOT IN (SELECT id FROM branches)")
+
+    # bounded logs: compaction of the oplog, op_records and events (bounds in oplog.py)
+
+    def snapshot_ops(self) -> list[int]:
+        """Ids of the operations that still hold snapshots, oldest first."""
+        return [r[0] for r in self.db.execute("SELECT id FROM oplog WHERE before IS NOT NULL ORDER BY id")]
+
+    def drop_snapshots(self, up_to: int) -> None:
+        """Operations up to `up_to` keep their row (for `oplog`) but no longer their snapshots."""
+        self.db.execute("UPDATE oplog SET before = NULL, after = NULL WHERE id <= ? AND pending IS NULL", (up_to,))
+
+    def drop_ops(self, up_to: int) -> None:
+        """Forget operations up to `up_to` entirely (never one still being carried out)."""
+        self.db.execute("DELETE FROM oplog WHERE id <= ? AND pending IS NULL", (up_to,))
+
+    def op_ids(self) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT id FROM oplog ORDER BY id")]
+
+    def snapshot_blobs(self):
+        """Every kept snapshot (before and after), packed."""
+        for before, after in self.db.execute("SELECT before, after FROM oplog WHERE before IS NOT NULL"):
+            yield before
+            if after is not None:
+                yield after
+
+    def drop_records_except(self, keep: set[str]) -> int:
+        """Delete kept records no snapshot refers to; returns how many went."""
+        gone = [(h,) for (h,) in self.db.execute("SELECT hash FROM op_records") if h not in keep]
+        self.db.executemany("DELETE FROM op_records WHERE hash = ?", gone)
+        return len(gone)
+
+    def count_records(self) -> int:
+        return self.db.execute("SELECT count(*) FROM op_records").fetchone()[0]
+
+    def op_at(self, op_id: int) -> str | None:
+        row = self.db.execute("SELECT at FROM oplog WHERE id = ?", (op_id,)).fetchone()
+        return row[0] if row else None
+
+    def prune_events(self, before: str | None, keep_rows: int) -> None:
+        """Drop events older than `before` (None: no age limit), and all but the newest `keep_rows`."""
+        if before is not None:
+            self.db.execute("DELETE FROM events WHERE at < ?", (before,))
+        top = self.db.execute("SELECT max(id) FROM events").fetchone()[0]
+        if top is not None:
+            self.db.execute("DELETE FROM events WHERE id <= ?", (top - keep_rows,))
+
+    def count_events(self) -> int:
+        return self.db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def raw_digests(self) -> dict[str, str]:
+        """Every record's digest as the operation log computes it (oplog.digest of raw_files)."""
+        from hashlib import sha1
+
+        return {p: sha1(packed).hexdigest() for p, packed in self.raw_files().items()}
 
     # operations with snapshots and intents
 
