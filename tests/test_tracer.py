@@ -303,3 +303,19 @@ def test_a_command_s_write_waits_for_a_file_tool_mid_edit(repo):
     v.commit()
     assert v.files_of("A")["shared.txt"] == original.replace("line 2\n", "line 2 by A\n").encode()
     assert v.files_of("B")["shared.txt"] == (original + "line 7 by B\n").encode()
+
+
+def test_the_command_outlives_a_killed_waiter_and_stays_traced(repo, tmp_path):
+    """Claude Code may kill the process it waits for (a timeout): the command's own processes go on,
+    still traced, and the supervisor does not die with a broken pipe."""
+    import signal
+
+    go = gate(tmp_path, "go")
+    proc = traced(repo, "s1", f"read x < {go}; echo after > after.txt", start_new_session=True)
+    assert wait_for(lambda: len(logs(repo)) == 1)
+    proc.send_signal(signal.SIGKILL)  # W only: the command and the supervisor are not its children's group
+    proc.wait(timeout=60)
+    release(go)
+    assert wait_for(lambda: all_ended(repo))
+    assert (repo / "after.txt").read_text() == "after\n"  # its write was let through, not failed with ENOSYS
+    assert "after.txt" in logs(repo)[0].paths

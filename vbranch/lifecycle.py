@@ -48,6 +48,9 @@ def init(start: Path | str, target: str | None, at: str) -> Workspace:
         gitcli.git(ws.top, "reset", "-q")  # index = base; the working tree is not touched
         install_guard(ws.top)
         config.write(ws.state_dir, config.load(ws.state_dir))
+    from . import tracefilter
+
+    tracefilter.ensure(ws.state_dir)  # built once here, not by the first commands of every session at once
     return ws
 
 

@@ -45,6 +45,8 @@ SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
 NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif)
 NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp)
 NOTIF_ID_VALID = 0x40082102  # _IOW('!', 2, __u64)
+NOTIF_SET_FLAGS = 0x40082104  # _IOW('!', 4, __u64), Linux 6.6+
+SYNC_WAKE_UP = 1  # SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: wake the caller on our CPU, a round trip ~2x faster
 NOTIF = struct.Struct("=QII iIQ6Q")  # id, pid, flags; seccomp_data: nr, arch, ip, args[6]
 RESP = struct.Struct("=QqiI")  # id, val, error, flags
 PR_SET_NO_NEW_PRIVS = 38
@@ -171,8 +173,18 @@ def _supervise(program, session, state_dir, top, command, status_w, to_child, to
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT):
         signal.signal(signum, signal.SIG_IGN)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of the command become ours: we stay their ancestor
-    _write_all(status_w, b"pid %d\n" % child)
+    try:
+        _write_all(status_w, b"pid %d\n" % child)
+    except OSError:
+        pass  # W is gone already
     listener, reason = _receive_listener(to_child)
+    if listener is not None:
+        import fcntl
+
+        try:
+            fcntl.ioctl(listener, NOTIF_SET_FLAGS, struct.pack("=Q", SYNC_WAKE_UP))
+        except OSError:
+            pass  # an older kernel: the same, a little slower
     log = TraceLog.create(state_dir, session, command, reason)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -317,7 +329,10 @@ def _serve(listener, child, filt, where, log, status_w) -> None:
     while not reported or traced_left:
         status = _reap(child)
         if status is not None and not reported:
-            _write_all(status_w, b"exit %d\n" % status)
+            try:
+                _write_all(status_w, b"exit %d\n" % status)
+            except OSError:
+                pass  # W was killed: nobody waits for the status, but what the command left running is still traced
             os.close(status_w)
             reported = True
             continue
@@ -368,6 +383,27 @@ def _answer(listener: int, filt: dict, where: tuple, log: TraceLog) -> None:
     except OSError:
         return  # the task died (or was interrupted) before we read it
     notif_id, pid, _flags, nr, _arch, _ip, *args = NOTIF.unpack(buf)
+    refused = None
+    try:
+        refused = _look(listener, filt, where, log, notif_id, pid, nr, args)
+    except Exception as error:  # noqa: BLE001 - our trouble must never fail or hang the command's syscall
+        try:
+            log.problem(f"{type(error).__name__}: {error}")
+        except Exception:  # noqa: BLE001
+            pass
+    try:
+        if refused is not None:
+            fcntl.ioctl(listener, NOTIF_SEND, RESP.pack(notif_id, 0, -1, 0))  # EPERM
+            return
+        fcntl.ioctl(listener, NOTIF_SEND, RESP.pack(notif_id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE))
+    except OSError:
+        pass  # the task is gone
+
+
+def _look(listener, filt, where, log, notif_id, pid, nr, args) -> str | None:
+    """Log the paths one notified syscall names; the path in git's directory to refuse, if any."""
+    import fcntl
+
     spec = filt["syscalls"].get(nr)
     top, git_dir, root, leases = where
     refused = None
@@ -391,14 +427,8 @@ def _answer(listener: int, filt: dict, where: tuple, log: TraceLog) -> None:
                         leases.wait(rel)
                     log.add(rel, full)
     except OSError:
-        pass
-    try:
-        if refused is not None:
-            fcntl.ioctl(listener, NOTIF_SEND, RESP.pack(notif_id, 0, -1, 0))  # EPERM
-            return
-        fcntl.ioctl(listener, NOTIF_SEND, RESP.pack(notif_id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE))
-    except OSError:
-        pass  # the task is gone
+        pass  # the caller died, or its memory or a path vanished meanwhile: nothing to note
+    return refused
 
 
 def _paths(pid: int, spec: dict, args: list[int]) -> list[str]:
@@ -531,17 +561,19 @@ class TraceLog:
         W  time (ns)  version  path     a process is about to write `path` (repository-relative)
         D  path                         a write into git's directory was refused (path relative to it)
         L  path                         a write waits for a file tool's lease on `path` (then its W follows)
+        X  text                         the supervisor's own trouble with one syscall (it went ahead)
         E  time (ns)                    the supervisor is done: nothing traced is running any more
 
     `version` is what the path held just before: `a` (absent), `-` (not kept: a directory, or
-    over VERSION_LIMIT), or `N:MODE`, its bytes kept in the file N of the log's `.d` folder. So
+    over VERSION_LIMIT), or `OFFSET+LENGTH:MODE`, its bytes at that place in the log's `.v` file. So
     when processes of several sessions write one file, each one's part can be told apart, and
     every version a command overwrote is kept. An event is written only when the path changed
     since this log's last one for it.
     """
 
     def __init__(self, fd: int, versions: str):
-        self.fd, self.versions, self.last, self.count = fd, versions, {}, 0
+        self.fd, self.versions, self.last = fd, versions, {}
+        self.kept, self.count = None, 0  # the versions file, and its size
 
     @classmethod
     def create(cls, state_dir: str, session: str, command: str, reason: str | None) -> TraceLog:
@@ -555,7 +587,7 @@ class TraceLog:
         fd = os.open(name + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fields = ["H", session, sha1(command.encode()).hexdigest(), str(pid), started, repr(time.time()), "0" if reason else "1", reason or ""]
         _write_all(fd, ("\t".join(quote(f) for f in fields) + "\n").encode("utf-8", "surrogateescape"))
-        return cls(fd, name + ".d")
+        return cls(fd, name + ".v")
 
     def add(self, rel: str, full: str) -> None:
         import time
@@ -590,18 +622,18 @@ class TraceLog:
             return "-"
         if len(data) > VERSION_LIMIT:
             return "-"
-        if self.count == 0:
-            os.makedirs(self.versions, mode=0o700, exist_ok=True)
-        self.count += 1
-        fd = os.open(os.path.join(self.versions, str(self.count)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-        return f"{self.count}:{mode:o}"
+        if self.kept is None:  # one file of versions, appended to: no file to create per write
+            self.kept = os.open(self.versions, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        offset = self.count
+        _write_all(self.kept, data)
+        self.count += len(data)
+        return f"{offset}+{len(data)}:{mode:o}"
 
     def waiting(self, rel: str) -> None:
         _write_all(self.fd, f"L\t{quote(rel)}\n".encode("utf-8", "surrogateescape"))
+
+    def problem(self, text: str) -> None:
+        _write_all(self.fd, f"X\t{quote(text)}\n".encode("utf-8", "surrogateescape"))
 
     def refused(self, rel: str) -> None:
         _write_all(self.fd, f"D\t{quote(rel)}\n".encode("utf-8", "surrogateescape"))
@@ -611,6 +643,8 @@ class TraceLog:
 
         _write_all(self.fd, b"E\t%d\n" % time.time_ns())
         os.close(self.fd)
+        if self.kept is not None:
+            os.close(self.kept)
 
 
 def quote(text: str) -> str:

@@ -81,14 +81,17 @@ def version(event: Event) -> FileState | None:
     """What the path held just before the event's write; None when the tracer did not keep it."""
     if event.version == "a":
         return ABSENT
-    number, _, mode = event.version.partition(":")
+    place, _, mode = event.version.partition(":")
     if not mode:
         return None
+    offset, _, length = place.partition("+")
     try:
-        data = (event.trace.with_suffix(".d") / number).read_bytes()
-    except OSError:
+        with open(event.trace.with_suffix(".v"), "rb") as f:
+            f.seek(int(offset))
+            data = f.read(int(length))
+    except (OSError, ValueError):
         return None
-    return FileState(True, int(mode, 8), data)
+    return FileState(True, int(mode, 8), data) if len(data) == int(length) else None
 
 
 def _alive(pid: int, process_start: str) -> bool:
@@ -132,12 +135,13 @@ def mark_done(traces: list[Trace]) -> None:
 
 
 def prune(state_dir: Path, now: float | None = None) -> None:
-    import shutil
-
     cutoff = (now or time.time()) - DONE_KEPT
     for trace in read_all(state_dir, done=True):
         if trace.done and trace.started < cutoff:
-            shutil.rmtree(trace.file.with_suffix(".d"), ignore_errors=True)
+            try:
+                os.unlink(trace.file.with_suffix(".v"))
+            except FileNotFoundError:
+                pass
             try:
                 os.unlink(trace.file)
             except FileNotFoundError:
