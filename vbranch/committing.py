@@ -91,8 +91,8 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
             for path in dirty:
                 rec = by_path.get(path)
                 state = _version(rec, branch.id) if rec is not None else None
-                if state is None:  # the base's own content there
-                    state = gitops.state_at(repo, base_tree, path)
+                if state is None:  # the base's own content there, as the base tree holds it
+                    state = gitops.entry_blob(base_tree, path)
                 if gitops.differs_at(repo, head_tree, path, state):
                     changes[path] = state
             tree = gitops.edit_tree(repo, head_tree, changes) if changes else head_tree.id
@@ -104,7 +104,11 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
             report.unchanged.append(branch.name)
             report.marks[branch.id] = (head or "", base_key, new_marks, replace)
             continue
-        paths = gitops.changed_paths(repo, head_tree, repo[tree])
+        if replace:
+            paths = gitops.changed_paths(repo, head_tree, repo[tree])
+        else:  # built along `changes`, each of which differs from the head: exactly those paths
+            paths = sorted(changes)
+            gitops.remember_changes(head_tree.id, tree, paths)
         text = message or _default_message(branch, paths)
         new = gitops.make_commit(repo, tree, [head] if head else [], text + _trailers(ws, branch))
         updates.append((branch.ref, new, head))
@@ -195,11 +199,13 @@ def build_workspace(
     changes = {}
     for path in paths:
         base_key = gitops.entry_key(base_tree, path)
-        found = [
-            (bid, gitops.state_at(repo, tree, path)) for bid, tree in head_trees.items() if gitops.entry_key(tree, path) != base_key
-        ]
-        base_state = gitops.state_at(repo, base_tree, path)
-        changes[path] = _merge_states(base_state, found, by_path.get(path)) if found else base_state
+        keys = {bid: key for bid, tree in head_trees.items() if (key := gitops.entry_key(tree, path)) != base_key}
+        if len(set(keys.values())) <= 1:  # one version (or none): the blob as it is, nothing read or written
+            key = next(iter(keys.values()), base_key)
+            changes[path] = gitops.ABSENT if key is None else gitops.Blob(*key)
+            continue
+        found = [(bid, gitops.state_at(repo, head_trees[bid], path)) for bid in keys]
+        changes[path] = _merge_states(gitops.state_at(repo, base_tree, path), found, by_path.get(path))
     tree = gitops.edit_tree(repo, start, changes)
     if old and repo[old].tree_id == tree and [str(p) for p in repo[old].parent_ids] == parents:
         return old, old

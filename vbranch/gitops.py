@@ -16,6 +16,23 @@ from .ownership import ABSENT, FileState
 TREE_MODE = pygit2.enums.FileMode.TREE
 
 
+class Blob(tuple):
+    """A blob already in the object database, by id and mode: `edit_tree` inserts it as is
+    (no read, no rewrite). `exists` is True, as for a FileState that exists."""
+
+    __slots__ = ()
+    exists = True
+
+    def __new__(cls, oid: str, mode: int):
+        return super().__new__(cls, (oid, mode))
+
+
+def entry_blob(tree: pygit2.Tree, path: str) -> Blob | FileState:
+    """The tree's file at `path` as a Blob; ABSENT where it has none."""
+    key = entry_key(tree, path)
+    return ABSENT if key is None else Blob(*key)
+
+
 def open_repo(top: Path) -> pygit2.Repository:
     return pygit2.Repository(str(top))
 
@@ -60,7 +77,9 @@ def edit_tree(repo: pygit2.Repository, tree: pygit2.Tree | None, changes: dict[s
             direct[head] = state
     builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
     for name, state in direct.items():
-        if state.exists:
+        if isinstance(state, Blob):
+            builder.insert(name, pygit2.Oid(hex=state[0]), state[1])
+        elif state.exists:
             builder.insert(name, repo.create_blob(state.data), state.mode)
         elif builder.get(name) is not None:
             builder.remove(name)
@@ -86,9 +105,11 @@ def entry_key(tree: pygit2.Tree, path: str) -> tuple[str, int] | None:
     return None if mode == TREE_MODE else (str(entry.id), mode)
 
 
-def differs_at(repo: pygit2.Repository, tree: pygit2.Tree, path: str, state: FileState) -> bool:
+def differs_at(repo: pygit2.Repository, tree: pygit2.Tree, path: str, state: FileState | Blob) -> bool:
     """True when the tree's entry at `path` is not `state` (hashed, not written)."""
     key = entry_key(tree, path)
+    if isinstance(state, Blob):
+        return key != tuple(state)
     if not state.exists:
         return key is not None
     return key != (str(pygit2.hash(state.data)), state.mode)
@@ -138,10 +159,25 @@ def sync_index(top: Path, old: pygit2.Tree, new: pygit2.Tree, paths) -> None:
         gitcli.update_index(top, lines)
 
 
+# (old tree id, new tree id) -> changed paths, for pairs whose difference the caller
+# already knew (a branch tree built along those paths): trees are content-addressed,
+# so an entry is never stale. Bounded: it only saves a diff within one command.
+_KNOWN_CHANGES: dict[tuple[str, str], list[str]] = {}
+
+
+def remember_changes(old: pygit2.Oid, new: pygit2.Oid, paths: list[str]) -> None:
+    if len(_KNOWN_CHANGES) > 256:
+        _KNOWN_CHANGES.clear()
+    _KNOWN_CHANGES[(str(old), str(new))] = sorted(paths)
+
+
 def changed_paths(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree) -> list[str]:
     """Every file path whose entry differs between two trees (git skips equal subtrees)."""
     if old.id == new.id:
         return []
+    known = _KNOWN_CHANGES.get((str(old.id), str(new.id)))
+    if known is not None:
+        return list(known)
     paths = set()
     for delta in old.diff_to_tree(new).deltas:
         paths.add(delta.old_file.path)

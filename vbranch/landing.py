@@ -347,15 +347,19 @@ def rebase_commits(repo, head: str, old_base: str | None, new_base: str) -> tupl
     whole = {}
     clashes = []
     for path in moved:
-        merged, where = merge_states(gitops.state_at(repo, base_tree, path), gitops.state_at(repo, new_tree, path), gitops.state_at(repo, head_tree, path))
+        merged, where = _merge_path(repo, base_tree, new_tree, head_tree, path)
         if merged is None:
             clashes.append(f"{path} " + (", ".join(f"base lines {a}-{b}" for a, b in where) if where else "(whole file)"))
-        else:
+        elif gitops.differs_at(repo, head_tree, path, merged):
             whole[path] = merged
     if clashes:
         return None, clashes
     expected = gitops.edit_tree(repo, head_tree, whole)
-    replayed = _replay(repo, head, old_base, new_base, moved)
+    chain = gitops.first_parent_chain(repo, head, old_base)
+    if chain is not None and len(chain) == 1:  # one commit: its replay is the whole-branch merge itself
+        replayed = new_base if expected == new_tree.id else gitops.replay_commit(repo, head, expected, new_base)
+    else:
+        replayed = _replay(repo, head, old_base, new_base, moved)
     if replayed is not None and gitops.tree_of(repo, replayed).id == expected:
         return replayed, []
     if expected == new_tree.id:
@@ -379,14 +383,26 @@ def _replay(repo, head: str, old_base: str | None, new_base: str, moved: list[st
         before, after, onto = gitops.tree_of(repo, old_parent), gitops.tree_of(repo, oid), gitops.tree_of(repo, parent)
         changes = {}
         for path in moved:
-            merged, _where = merge_states(gitops.state_at(repo, before, path), gitops.state_at(repo, onto, path), gitops.state_at(repo, after, path))
+            merged, _where = _merge_path(repo, before, onto, after, path)
             if merged is None:
                 return None
-            changes[path] = merged
+            if gitops.differs_at(repo, after, path, merged):
+                changes[path] = merged
         tree = gitops.edit_tree(repo, after, changes)
         if tree != onto.id:
             parent = gitops.replay_commit(repo, oid, tree, parent)
     return parent
+
+
+def _merge_path(repo, base, ours, theirs, path: str):
+    """merge_states of one path of three trees; where at most one side changed it, the blob as
+    it is (compared by id: nothing read or written). Only a path both changed is merged."""
+    b, o, t = gitops.entry_key(base, path), gitops.entry_key(ours, path), gitops.entry_key(theirs, path)
+    if o == t or t == b:
+        return (ABSENT if o is None else gitops.Blob(*o)), None
+    if o == b:
+        return (ABSENT if t is None else gitops.Blob(*t)), None
+    return merge_states(gitops.state_at(repo, base, path), gitops.state_at(repo, ours, path), gitops.state_at(repo, theirs, path))
 
 
 def _target(ws: Workspace) -> tuple[str, str | None]:
