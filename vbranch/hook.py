@@ -437,7 +437,6 @@ def _line_conflict(ws: Workspace, payload: dict, rel: str) -> str | None:
 
 
 def _pre_bash(ws: Workspace, payload: dict, cfg: dict) -> str | None:
-    session, tool_use_id = payload["session_id"], payload.get("tool_use_id") or ""
     command = (payload.get("tool_input") or {}).get("command") or ""
     if cfg["guard_git"] != "off":
         reason = _git_conflict(ws, payload, command)

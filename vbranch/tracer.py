@@ -63,7 +63,6 @@ def main(argv: list[str]) -> int:
     program = argv[1:] if argv[0] == "--" else [_shell(), "-c", argv[0]] if len(argv) == 1 else argv
     session = next((os.environ[v] for v in SESSION_VARIABLES if os.environ.get(v)), None)
     found = _repository(os.getcwd())
-    state_dir = found[1] if found else None
     if session is None or found is None or os.environ.get("VBRANCH_TRACE") == "off" or os.environ.get(TRACED_MARK) == session:
         _exec(program)
     return run(program, session, found, argv[0] if len(argv) == 1 else " ".join(argv))

@@ -13,8 +13,8 @@ import json
 import re
 import uuid
 
-from .test_traced_sessions import cli  # noqa: F401 - the fixture: pinned and newest release
-from .test_vbranch_sessions import Conductor, Sessions, assert_clean_run, describe, hook_log, make_repo, vbranch
+from .test_traced_sessions import cli  # noqa: F401,F811 - the fixture: pinned and newest release
+from .test_vbranch_sessions import describe, make_repo, run_scripts, vbranch
 
 from vbranch.workspace import open_workspace
 from vbranch import harness
@@ -53,18 +53,7 @@ def test_outside_writes_pass_and_a_lost_memory_section_comes_back(cli, tmp_path)
     }
     # beta's stale Write waits until alpha's turn has ended (its section written)
     scripts["alpha"][-1] = {"text": "alpha done", "arrive": "alpha-done"}
-    runs = {}
-    with Conductor(scripts) as api:
-        sessions = Sessions(cli, repo, tmp_path, api)
-        try:
-            for name in scripts:
-                sessions.start(name, "note the %s design" % name)
-            runs = {name: sessions.finish(name) for name in scripts}
-        finally:
-            sessions.kill_all()
-    for name in scripts:
-        assert_clean_run(runs[name], "%s done" % name, api, runs, repo)
-    assert not api.errors and hook_log(repo) == "", describe(api, runs, repo)
+    api, sessions, runs = run_scripts(cli, repo, tmp_path, scripts, "note the %s design")
     for name in scripts:  # nothing outside the repository was refused by vbranch
         assert not any("vbranch" in r["content"] for r in api.tool_results(name) if r["is_error"]), describe(api, runs, repo)
     assert (scratch / "alpha.txt").exists() and (scratch / "beta.txt").exists() and plan.exists()

@@ -23,8 +23,7 @@ from vbranch.workspace import open_workspace
 
 from . import claude_cli
 from .test_vbranch_sessions import (
-    Conductor, Sessions, assert_clean_run, branch_of, describe, git, hook_log, make_repo, replace_line,
-    tree_files, vb_status, vbranch, work_files,
+    branch_of, describe, git, make_repo, replace_line, run_scripts, tree_files, vb_status, vbranch, work_files,
 )
 
 SHARED = "".join("shared %d\n" % i for i in range(1, 9))
@@ -108,19 +107,7 @@ def test_four_sessions_with_overlapping_commands_get_exactly_their_changes(cli, 
 def _four_sessions(cli, tmp_path, repo):
     base = git(repo, "rev-parse", "main").strip()
     names = ["alpha", "beta", "gamma", "delta"]
-    runs = {}
-    with Conductor(scripts(repo), barriers={"commands": 4}) as api:
-        sessions = Sessions(cli, repo, tmp_path, api)
-        try:
-            for name in names:
-                sessions.start(name, "work on the %s task" % name)
-            runs = {name: sessions.finish(name) for name in names}
-        finally:
-            sessions.kill_all()
-    for name in names:
-        assert_clean_run(runs[name], "%s done" % name, api, runs, repo)
-    assert not api.errors, describe(api, runs, repo)
-    assert hook_log(repo) == "", describe(api, runs, repo)
+    api, sessions, runs = run_scripts(cli, repo, tmp_path, scripts(repo), "work on the %s task", {"commands": 4})
     for name in names:  # Claude Code's own read-before-edit refusals are retried; vbranch refused nothing
         assert not any("vbranch" in r["content"] for r in api.tool_results(name) if r["is_error"]), describe(api, runs, repo)
 

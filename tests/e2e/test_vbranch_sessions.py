@@ -346,6 +346,24 @@ class Sessions:
             self.close(name, timeout=1)
 
 
+def run_scripts(claude_bin, repo, tmp_path, scripts, prompt, barriers=None):
+    """Run every script as its own CLI session, all at once; each must end cleanly with "NAME done",
+    nothing the conductor waited for timed out, and no hook failed. Returns (api, sessions, runs)."""
+    runs = {}
+    with Conductor(scripts, barriers=barriers) as api:
+        sessions = Sessions(claude_bin, repo, tmp_path, api)
+        try:
+            for name in scripts:
+                sessions.start(name, prompt % name)
+            runs = {name: sessions.finish(name) for name in scripts}
+        finally:
+            sessions.kill_all()
+    for name in scripts:
+        assert_clean_run(runs[name], "%s done" % name, api, runs, repo)
+    assert not api.errors and hook_log(repo) == "", describe(api, runs, repo)
+    return api, sessions, runs
+
+
 def assert_clean_run(run, text, api, runs, repo):
     assert run.returncode == 0 and run.output is not None, describe(api, runs, repo)
     assert run.output["result"] == text, describe(api, runs, repo)
@@ -423,19 +441,7 @@ def test_four_sessions_each_branch_gets_exactly_its_changes(claude_bin, tmp_path
     base = git(repo, "rev-parse", "main").strip()
     scripts = four_scripts(repo)
     names = list(scripts)
-    runs = {}
-    with Conductor(scripts, barriers={"same-file": 2}) as api:
-        sessions = Sessions(claude_bin, repo, tmp_path, api)
-        try:
-            for name in names:
-                sessions.start(name, "work on the %s task" % name)
-            runs = {name: sessions.finish(name) for name in names}
-        finally:
-            sessions.kill_all()
-    for name in names:
-        assert_clean_run(runs[name], "%s done" % name, api, runs, repo)
-    assert not api.errors, describe(api, runs, repo)
-    assert hook_log(repo) == "", describe(api, runs, repo)
+    api, sessions, runs = run_scripts(claude_bin, repo, tmp_path, scripts, "work on the %s task", {"same-file": 2})
 
     # The two same-instant Edits of shared.txt: vbranch's lease lets one write
     # at a time. The CLI's own check then refuses the later one ("changed since
@@ -650,18 +656,7 @@ def test_overlapping_bash_appends_are_attributed_by_process(claude_bin, tmp_path
                                                "description": "append"}},
                     "%s done" % me]
                for me, other in (("gamma", "delta"), ("delta", "gamma"))}
-    runs = {}
-    with Conductor(scripts) as api:
-        sessions = Sessions(claude_bin, repo, tmp_path, api)
-        try:
-            for name in scripts:
-                sessions.start(name, "log the %s step" % name)
-            runs = {name: sessions.finish(name) for name in scripts}
-        finally:
-            sessions.kill_all()
-    for name in scripts:
-        assert_clean_run(runs[name], "%s done" % name, api, runs, repo)
-    assert not api.errors and hook_log(repo) == "", describe(api, runs, repo)
+    api, sessions, runs = run_scripts(claude_bin, repo, tmp_path, scripts, "log the %s step")
     assert {(sync / (n + s)).exists() for n in scripts for s in (".in", ".out")} == {True}
 
     assert (repo / "shared.log").read_text() == LOG + "gamma\ndelta\n"
