@@ -1,6 +1,7 @@
 """`vbranch hook` on payloads captured from the real Claude Code CLI."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT, VB, git, tree_files, write
 from tests.hookdriver import Session, denied_reason, fire, payload
-from vbranch import config
+from vbranch import config, hook
 
 
 @pytest.fixture
@@ -222,6 +223,24 @@ def test_a_lease_whose_holder_never_reports_back_expires(repo):
     a.start(), b.start()
     a.pre("Write", {"file_path": str(repo / "app.py"), "content": "x\n"}, "ta")  # a dies here
     assert b.pre("Write", {"file_path": str(repo / "app.py"), "content": "y\n"}, "tb") == (0, None)
+
+
+def test_a_lease_whose_agent_died_is_free_at_once_and_a_live_ones_is_waited_for(repo):
+    """No ttl to wait out when the holder's agent process is gone; a live one is waited for, then named."""
+    set_config(repo, lease_wait=0.3, lease_ttl=3600)
+    agent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        a, b = Session(repo, "gone-a"), Session(repo, "next-b")
+        data = payload("PreToolUse_Write", repo, session_id="gone-a", tool_name="Write", tool_use_id="ta",
+                       tool_input={"file_path": str(repo / "app.py"), "content": "x\n"})
+        out = io.StringIO()
+        assert hook.main(stdin=io.BytesIO(json.dumps(data).encode()), stdout=out, agent_pid=agent.pid) == 0
+        _, refused = b.pre("Write", {"file_path": str(repo / "app.py"), "content": "y\n"}, "tb")
+        assert "gone-a" in denied_reason(refused) and "its agent is running" in denied_reason(refused)
+    finally:
+        agent.kill()
+        agent.wait()
+    assert b.pre("Write", {"file_path": str(repo / "app.py"), "content": "y\n"}, "tb2") == (0, None)
 
 
 def test_subagent_changes_go_to_the_parent_sessions_branch(repo):

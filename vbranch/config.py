@@ -30,7 +30,7 @@ DEFAULTS: dict = {
     "guard_outside": "off",  # outside the repository nothing belongs to a branch (memory, plans, /tmp)
     "guard_git": "deny",
     "commit_on": "turn",
-    "lease_wait": 10.0,
+    "lease_wait": 20.0,  # below the hooks' 30 s timeout: a refusal says why, a timeout would fail open
     "lease_ttl": 60.0,
     "lane": "unattributed",
     "watcher": "auto",

@@ -32,8 +32,11 @@ SESSION_CONTEXT = (
 )
 
 
-def main(stdin=None, stdout=None, stderr=None, default_dir: str | None = None) -> int:
-    """One payload from `stdin`; `default_dir` is where to look for the repository if it names no cwd."""
+def main(stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None) -> int:
+    """One payload from `stdin`; `default_dir` is where to look for the repository if it names no cwd.
+
+    `agent_pid` is the agent's process (Claude Code's); a hook run as its own process is its child.
+    """
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -42,6 +45,7 @@ def main(stdin=None, stdout=None, stderr=None, default_dir: str | None = None) -
     except claude.PayloadError as error:
         stderr.write(f"vbranch hook: {error}; the tool call goes ahead unchecked\n")
         return 1
+    payload["vbranch_agent_pid"] = agent_pid if agent_pid is not None else os.getppid()
     ws = None
     try:
         ws = _open(payload, default_dir)
@@ -338,7 +342,7 @@ def _pre_write(ws: Workspace, payload: dict, cfg: dict) -> str | None:
         return _decide(cfg["guard_outside"], f"vbranch: {error.message}. Writes must stay inside the repository {ws.top} so they land on this session's branch.")
     if rel is None:
         return None
-    busy = leases.acquire(ws, rel, session, tool_use_id, cfg["lease_wait"], cfg["lease_ttl"])
+    busy = leases.acquire(ws, rel, session, tool_use_id, cfg["lease_wait"], cfg["lease_ttl"], pid=payload.get("vbranch_agent_pid"))
     if busy is not None:
         return claude.deny(
             f"vbranch: {rel} is being written right now by {busy} sharing this directory. "

@@ -83,7 +83,7 @@ class HookServer:
                 conn.settimeout(CLIENT_WAIT)
                 request = _read_all(conn)
                 header, _, payload = request.partition(b"\n")
-                code, out, err = run_hook(header.decode("utf-8", "surrogateescape"), payload)
+                code, out, err = run_hook(header.decode("utf-8", "surrogateescape"), payload, _agent_pid(conn))
                 conn.sendall(b"%d %d\n" % (code, len(out)) + out + err)
         except OSError:
             pass  # the client went away (timed out, killed): it does not need the answer
@@ -93,7 +93,19 @@ class HookServer:
                 self.idle.notify_all()
 
 
-def run_hook(header: str, payload: bytes) -> tuple[int, bytes, bytes]:
+def _agent_pid(conn: socket.socket) -> int | None:
+    """The agent that ran the hook client: the client's parent (the client is Claude Code's child)."""
+    import struct
+
+    try:
+        client, _uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        with open(f"/proc/{client}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def run_hook(header: str, payload: bytes, agent_pid: int | None = None) -> tuple[int, bytes, bytes]:
     """What `vbranch hook [--agent AGENT]` would exit with and print, for this payload."""
     agent, project_dir, cwd = (header.split("\0") + ["", "", ""])[:3]
     out, err = io.StringIO(), io.StringIO()
@@ -102,7 +114,7 @@ def run_hook(header: str, payload: bytes) -> tuple[int, bytes, bytes]:
         if agent == "claude":
             from .hook import main
 
-            code = main(io.BytesIO(payload), out, err, default_dir=default_dir)
+            code = main(io.BytesIO(payload), out, err, default_dir=default_dir, agent_pid=agent_pid)
         else:
             from .agents import main
 

@@ -9,6 +9,7 @@ reports back expires.
 """
 from __future__ import annotations
 
+import os
 import time
 
 TYPE_CHECKING = False
@@ -27,12 +28,14 @@ def acquire(
     ttl: float,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    pid: int | None = None,
 ) -> str | None:
     """Take the lease on `path` for one tool call; None when taken, else who still holds it after `wait`.
 
     Leases are per tool call, not per session: two subagents of one session take
     turns like two sessions do. Waiters queue first come, first served; a waiter
-    that stopped polling (its hook died) loses its place.
+    that stopped polling (its hook died) loses its place. `pid` is the agent's
+    process: a lease whose agent is gone is free at once, without waiting for its ttl.
     """
     deadline = clock() + wait
     delay = 0.005
@@ -46,10 +49,10 @@ def acquire(
                 else:
                     ws.store.touch_ticket(ticket, now)
                 held = ws.store.lease(path)
-                free = held is None or held[1] == tool_use_id or held[2] < now
+                free = held is None or held[1] == tool_use_id or held[2] < now or not _alive(ws.store.lease_pid(path))
                 first = ws.store.first_waiter(path, now - QUEUE_STALE)
                 if free and (first is None or first[0] == ticket):
-                    ws.store.put_lease(path, session, tool_use_id, now + ttl)
+                    ws.store.put_lease(path, session, tool_use_id, now + ttl, pid)
                     ws.store.drop_ticket(ticket)
                     ticket = None
                     return None
@@ -68,7 +71,21 @@ QUEUE_STALE = 5.0
 
 
 def _describe(held: tuple[str, str, float], session: str) -> str:
-    return "another tool call of this session" if held[0] == session else f"session {held[0]}"
+    who = "another tool call of this session" if held[0] == session else f"session {held[0]}"
+    return who + " (its agent is running: it may be waiting for a permission prompt)"
+
+
+def _alive(pid: int | None) -> bool:
+    """The agent process is still there (unknown counts as alive: the ttl decides then)."""
+    if not pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: it exists
+    return True
 
 
 def release(ws: Workspace, session: str, tool_use_id: str | None = None) -> None:

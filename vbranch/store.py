@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import StateError
 from .ownership import FileOwnership, FileState
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -164,6 +164,11 @@ MIGRATIONS: dict[int, str] = {
         digest TEXT NOT NULL,
         PRIMARY KEY (branch_id, path)
     )
+    """,
+    # 8: the process of the agent whose tool call holds a lease (Claude Code's), so that a
+    # lease whose agent died is free at once, and one whose agent lives is waited for.
+    8: """
+    ALTER TABLE leases ADD COLUMN pid INTEGER
     """,
 }
 
@@ -566,11 +571,15 @@ class Store:
         row = self.db.execute("SELECT session, tool_use_id, expires FROM leases WHERE path = ?", (path,)).fetchone()
         return tuple(row) if row else None
 
-    def put_lease(self, path: str, session: str, tool_use_id: str, expires: float) -> None:
+    def put_lease(self, path: str, session: str, tool_use_id: str, expires: float, pid: int | None = None) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO leases(path, session, tool_use_id, expires) VALUES (?, ?, ?, ?)",
-            (path, session, tool_use_id, expires),
+            "INSERT OR REPLACE INTO leases(path, session, tool_use_id, expires, pid) VALUES (?, ?, ?, ?, ?)",
+            (path, session, tool_use_id, expires, pid),
         )
+
+    def lease_pid(self, path: str) -> int | None:
+        row = self.db.execute("SELECT pid FROM leases WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
 
     def enqueue(self, path: str, session: str, tool_use_id: str, now: float) -> int:
         cursor = self.db.execute(
