@@ -54,16 +54,23 @@ def _blocks(message):
 
 
 def script_name(body):
-    """The SCRIPT=<name> from the earliest user text that carries one."""
+    """The SCRIPT=<name> the prompt starts with: the earliest user text block that begins with one.
+
+    Not any text that mentions one: newer releases (2.1.332) add context from the project's other
+    sessions to the first user message, which may quote their prompts.
+    """
+    found = None
     for message in body.get("messages", []):
         if message.get("role") != "user":
             continue
         for block in _blocks(message):
             if block.get("type") == "text":
-                match = SCRIPT_RE.search(block.get("text", ""))
+                text = block.get("text", "")
+                match = SCRIPT_RE.match(text.lstrip())
                 if match:
                     return match.group(1)
-    return None
+                found = found or SCRIPT_RE.search(text)
+    return found.group(1) if found else None
 
 
 def tool_results(body):

@@ -10,8 +10,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from vbranch import install
 
 from . import claude_cli
@@ -42,15 +40,6 @@ def vbranch(repo, *args):
 def tree(repo, rev):
     names = git(repo, "ls-tree", "-r", "--name-only", "-z", rev).decode().split("\0")
     return {n: git(repo, "cat-file", "blob", "%s:%s" % (rev, n)) for n in names if n}
-
-
-@pytest.fixture(scope="module")
-def claude_bin():
-    path = claude_cli.find_claude()
-    if path is None:
-        pytest.fail("Claude Code CLI not usable and npm could not install it: run `npm install --prefix %s %s`"
-                    % (claude_cli.install_dir(), claude_cli.PACKAGE))
-    return path
 
 
 def test_a_real_edit_of_crlf_and_mixed_files_commits_and_lands_the_exact_bytes(claude_bin, tmp_path):

@@ -13,7 +13,6 @@ import json
 import re
 import uuid
 
-from .test_traced_sessions import cli  # noqa: F401,F811 - the fixture: pinned and newest release
 from .test_vbranch_sessions import describe, make_repo, run_scripts, vbranch
 
 from vbranch.workspace import open_workspace
@@ -25,7 +24,7 @@ def memory_dir(home, repo):
     return home / ".claude" / "projects" / re.sub(r"[^A-Za-z0-9]", "-", str(repo)) / "memory"
 
 
-def test_outside_writes_pass_and_a_lost_memory_section_comes_back(cli, tmp_path):  # noqa: F811
+def test_outside_writes_pass_and_a_lost_memory_section_comes_back(claude_bin, tmp_path):
     repo = make_repo(tmp_path, {"README": "readme\n"})
     home = tmp_path / "home"
     memory = memory_dir(home, repo)
@@ -53,7 +52,7 @@ def test_outside_writes_pass_and_a_lost_memory_section_comes_back(cli, tmp_path)
     }
     # beta's stale Write waits until alpha's turn has ended (its section written)
     scripts["alpha"][-1] = {"text": "alpha done", "arrive": "alpha-done"}
-    api, sessions, runs = run_scripts(cli, repo, tmp_path, scripts, "note the %s design")
+    api, sessions, runs = run_scripts(claude_bin, repo, tmp_path, scripts, "note the %s design")
     for name in scripts:  # nothing outside the repository was refused by vbranch
         assert not any("vbranch" in r["content"] for r in api.tool_results(name) if r["is_error"]), describe(api, runs, repo)
     assert (scratch / "alpha.txt").exists() and (scratch / "beta.txt").exists() and plan.exists()

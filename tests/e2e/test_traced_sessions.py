@@ -11,7 +11,6 @@ commit held back. Run with the pinned CLI and with the newest release, each thro
 hook command answered by a live watcher (what users get) and without a watcher (the fallback).
 """
 
-import os
 import subprocess
 import sys
 import time
@@ -21,30 +20,12 @@ import pytest
 from vbranch import watch
 from vbranch.workspace import open_workspace
 
-from . import claude_cli
 from .test_vbranch_sessions import (
     branch_of, describe, git, make_repo, replace_line, run_scripts, tree_files, vb_status, vbranch, work_files,
 )
 
 SHARED = "".join("shared %d\n" % i for i in range(1, 9))
 BASE = {"shared.txt": SHARED, "README": "readme\n"}
-CURRENT_DIR = claude_cli.REPO_ROOT / ".cache" / "claude-current"
-
-
-def _current_cli():
-    """The newest release (CI installs it next to the pinned one; VBRANCH_CLAUDE_BIN_CURRENT overrides)."""
-    path = os.environ.get("VBRANCH_CLAUDE_BIN_CURRENT") or str(CURRENT_DIR / "node_modules" / ".bin" / "claude")
-    return path if claude_cli._works(path) else None
-
-
-@pytest.fixture(scope="module", params=["pinned", "current"])
-def cli(request):
-    path = claude_cli.find_claude() if request.param == "pinned" else _current_cli()
-    if path is None:
-        pytest.fail("Claude Code CLI (%s) not usable: .ci/run installs both the pinned version and "
-                    "@anthropic-ai/claude-code@latest into .cache/claude-current" % request.param)
-    return path
-
 
 def scripts(repo):
     def path(p):
@@ -88,13 +69,13 @@ def expected():
 
 
 @pytest.mark.parametrize("watcher", ["watcher", "no-watcher"])
-def test_four_sessions_with_overlapping_commands_get_exactly_their_changes(cli, tmp_path, watcher, monkeypatch):
+def test_four_sessions_with_overlapping_commands_get_exactly_their_changes(claude_bin, tmp_path, watcher, monkeypatch):
     repo = make_repo(tmp_path, BASE)
     if watcher == "watcher":
         subprocess.run([sys.executable, "-m", "vbranch", "-C", str(repo), "watch", "--background"], check=True, timeout=60)
         monkeypatch.setenv("VBRANCH_HOOK_SERVER", "only")  # every hook must be answered by the watcher's server
     try:
-        _four_sessions(cli, tmp_path, repo)
+        _four_sessions(claude_bin, tmp_path, repo)
     finally:
         if watcher == "watcher":
             ws = open_workspace(repo)
@@ -104,10 +85,10 @@ def test_four_sessions_with_overlapping_commands_get_exactly_their_changes(cli, 
                 ws.close()
 
 
-def _four_sessions(cli, tmp_path, repo):
+def _four_sessions(claude_bin, tmp_path, repo):
     base = git(repo, "rev-parse", "main").strip()
     names = ["alpha", "beta", "gamma", "delta"]
-    api, sessions, runs = run_scripts(cli, repo, tmp_path, scripts(repo), "work on the %s task", {"commands": 4})
+    api, sessions, runs = run_scripts(claude_bin, repo, tmp_path, scripts(repo), "work on the %s task", {"commands": 4})
     for name in names:  # Claude Code's own read-before-edit refusals are retried; vbranch refused nothing
         assert not any("vbranch" in r["content"] for r in api.tool_results(name) if r["is_error"]), describe(api, runs, repo)
 
