@@ -412,14 +412,13 @@ def _look(listener, filt, where, log, notif_id, pid, nr, args) -> str | None:
             # The memory we read must still be the caller's, blocked in this very call.
             fcntl.ioctl(listener, NOTIF_ID_VALID, struct.pack("=Q", notif_id))
             for path in paths:
-                inside_git = _inside(path, git_dir)
-                if inside_git is not None:  # git's own files are no session's work: only some are guarded
-                    if _protected(inside_git[len(git_dir) + 1:]) and not _by_vbranch(pid, root):
-                        refused = inside_git[len(git_dir) + 1:]
+                full = _resolved(path)
+                if full.startswith(git_dir + os.sep):  # git's own files are no session's work: only some are guarded
+                    if _protected(full[len(git_dir) + 1:]) and not _by_vbranch(pid, root):
+                        refused = full[len(git_dir) + 1:]
                         log.refused(refused)
                     continue
-                full = _inside(path, top)
-                if full is not None:
+                if full.startswith(top + os.sep):
                     rel = full[len(top) + 1:]
                     if leases.held(rel):  # a file tool is mid read-modify-write: this write waits its turn
                         log.waiting(rel)
@@ -546,11 +545,20 @@ def _is_vbranch(argv: list[bytes]) -> bool:
     return (options[:2] == [b"-m", b"vbranch"]) or (bool(options) and os.path.basename(options[0]) == b"vbranch")
 
 
-def _inside(path: str, top: str) -> str | None:
-    """The path with its parent's symlinks resolved, or None outside the working tree."""
+_REAL_DIRS: dict[str, str] = {}
+
+
+def _resolved(path: str) -> str:
+    """The path with its parent's symlinks resolved (the name itself is what is written: a link is a file).
+
+    Directories are resolved once per supervisor: a command rarely turns a directory it
+    writes into into a symlink, and realpath costs a syscall per component every time.
+    """
     parent, name = os.path.split(os.path.normpath(path))
-    full = os.path.join(os.path.realpath(parent), name)
-    return full if full.startswith(top + os.sep) else None
+    real = _REAL_DIRS.get(parent)
+    if real is None:
+        real = _REAL_DIRS[parent] = os.path.realpath(parent)
+    return os.path.join(real, name)
 
 
 class TraceLog:
