@@ -101,6 +101,15 @@ def tell_user(text: str) -> str:
     return json.dumps({"systemMessage": text})
 
 
+def add_agent_context(output: str | None, event: str, text: str) -> str:
+    """A hook's output with `text` also given to the model (after any context it already has)."""
+    data = json.loads(output) if output else {}
+    specific = data.setdefault("hookSpecificOutput", {"hookEventName": event})
+    previous = specific.get("additionalContext")
+    specific["additionalContext"] = f"{previous}\n{text}" if previous else text
+    return json.dumps(data)
+
+
 def add_user_message(output: str | None, text: str) -> str:
     """A hook's output with `text` also shown to the user (after any message it already has)."""
     data = json.loads(output) if output else {}

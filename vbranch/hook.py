@@ -6,7 +6,6 @@ directory and shown to the user, and the tool call goes ahead.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -205,12 +204,7 @@ def _taken_notice(ws: Workspace, payload: dict, taken: list, output: str | None)
         f"directory: {listed}. vbranch kept it: run `vbranch rescue {paths}` now to put it back (your own "
         "changes stay). To undo your own work, edit your own lines back instead of discarding files."
     )
-    agent = json.loads(claude.tell_agent(payload["hook_event_name"], text))
-    if output:
-        previous = json.loads(output).get("hookSpecificOutput", {}).get("additionalContext")
-        if previous:
-            agent["hookSpecificOutput"]["additionalContext"] = previous + "\n" + text
-    return claude.add_user_message(json.dumps(agent), text)
+    return claude.add_user_message(claude.add_agent_context(output, payload["hook_event_name"], text), text)
 
 
 def _post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
@@ -269,10 +263,7 @@ def _refused_notice(payload: dict, refused: list[str], notice: str | None) -> st
         "left alone (it stays on the vbranch workspace; your changes are committed to your branch for you). "
         "Ask the user if such a change is really needed."
     )
-    data = json.loads(notice) if notice else json.loads(claude.tell_agent(payload["hook_event_name"], ""))
-    previous = data["hookSpecificOutput"].get("additionalContext")
-    data["hookSpecificOutput"]["additionalContext"] = f"{previous}\n{text}" if previous else text
-    return json.dumps(data)
+    return claude.add_agent_context(notice, payload["hook_event_name"], text)
 
 
 def on_stop(ws: Workspace, payload: dict, cfg: dict) -> str | None:

@@ -150,9 +150,10 @@ def open_window(
 
 
 def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_id: str | None = None) -> list[str]:
-    """The command ended: what changed since it started is the session's.
+    """The command ended: the files its processes wrote (traced), else what changed since it
+    started (its window), are the session's.
 
-    A file that changed while another session's command was also running is
+    By window, a file that changed while another session's command was also running is
     contested between them: either could have written it, and we do not guess.
     """
     window = ws.store.window(window_id)

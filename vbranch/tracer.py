@@ -589,7 +589,7 @@ class TraceLog:
 
         folder = os.path.join(state_dir, TRACE_DIR)
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        pid, started = os.getpid(), _process_start(os.getpid())
+        pid, started = os.getpid(), process_start(os.getpid())
         name = os.path.join(folder, f"{pid}-{started}")
         fd = os.open(name + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fields = ["H", session, sha1(command.encode()).hexdigest(), str(pid), started, repr(time.time()), "0" if reason else "1", reason or ""]
@@ -665,7 +665,7 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
-def _process_start(pid: int) -> str:
+def process_start(pid: int) -> str:
     """The process's start time in clock ticks (/proc/PID/stat field 22): a pid plus this names one process."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         return f.read().rsplit(b")", 1)[1].split()[19].decode()

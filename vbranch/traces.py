@@ -15,6 +15,7 @@ from collections import namedtuple
 from pathlib import Path
 
 from .ownership import ABSENT, FileState
+from . import tracer
 from .tracer import TRACE_DIR, unquote
 
 # How long a done log is kept: longer than Claude Code's 10-minute limit on a Bash command.
@@ -97,8 +98,7 @@ def version(event: Event) -> FileState | None:
 def _alive(pid: int, process_start: str) -> bool:
     """The supervisor still runs (the same process, not a later one with its pid)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[19].decode() == process_start
+        return tracer.process_start(pid) == process_start
     except (OSError, IndexError):
         return False
 
