@@ -10,6 +10,7 @@ No spelling of a command matters: only what happened to the file.
 """
 from __future__ import annotations
 
+import time
 from collections import namedtuple
 
 from .ownership import UNATTRIBUTED, FileOwnership, FileState, branch_state, record_change
@@ -105,21 +106,20 @@ def rescue(ws, paths: list[str] | None, at: str) -> tuple[list[str], list[str]]:
         snapshot(ws, at)
         repo = gitops.open_repo(ws.top)
         base_tree = gitops.tree_of(repo, ws.base)
-        records: dict[str, FileOwnership] = {}
-        done, clashing, writes = [], [], []
+        before: dict[str, FileOwnership] = {}
+        records: dict[str, FileOwnership] = {}  # each path after every kept version of it is back
+        done, clashing = [], []
         for kept in ws.store.kept_for_rescue(paths):
-            current = records.get(kept.path) or ws.store.file(kept.path) or new_record(kept.path, gitops.state_at(repo, base_tree, kept.path))
-            back = restored(current, kept)
+            if kept.path not in before:
+                before[kept.path] = ws.store.file(kept.path) or new_record(kept.path, gitops.state_at(repo, base_tree, kept.path))
+            back = restored(records.get(kept.path) or before[kept.path], kept)
             held = ws.store.lease(kept.path)
-            if back is None or held is not None:
+            if back is None or (held is not None and held[2] >= time.time()):
                 clashing.append(kept.path)
                 continue
             records[kept.path] = back
             done.append(kept)
-        for path, rec in records.items():
-            first = ws.store.file(path) or new_record(path, gitops.state_at(repo, base_tree, path))
-            if rec.known != first.known:
-                writes.append(file_write(repo, path, first.known, rec.known))
+        writes = [file_write(repo, p, before[p].known, rec.known) for p, rec in records.items() if rec.known != before[p].known]
 
         def mutate() -> None:
             for rec in records.values():
