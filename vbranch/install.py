@@ -48,21 +48,24 @@ def hook_command() -> str:
     It runs the small client (hookclient.py) without site, which hands the payload to
     the watcher's hook server and starts the full `-m vbranch` only if none answers.
     """
-    if not sys.executable:
-        raise VbranchError("cannot tell which Python runs vbranch", hint="run vbranch with a regular Python interpreter")
     from . import hookclient
 
-    # Not resolved: a venv's python is a symlink, and resolving it would lose the venv.
-    python = shlex.quote(os.path.abspath(sys.executable))
-    return f"{python} -S {shlex.quote(os.path.abspath(hookclient.__file__))}"
+    return _without_site(hookclient.__file__)
 
 
 def tracer_command() -> str:
     """The shell prefix that runs a command under the tracer (tracer.py), without site like the hook client."""
     from . import tracer
 
+    return _without_site(tracer.__file__)
+
+
+def _without_site(script: str) -> str:
+    if not sys.executable:
+        raise VbranchError("cannot tell which Python runs vbranch", hint="run vbranch with a regular Python interpreter")
+    # Not resolved: a venv's python is a symlink, and resolving it would lose the venv.
     python = shlex.quote(os.path.abspath(sys.executable))
-    return f"{python} -S {shlex.quote(os.path.abspath(tracer.__file__))}"
+    return f"{python} -S {shlex.quote(os.path.abspath(script))}"
 
 
 def merge_prefix(settings: dict, prefix: str) -> tuple[dict, str | None]:
