@@ -338,14 +338,54 @@ def cmd_land(args) -> int:
     from .landing import land
     from .workspace import open_workspace
 
-    report = land(open_workspace(args.C), args.branch, args.mode, now())
-    how = {"ff": "fast-forward", "merge": "merge commit", "squash": "squashed"}[report.mode]
-    if report.committed:
-        ui.line(f"{report.branch}: committed its changes as {report.committed[:12]}")
-    ui.line(f"landed {report.branch} on {report.target}: {(report.old or '(none)')[:12]} -> {report.new[:12]} ({how})")
-    for name, head in sorted(report.rebased.items()):
-        ui.line(f"  {name} now starts from it ({head[:12]})")
-    _warn(report.warnings)
+    ws = open_workspace(args.C)
+    if args.log:
+        if len(args.branch) != 1:
+            raise UsageError("--log takes one branch", hint="vbranch land --log BRANCH")
+        found = ws.store.verification(args.branch[0])
+        if found is None:
+            raise UsageError(f"{args.branch[0]} has not been verified", hint=f"`vbranch land {args.branch[0]} --verify CMD`")
+        result = "passed" if found.exit_code == 0 else f"exit {found.exit_code}" if found.exit_code is not None else "timed out or did not start"
+        ui.line(f"{found.branch}: `{found.command}` {result} at {found.at} on {(found.target or '(no commits)')[:12]}"
+                + (" (landed)" if found.landed else ""))
+        ui.write_raw(found.tail if found.tail.endswith("\n") or not found.tail else found.tail + "\n")
+        return 0
+    if args.verify is not None and args.no_verify:
+        raise UsageError("--verify and --no-verify contradict each other")
+    command = "" if args.no_verify else args.verify
+    if command is None:
+        from .config import load
+
+        command = load(ws.state_dir)["land_verify"]
+
+    def show(report) -> None:
+        how = {"ff": "fast-forward", "merge": "merge commit", "squash": "squashed"}[report.mode]
+        if report.committed:
+            ui.line(f"{report.branch}: committed its changes as {report.committed[:12]}")
+        checked = f", `{report.verified}` passed" if report.verified else ""
+        ui.line(f"landed {report.branch} on {report.target}: {(report.old or '(none)')[:12]} -> {report.new[:12]} ({how}{checked})")
+        for name, head in sorted(report.rebased.items()):
+            ui.line(f"  {name} now starts from it ({head[:12]})")
+        _warn(report.warnings)
+
+    if args.queue:
+        from .verify import land_queue
+
+        results = land_queue(ws, args.branch or None, args.mode, now(), command, args.timeout, clock=now)
+        if not results:
+            ui.line("nothing to land: no applied branch has commits and nothing contested")
+        for result in results:
+            if result.landed:
+                show(result.report)
+            else:
+                ui.line(f"held out {result.branch}: {result.reason.splitlines()[0]}", style="red")
+        held = [r.branch for r in results if not r.landed]
+        if held:
+            ui.line(f"{len(held)} branch(es) held out; `vbranch land --log BRANCH` shows a failed verification's output")
+        return 1 if held else 0
+    if len(args.branch) != 1:
+        raise UsageError("land takes one branch", hint="`vbranch land BRANCH`, or `vbranch land --queue BRANCH...` for several")
+    show(land(ws, args.branch[0], args.mode, now(), verify=command or None, timeout=args.timeout))
     return 0
 
 
@@ -456,7 +496,14 @@ def cmd_apply(args) -> int:
 
 def _add_landing_parsers(sub) -> None:
     p = sub.add_parser("land", help="integrate one branch into the target; the others follow")
-    p.add_argument("branch", metavar="BRANCH")
+    p.add_argument("branch", metavar="BRANCH", nargs="*", help="the branch (with --queue: the branches, in order)")
+    p.add_argument("--verify", metavar="CMD", help="land only if this shell command exits 0 on the tree the target "
+                   "would get, in vbranch's scratch checkout (default: land_verify in the configuration)")
+    p.add_argument("--no-verify", action="store_true", help="land without the configured land_verify command")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop the verify command after this long (default: land_verify_timeout)")
+    p.add_argument("--queue", action="store_true", help="land the branches one at a time, each verified on top of the ones "
+                   "before; a failing branch stays out (default: every applied branch with commits and nothing contested)")
+    p.add_argument("--log", action="store_true", help="show BRANCH's last verification: command, exit status, output tail")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--ff-only", dest="mode", action="store_const", const="ff", help="fast-forward the target (the default)")
     mode.add_argument("--merge", dest="mode", action="store_const", const="merge", help="a merge commit on the target")

@@ -34,6 +34,8 @@ DEFAULTS: dict = {
     "lease_ttl": 60.0,
     "lane": "unattributed",
     "watcher": "auto",
+    "land_verify": "",  # a shell command `vbranch land` runs on the tree the target would get; "" = none
+    "land_verify_timeout": 600.0,
 }
 
 
@@ -93,6 +95,14 @@ def check(key: str, value: object) -> str | None:
         if key == "lease_ttl" and value <= 0:
             return "not above 0"
         return None
+    if key == "land_verify":
+        if not isinstance(value, str) or "\0" in value:
+            return 'not a shell command (a string; "" for none)'
+        return None
+    if key == "land_verify_timeout":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return "not a number of seconds"
+        return None if value > 0 else "not above 0"
     if key == "lane":
         if not isinstance(value, str) or not value.strip():
             return 'not a name ("unattributed" or a branch name)'

@@ -62,6 +62,7 @@ class LandReport:
     committed: str | None = None  # the commit made of the branch's uncommitted changes
     rebased: dict[str, str] = field(default_factory=dict)  # branch -> new head
     warnings: list[str] = field(default_factory=list)
+    verified: str | None = None  # the command that passed on the landed tree (--verify)
 
 
 @dataclass
@@ -101,10 +102,42 @@ def one_landing(ws: Workspace, what: str):
         ws.lock.__exit__(None, None, None)
 
 
-def land(ws: Workspace, name: str, mode: str, at: str) -> LandReport:
-    """Integrate one branch into the target and rebase everything else onto it."""
+@dataclass
+class LandPlan:
+    """What landing a branch would make, computed without moving anything (for --verify)."""
+
+    branch: str
+    target: str
+    base: str | None
+    head: str  # the branch's head (before any commit of its uncommitted changes)
+    new: str  # the commit the target would move to (an unreachable object until landed)
+    tree: str
+
+
+def land(ws: Workspace, name: str, mode: str, at: str, verify: str | None = None, timeout: float | None = None) -> LandReport:
+    """Integrate one branch into the target and rebase everything else onto it.
+
+    With `verify` (a shell command), the exact tree the target would get is checked out in
+    vbranch's scratch checkout and the command runs there (verify.py); the target moves
+    only if it exits 0 and neither the target nor the branch moved meanwhile.
+    """
     if mode not in MODES:
         raise UsageError(f"unknown landing mode {mode!r}", hint="--ff-only, --merge or --squash")
+    if verify:
+        from .verify import land_verified
+
+        return land_verified(ws, name, mode, at, verify, timeout)
+    return _land(ws, name, mode, at)
+
+
+def plan_land(ws: Workspace, name: str, mode: str, at: str) -> LandPlan:
+    """The landing's result, computed under the lock, nothing moved (only unreachable objects written)."""
+    if mode not in MODES:
+        raise UsageError(f"unknown landing mode {mode!r}", hint="--ff-only, --merge or --squash")
+    return _land(ws, name, mode, at, dry=True)
+
+
+def _land(ws: Workspace, name: str, mode: str, at: str, expect: LandPlan | None = None, dry: bool = False):
     with one_landing(ws, f"landing {name}"):
         warnings = recover(ws)
         snapshot(ws, at)
@@ -136,6 +169,19 @@ def land(ws: Workspace, name: str, mode: str, at: str) -> LandReport:
             new_target = gitops.make_commit(repo, head_tree, [p for p in (base, head) if p], f"Merge branch '{name}'\n")
         else:
             new_target = gitops.make_commit(repo, head_tree, [base] if base else [], _squash_message(repo, name, base, head))
+        if expect is not None:
+            # Fail closed: land only the tree that was verified, onto the target it was verified on.
+            if base != expect.base:
+                raise StateError(
+                    f"{target} moved while {name} was being verified ({(expect.base or 'nothing')[:12]} -> {(base or 'nothing')[:12]}); "
+                    "nothing was landed",
+                    hint=f"verify and land again: `vbranch land {name} --verify CMD`",
+                )
+            if str(head_tree) != expect.tree:
+                raise StateError(
+                    f"{name} changed while it was being verified; nothing was landed",
+                    hint=f"verify and land again: `vbranch land {name} --verify CMD`",
+                )
 
         # Only the records the landed branch has items in change (rebase_record leaves the
         # others as they are): those alone are rebased and written, so landing costs what the
@@ -171,6 +217,8 @@ def land(ws: Workspace, name: str, mode: str, at: str) -> LandReport:
             ws.store.set_meta("base", new_target)
             ws.store.delete_branch(row.id)  # retired: its ref stays, its sessions get a new branch
 
+        if dry:
+            return LandPlan(name, target, base, gitops.head_of(repo, row.ref) or head, new_target, str(head_tree))
         detail = {"branch": name, "mode": mode, "target": target, "old": base, "new": new_target, "head": head}
         _op, found = perform(ws, at, "land", detail, {"refs": refs, "index": ["sync", old_ws, new_ws]}, mutate)
         report = LandReport(name, target, base, new_target, mode, updates[0][1] if updates else None, warnings=warnings + found)

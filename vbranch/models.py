@@ -29,6 +29,15 @@ class SessionInfo(BaseModel):
     ended: bool = False
 
 
+class Landing(BaseModel):
+    state: Literal["waiting", "verified", "failed", "nothing"] = Field(description="where the branch is on its way to the target")
+    target: str | None = Field(None, description="the target commit it was verified against")
+    command: str | None = None
+    exit_code: int | None = Field(None, description="the verify command's exit status; None if it timed out or did not start")
+    tail: str | None = Field(None, description="the end of the verify command's output")
+    at: str | None = None
+
+
 class BranchStatus(BaseModel):
     name: str
     ref: str
@@ -36,6 +45,7 @@ class BranchStatus(BaseModel):
     applied: bool = True
     sessions: list[SessionInfo] = Field(default_factory=list)
     files: list[FileLines] = Field(default_factory=list)
+    landing: Landing | None = None
 
 
 class Contest(BaseModel):
@@ -86,6 +96,8 @@ class Config(BaseModel):
     lease_ttl: float = Field(DEFAULTS["lease_ttl"], description="seconds after which an unreleased write lease expires")
     lane: str = Field(DEFAULTS["lane"], description='where changes outside every tool window go: "unattributed" or a branch name, e.g. "human"')
     watcher: Literal[CHOICES["watcher"]] = Field(DEFAULTS["watcher"], description="start the file watcher when a session starts")  # type: ignore[valid-type]
+    land_verify: str = Field(DEFAULTS["land_verify"], description='shell command `vbranch land` runs on the tree the target would get; "" for none')
+    land_verify_timeout: float = Field(DEFAULTS["land_verify_timeout"], description="seconds the verify command may run")
 
     @field_validator("*")
     @classmethod

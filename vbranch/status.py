@@ -30,20 +30,25 @@ def collect(ws: Workspace, at: str) -> dict:
     names = {b.id: b.name for b in branches}
     heads = _heads(ws, [b.ref for b in branches])
     sessions = ws.store.sessions()
+    verified = ws.store.verifications()
+    base = ws.base
+    out = []
+    for branch in branches:
+        files = owned_files(records, branch.id)
+        head = heads.get(branch.ref)
+        out.append({
+            "name": branch.name,
+            "ref": branch.ref,
+            "head": head,
+            "applied": branch.applied,
+            "sessions": [{"id": s.id, "agent": s.agent, "ended": s.ended_at is not None} for s in sessions if s.branch_id == branch.id],
+            "files": files,
+            "landing": landing_state(verified.get(branch.name), base, head, bool(files)),
+        })
     return {
-        "base": ws.base,
+        "base": base,
         "target": ws.target,
-        "branches": [
-            {
-                "name": branch.name,
-                "ref": branch.ref,
-                "head": heads.get(branch.ref),
-                "applied": branch.applied,
-                "sessions": [{"id": s.id, "agent": s.agent, "ended": s.ended_at is not None} for s in sessions if s.branch_id == branch.id],
-                "files": owned_files(records, branch.id),
-            }
-            for branch in branches
-        ],
+        "branches": out,
         "unattributed": owned_files(records, UNATTRIBUTED),
         "contested": [contest for rec in records for contest in _contests(rec, names, sessions)],
         "rescue": [
@@ -52,6 +57,21 @@ def collect(ws: Workspace, at: str) -> dict:
         ],
         "tracer": dict(zip(("mode", "why"), tracer_mode(ws))),
     }
+
+
+def landing_state(found, base: str | None, head: str | None, owns: bool) -> dict:
+    """models.Landing: verified (this head, on this target), failed (the last verification did, until
+    the next one: a queue rebases a held-out branch, so its head moves without new work), else
+    waiting, or nothing to land."""
+    if found is not None and not found.landed:
+        if found.exit_code != 0:
+            return {"state": "failed", "target": found.target, "command": found.command,
+                    "exit_code": found.exit_code, "tail": found.tail, "at": found.at}
+        if found.target == base and found.head == (head or base):
+            return {"state": "verified", "target": found.target, "command": found.command, "exit_code": 0, "at": found.at}
+    if head in (None, base) and not owns:
+        return {"state": "nothing"}
+    return {"state": "waiting"}
 
 
 def tracer_mode(ws: Workspace) -> tuple[str, str]:

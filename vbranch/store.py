@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import StateError
 from .ownership import FileOwnership, FileState
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -170,6 +170,23 @@ MIGRATIONS: dict[int, str] = {
     8: """
     ALTER TABLE leases ADD COLUMN pid INTEGER
     """,
+    # 9: the last verification of each branch (`vbranch land --verify`): the target commit and
+    # branch head it ran against, the command, its exit status (NULL: timed out or did not
+    # start) and the tail of its output. A log, never part of a snapshot; keyed by name so it
+    # outlives the branch row a landing retires.
+    9: """
+    CREATE TABLE verifications (
+        branch TEXT PRIMARY KEY,
+        target TEXT,
+        head TEXT,
+        tree TEXT,
+        command TEXT NOT NULL,
+        exit_code INTEGER,
+        tail TEXT NOT NULL,
+        at TEXT NOT NULL,
+        landed INTEGER NOT NULL DEFAULT 0
+    )
+    """,
 }
 
 
@@ -204,6 +221,9 @@ OpRow = namedtuple("OpRow", "id at op detail undone_by restorable")
 
 
 SESSION_COLUMNS = "id, branch_id, agent, created_at, ended_at, first_prompt, prompt, turn_started_at"
+
+
+Verification = namedtuple("Verification", "branch target head tree command exit_code tail at landed")
 
 
 class Store:
@@ -647,6 +667,30 @@ class Store:
 
     def drop_windows(self, session: str) -> None:
         self.db.execute("DELETE FROM windows WHERE session = ?", (session,))
+
+    # verifications (`vbranch land --verify`)
+
+    def put_verification(self, v: "Verification") -> None:
+        with self.tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO verifications(branch, target, head, tree, command, exit_code, tail, at, landed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (v.branch, v.target, v.head, v.tree, v.command, v.exit_code, v.tail, v.at, int(bool(v.landed))),
+            )
+
+    def set_verification_landed(self, branch: str) -> None:
+        with self.tx():
+            self.db.execute("UPDATE verifications SET landed = 1 WHERE branch = ?", (branch,))
+
+    def verification(self, branch: str) -> "Verification | None":
+        row = self.db.execute(
+            "SELECT branch, target, head, tree, command, exit_code, tail, at, landed FROM verifications WHERE branch = ?", (branch,)
+        ).fetchone()
+        return Verification(*row[:8], bool(row[8])) if row else None
+
+    def verifications(self) -> "dict[str, Verification]":
+        rows = self.db.execute("SELECT branch, target, head, tree, command, exit_code, tail, at, landed FROM verifications").fetchall()
+        return {r[0]: Verification(*r[:8], bool(r[8])) for r in rows}
 
 
 def pack_record(rec: FileOwnership) -> bytes:

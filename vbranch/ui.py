@@ -53,6 +53,7 @@ def show_status(report: dict) -> None:
         for i, f in enumerate(branch["files"]):
             table.add_row(name if i == 0 else "", sessions if i == 0 else "", f["path"], describe(f))
     out.print(table)
+    _show_landing(report["branches"])
     if report["unattributed"]:
         out.print(Text("unattributed (no known session made these; `vbranch assign` gives them to a branch):", style="yellow"))
         for f in report["unattributed"]:
@@ -74,6 +75,24 @@ def show_status(report: dict) -> None:
     tracer = report.get("tracer")
     if tracer:
         out.print(Text(f"commands: attributed by {tracer['mode']} ({tracer['why']})", style=None if tracer["mode"] == "process" else "yellow"))
+
+
+def _show_landing(branches: list[dict]) -> None:
+    """One line per branch with something to land: waiting, verified at a target commit, or failed (and why)."""
+    for branch in branches:
+        landing = branch.get("landing") or {}
+        state = landing.get("state")
+        if state == "verified":
+            out.print(Text(f"  {branch['name']}: verified at {landing['target'][:12]} (`{landing['command']}`)", style="green"))
+        elif state == "failed":
+            code = landing["exit_code"]
+            why = f"exit {code}" if code is not None else "timed out or did not start"
+            out.print(Text(f"  {branch['name']}: failed verification at {(landing['target'] or '')[:12]}: `{landing['command']}` {why} "
+                           f"(`vbranch land --log {branch['name']}`)", style="red"))
+            for text in (landing.get("tail") or "").rstrip("\n").splitlines()[-3:]:
+                out.print(f"    | {text}")
+        elif state == "waiting":
+            out.print(f"  {branch['name']}: waiting to land")
 
 
 def show_error(error: VbranchError) -> None:

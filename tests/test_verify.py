@@ -1,0 +1,194 @@
+"""Verified landing and the landing queue: the target moves only for a tree whose command passed."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, VB, fingerprint, git, tree_files, wait_for
+from vbranch import verify
+from vbranch.errors import LockTimeout, StateError
+from vbranch.verify import VerifyFailed, land_queue
+
+BASE = {"app.txt": "app\n"}
+# Passes unless both x.txt and y.txt are there: two branches each fine alone, broken together.
+NOT_BOTH = f"{sys.executable} -c \"import os, sys; sys.exit(os.path.exists('x.txt') and os.path.exists('y.txt'))\""
+
+
+def rev(v: VB, ref: str = "main") -> str:
+    return git(v.repo, "rev-parse", ref).strip()
+
+
+def with_branches(vb, files: dict[str, dict[str, str]], commit: bool = True) -> VB:
+    """One session per key, each adding its files; committed so the queue picks them up."""
+    v = vb(BASE)
+    for session, added in files.items():
+        for path, content in added.items():
+            v.edit(session, path, content)
+    if commit:
+        v.commit()
+    return v
+
+
+def land(v: VB, session: str, command: str, timeout: float = 60):
+    ws = v.ws()
+    try:
+        from vbranch import landing
+
+        return landing.land(ws, v.branch_of(session), "ff", v.at(), verify=command, timeout=timeout)
+    finally:
+        ws.close()
+
+
+def queue(v: VB, names=None, command: str = "true", timeout: float = 60):
+    ws = v.ws()
+    try:
+        return land_queue(ws, names, "ff", v.at(), command, timeout, clock=v.at)
+    finally:
+        ws.close()
+
+
+def verification(v: VB, branch: str):
+    ws = v.ws()
+    try:
+        return ws.store.verification(branch)
+    finally:
+        ws.close()
+
+
+def test_a_branch_that_breaks_the_command_is_not_landed(vb):
+    v = with_branches(vb, {"a": {"bad.txt": "oops\n"}}, commit=False)
+    name = v.branch_of("a")
+    before, target = fingerprint(v.repo), rev(v)
+    with pytest.raises(VerifyFailed, match="exited 1"):
+        land(v, "a", "echo checking; test ! -f bad.txt")
+    assert rev(v) == target and fingerprint(v.repo) == before
+    assert [b.name for b in v.status().branches] == [name]  # still there, still owning its change
+    found = verification(v, name)
+    assert found.exit_code == 1 and found.target == target and "checking" in found.tail and not found.landed
+    landing = v.status().branches[0].landing
+    assert landing.state == "failed" and landing.exit_code == 1 and "checking" in landing.tail
+
+
+def test_a_passing_branch_lands_and_the_scratch_checkout_is_reused_clean(vb):
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}, "b": {"b.txt": "b\n"}})
+    before = fingerprint(v.repo)
+    # The command runs in the scratch checkout at the would-be target: a.txt there, its litter not kept.
+    report = land(v, "a", "test -f a.txt && test ! -f b.txt && test ! -f litter && touch litter")
+    assert report.verified and tree_files(v.repo, "main") == {"app.txt": b"app\n", "a.txt": b"a\n"}
+    report = land(v, "b", "test -f a.txt && test -f b.txt && test ! -f litter && touch litter")
+    assert tree_files(v.repo, "main") == {"app.txt": b"app\n", "a.txt": b"a\n", "b.txt": b"b\n"}
+    assert fingerprint(v.repo) == before  # the shared working directory: not one file touched
+    assert not (v.repo / "litter").exists()
+    assert (v.repo / ".git" / "vbranch" / "verify" / "tree" / "litter").exists()
+    found = verification(v, "session-b")  # the branch row is retired; its verification stays
+    assert found.landed and found.exit_code == 0
+
+
+def test_two_branches_fine_alone_but_broken_together_the_second_is_held_out(vb):
+    v = with_branches(vb, {"a": {"x.txt": "x\n"}, "b": {"y.txt": "y\n"}})
+    a, b = v.branch_of("a"), v.branch_of("b")
+    results = queue(v, [a, b], NOT_BOTH)
+    assert [(r.branch, r.landed) for r in results] == [(a, True), (b, False)]
+    assert tree_files(v.repo, "main") == {"app.txt": b"app\n", "x.txt": b"x\n"}
+    held = verification(v, b)
+    assert held.exit_code == 1 and held.target == rev(v) and not held.landed
+    status = {s.name: s.landing for s in v.status().branches}
+    assert status[b].state == "failed" and status[b].command == NOT_BOTH and status[b].target == rev(v)
+
+
+def test_a_queue_lands_the_passing_branches_in_order(vb):
+    files = {s: {f"{s}.txt": f"{s}\n"} for s in "abcdef"}
+    files["c"]["broken/c"] = "1\n"
+    files["e"]["broken/e"] = "1\n"
+    v = with_branches(vb, files)
+    names = [v.branch_of(s) for s in "abcdef"]
+    before = fingerprint(v.repo)
+    results = queue(v, None, "test ! -d broken")  # the default: every branch with commits
+    assert [(r.branch, r.landed) for r in results] == [(n, s not in "ce") for n, s in zip(names, "abcdef")]
+    assert tree_files(v.repo, "main") == {"app.txt": b"app\n", **{f"{s}.txt": f"{s}\n".encode() for s in "abdf"}}
+    history = git(v.repo, "rev-list", "--first-parent", "main").split()  # newest first
+    added = [git(v.repo, "log", "--format=%H", "--diff-filter=A", "main", "--", f"{s}.txt").strip() for s in "abdf"]
+    positions = [history.index(c) for c in added]
+    assert positions == sorted(positions, reverse=True)  # landed one after another: a first, f last
+    assert fingerprint(v.repo) == before
+    states = {s.name: s.landing.state for s in v.status().branches}
+    assert states == {names[2]: "failed", names[4]: "failed"}
+
+
+def test_a_command_that_times_out_lands_nothing(vb):
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}})
+    target = rev(v)
+    with pytest.raises(VerifyFailed, match="timed out"):
+        land(v, "a", "sleep 30", timeout=1)
+    assert rev(v) == target
+    found = verification(v, v.branch_of("a"))
+    assert found.exit_code is None and "stopped after 1 s" in found.tail
+
+
+def test_a_target_moved_outside_during_verification_lands_nothing(vb):
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}})
+    tree = git(v.repo, "rev-parse", "main^{tree}").strip()
+    elsewhere = git(v.repo, "commit-tree", tree, "-p", "main", "-m", "pushed meanwhile").strip()
+    with pytest.raises(StateError, match="moved"):
+        land(v, "a", f"git -C {v.repo} update-ref refs/heads/main {elsewhere}")
+    assert rev(v) == elsewhere  # where the other writer put it, not the branch
+    assert [b.name for b in v.status().branches] == [v.branch_of("a")]
+
+
+def test_a_landing_by_another_process_during_verification_lands_nothing(vb):
+    """The state lock is not held while the command runs: another landing goes ahead, this one refuses."""
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}, "b": {"b.txt": "b\n"}})
+    other = f"{sys.executable} -m vbranch -C {v.repo} land {v.branch_of('b')}"
+    with pytest.raises(StateError, match="moved while"):
+        land(v, "a", f"cd {ROOT} && {other}")
+    assert tree_files(v.repo, "main") == {"app.txt": b"app\n", "b.txt": b"b\n"}
+
+
+def test_two_queues_at_once_the_second_refuses(vb, tmp_path):
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}, "b": {"b.txt": "b\n"}})
+    started, go = tmp_path / "started", tmp_path / "go"
+    command = f"touch {started}; while [ ! -f {go} ]; do sleep 0.05; done"
+    env = {**os.environ}
+    env.pop("CLAUDE_CODE_SESSION_ID", None)
+    first = subprocess.Popen([sys.executable, "-m", "vbranch", "-C", str(v.repo), "land", "--queue", "--verify", command],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(started.exists, timeout=30)
+        second = subprocess.run([sys.executable, "-m", "vbranch", "-C", str(v.repo), "land", "--queue", "--verify", "true"],
+                                cwd=ROOT, env=env, capture_output=True, text=True)
+        assert second.returncode == 7 and "already running" in second.stderr
+        ws = v.ws()
+        try:
+            with pytest.raises(LockTimeout):
+                verify.land_verified(ws, v.branch_of("b"), "ff", v.at(), "true", 5)
+        finally:
+            ws.close()
+    finally:
+        go.touch()
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert tree_files(v.repo, "main") == {"app.txt": b"app\n", "a.txt": b"a\n", "b.txt": b"b\n"}
+
+
+def test_the_cli_uses_the_configured_command_and_shows_the_log(vb):
+    from vbranch import config
+
+    v = with_branches(vb, {"a": {"bad.txt": "1\n"}})
+    name = v.branch_of("a")
+    config.write(v.repo / ".git" / "vbranch", {**config.load(v.repo / ".git" / "vbranch"), "land_verify": "echo tail-line; false"})
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "vbranch", "-C", str(v.repo), *args], cwd=ROOT, capture_output=True, text=True)
+
+    refused = cli("land", name)
+    assert refused.returncode == 1 and "not landed" in refused.stderr
+    log = cli("land", "--log", name)
+    assert log.returncode == 0 and "echo tail-line; false" in log.stdout and "exit 1" in log.stdout and "tail-line" in log.stdout
+    shown = cli("status")
+    assert "failed" in shown.stdout and "tail-line" in shown.stdout
+    landed = cli("land", name, "--no-verify")
+    assert landed.returncode == 0, landed.stderr
+    assert "bad.txt" in tree_files(v.repo, "main")
