@@ -192,3 +192,23 @@ def test_the_cli_uses_the_configured_command_and_shows_the_log(vb):
     landed = cli("land", name, "--no-verify")
     assert landed.returncode == 0, landed.stderr
     assert "bad.txt" in tree_files(v.repo, "main")
+
+
+def test_vbranch_killed_during_verification_lands_nothing_and_the_next_landing_works(vb, tmp_path):
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}})
+    name, target = v.branch_of("a"), rev(v)
+    started, go = tmp_path / "started", tmp_path / "go"
+    command = f"touch {started}; while [ ! -f {go} ]; do sleep 0.05; done"  # ends by itself once `go` exists
+    env = {**os.environ}
+    env.pop("CLAUDE_CODE_SESSION_ID", None)
+    proc = subprocess.Popen([sys.executable, "-m", "vbranch", "-C", str(v.repo), "land", name, "--verify", command],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(started.exists, timeout=30)
+        proc.kill()  # SIGKILL, mid-verification
+        proc.wait()
+    finally:
+        go.touch()
+    assert rev(v) == target and [b.name for b in v.status().branches] == [name]
+    report = land(v, "a", "test -f a.txt")  # the queue lock died with it; the scratch checkout is reused
+    assert report.new == rev(v) and "a.txt" in tree_files(v.repo, "main")
