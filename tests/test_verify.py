@@ -1,6 +1,7 @@
 """Verified landing and the landing queue: the target moves only for a tree whose command passed."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -189,6 +190,8 @@ def test_the_cli_uses_the_configured_command_and_shows_the_log(vb):
     assert log.returncode == 0 and "echo tail-line; false" in log.stdout and "exit 1" in log.stdout and "tail-line" in log.stdout
     shown = cli("status")
     assert "failed" in shown.stdout and "tail-line" in shown.stdout
+    landing = json.loads(cli("status", "--json").stdout)["branches"][0]["landing"]
+    assert landing["state"] == "failed" and landing["exit_code"] == 1 and landing["command"] == "echo tail-line; false"
     landed = cli("land", name, "--no-verify")
     assert landed.returncode == 0, landed.stderr
     assert "bad.txt" in tree_files(v.repo, "main")

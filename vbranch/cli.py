@@ -348,7 +348,7 @@ def cmd_land(args) -> int:
         result = "passed" if found.exit_code == 0 else f"exit {found.exit_code}" if found.exit_code is not None else "timed out or did not start"
         ui.line(f"{found.branch}: `{found.command}` {result} at {found.at} on {(found.target or '(no commits)')[:12]}"
                 + (" (landed)" if found.landed else ""))
-        ui.write_raw(found.tail if found.tail.endswith("\n") or not found.tail else found.tail + "\n")
+        ui.write_raw(found.tail if found.tail.endswith("\n") else found.tail + "\n" if found.tail else "(no output)\n")
         return 0
     if args.verify is not None and args.no_verify:
         raise UsageError("--verify and --no-verify contradict each other")

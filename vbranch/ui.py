@@ -78,7 +78,8 @@ def show_status(report: dict) -> None:
 
 
 def _show_landing(branches: list[dict]) -> None:
-    """One line per branch with something to land: waiting, verified at a target commit, or failed (and why)."""
+    """Verified at a target commit, or failed (and why): a line each; the branches waiting to land: one line."""
+    waiting = [b["name"] for b in branches if (b.get("landing") or {}).get("state") == "waiting"]
     for branch in branches:
         landing = branch.get("landing") or {}
         state = landing.get("state")
@@ -91,8 +92,8 @@ def _show_landing(branches: list[dict]) -> None:
                            f"(`vbranch land --log {branch['name']}`)", style="red"))
             for text in (landing.get("tail") or "").rstrip("\n").splitlines()[-3:]:
                 out.print(f"    | {text}")
-        elif state == "waiting":
-            out.print(f"  {branch['name']}: waiting to land")
+    if waiting:
+        out.print(f"waiting to land (not verified at this target): {', '.join(waiting)}")
 
 
 def show_error(error: VbranchError) -> None:
