@@ -215,3 +215,49 @@ def test_vbranch_killed_during_verification_lands_nothing_and_the_next_landing_w
     assert rev(v) == target and [b.name for b in v.status().branches] == [name]
     report = land(v, "a", "test -f a.txt")  # the queue lock died with it; the scratch checkout is reused
     assert report.new == rev(v) and "a.txt" in tree_files(v.repo, "main")
+
+
+def test_killed_at_random_points_of_a_verified_landing(tmp_path):
+    """test_kill's random SIGKILLs, on `land --verify`: the state before or after, never between."""
+    import random
+    import shutil
+    import signal
+    import time
+
+    from tests.test_kill import fsck_clean, make_template, outcome, start, vbranch as run, wait_for_group
+    from tests.conftest import lock_files
+
+    template = make_template(tmp_path / "t", committed="bc")
+    command = ("land", "session-a", "--verify", "test -f own/a.txt && test ! -f own/b.txt")
+    reference = tmp_path / "reference"
+    shutil.copytree(template, reference, symlinks=True)
+    started = time.monotonic()
+    run(reference, *command)
+    duration = time.monotonic() - started
+    before, after = outcome(template), outcome(reference)
+    assert before != after
+    rng = random.Random("vbranch-kill-verify")
+    seen = set()
+    for trial in range(8):
+        repo = tmp_path / f"trial{trial}"
+        shutil.copytree(template, repo, symlinks=True)
+        files = fingerprint(repo)
+        proc = start(repo, *command)
+        time.sleep(rng.uniform(0, duration * 1.1))
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        wait_for_group(proc.pid)
+        fsck_clean(repo)
+        assert fingerprint(repo) == files, f"trial {trial}: a working file changed"
+        assert lock_files(repo) == [], f"trial {trial}: a lock file was left"
+        run(repo, "status")
+        found = outcome(repo)
+        assert found in (before, after), f"trial {trial}: neither the state before nor after"
+        seen.add("after" if found == after else "before")
+        if found == before:  # and the landing still goes through afterwards, reusing what the kill left
+            run(repo, *command)
+            assert outcome(repo) == after
+        shutil.rmtree(repo)
