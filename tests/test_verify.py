@@ -208,13 +208,30 @@ def test_vbranch_killed_during_verification_lands_nothing_and_the_next_landing_w
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(started.exists, timeout=30)
-        proc.kill()  # SIGKILL, mid-verification
+        proc.kill()  # SIGKILL, mid-verification: its command is left running
         proc.wait()
+        assert rev(v) == target and [b.name for b in v.status().branches] == [name]
+        leftover = int((v.repo / ".git" / "vbranch" / "verify" / "running").read_text())
+        assert running(leftover)
+        report = land(v, "a", "test -f a.txt")  # the queue lock died with it; the scratch checkout is reused
+        assert report.new == rev(v) and "a.txt" in tree_files(v.repo, "main")
+        assert wait_for(lambda: not running(leftover), timeout=30)  # the next verification stopped the leftover first
     finally:
         go.touch()
-    assert rev(v) == target and [b.name for b in v.status().branches] == [name]
-    report = land(v, "a", "test -f a.txt")  # the queue lock died with it; the scratch checkout is reused
-    assert report.new == rev(v) and "a.txt" in tree_files(v.repo, "main")
+
+
+def running(pgid: int) -> bool:
+    """Whether a live (not zombie) process of that group is left."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            fields = stat.rpartition(")")[2].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
 
 
 def test_killed_at_random_points_of_a_verified_landing(tmp_path):

@@ -10,6 +10,8 @@ landing still computes the same tree onto the same target commit. Anything else 
 non-zero exit, a timeout, a command that cannot start, a crash of vbranch itself, a target
 or branch that moved meanwhile) lands nothing: the target moves only in the final
 oplog.perform, after the check. The shared working directory is never read or written.
+A command left running by a killed vbranch is stopped before the next verification starts
+(stop_leftovers), so it cannot write into the next run's checkout.
 
 Each run's result (target commit, branch head, command, exit status, the last 4 KB of its
 output) is kept in the store's `verifications` table: `vbranch land --log BRANCH` and
@@ -100,11 +102,39 @@ def scratch_checkout(ws: Workspace, commit: str) -> Path:
     return tree
 
 
+def stop_leftovers(tree: Path) -> None:
+    """Stop what a verification whose vbranch was killed left running in the scratch checkout.
+
+    Its process group was written to `running`; only members of that group whose working
+    directory is inside the scratch checkout are stopped (a reused process id is left alone).
+    """
+    marker = tree.parent / "running"
+    try:
+        pgid = int(marker.read_text())
+    except (OSError, ValueError):
+        return
+    inside = str(tree.resolve())
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            cwd = os.readlink(entry / "cwd")
+        except (OSError, ValueError):
+            continue
+        if cwd == inside or cwd.startswith(inside + os.sep):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except OSError:
+                pass
+    marker.unlink(missing_ok=True)
+
+
 def run_command(command: str, cwd: Path, timeout: float, log: Path) -> tuple[int | None, str]:
     """(exit status or None if it timed out or could not start, the last TAIL bytes of its output)."""
     env = {k: v for k, v in os.environ.items() if k not in GIT_VARS}
     env["VBRANCH_VERIFY"] = "1"
     note = ""
+    marker = cwd.parent / "running"
     with open(log, "wb") as out:
         try:
             proc = subprocess.Popen(
@@ -113,6 +143,7 @@ def run_command(command: str, cwd: Path, timeout: float, log: Path) -> tuple[int
             )
         except OSError as error:
             return TIMED_OUT, f"[vbranch: the command could not start: {error}]\n"
+        marker.write_text(f"{proc.pid}\n")
         try:
             code = proc.wait(timeout=timeout)
         except BaseException as error:  # a timeout, or vbranch interrupted: stop the command, land nothing
@@ -124,6 +155,7 @@ def run_command(command: str, cwd: Path, timeout: float, log: Path) -> tuple[int
             if not isinstance(error, subprocess.TimeoutExpired):
                 raise
             code, note = TIMED_OUT, f"\n[vbranch: stopped after {timeout:g} s (land_verify_timeout)]\n"
+        marker.unlink(missing_ok=True)
     with open(log, "rb") as f:
         f.seek(max(0, os.path.getsize(log) - TAIL))
         tail = f.read().decode(errors="replace")
@@ -141,6 +173,7 @@ def land_verified(ws: Workspace, name: str, mode: str, at: str, command: str, ti
 
         timeout = load(ws.state_dir)["land_verify_timeout"]
     plan = plan_land(ws, name, mode, at)  # under the state lock, released again
+    stop_leftovers(ws.state_dir / "verify" / "tree")
     tree = scratch_checkout(ws, plan.new)
     code, tail = run_command(command, tree, timeout, ws.state_dir / "verify" / "output")
     ws.store.put_verification(Verification(name, plan.base, plan.head, plan.tree, command, code, tail, at, False))
