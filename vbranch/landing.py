@@ -13,6 +13,10 @@ whose whole change is already upstream are retired. This is the one command
 that writes working files, and only files without a conflicting local change,
 none under another session's write lease, each replaced atomically.
 
+`land(..., verify=CMD)` goes through verify.py: the landing is planned here without moving
+anything (plan_land), CMD runs on that tree in a scratch checkout, and `_land(expect=plan)`
+moves the target only onto the same target commit with the same tree.
+
 Either refuses before changing anything when a change would conflict, naming
 files, lines and branches. Both run through oplog.perform, so a crash at any
 point is finished by the next command, and both can be undone.
