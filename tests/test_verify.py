@@ -278,3 +278,17 @@ def test_killed_at_random_points_of_a_verified_landing(tmp_path):
             run(repo, *command)
             assert outcome(repo) == after
         shutil.rmtree(repo)
+
+
+def test_the_session_whose_branch_failed_is_told_once_at_its_next_hook(vb):
+    from tests.hookdriver import Session
+
+    v = with_branches(vb, {"a": {"bad.txt": "oops\n"}}, commit=False)
+    with pytest.raises(VerifyFailed):
+        land(v, "a", "test ! -f bad.txt")
+    me = Session(v.repo, "a")
+    _, out = me.prompt("next task")
+    told = out["hookSpecificOutput"]["additionalContext"]
+    assert "was not landed" in told and f"vbranch land --log {v.branch_of('a')}" in told
+    _, again = me.prompt("and the next")
+    assert again is None or "was not landed" not in again["hookSpecificOutput"].get("additionalContext", "")

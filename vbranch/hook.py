@@ -79,6 +79,25 @@ def _open(payload: dict, default_dir: str | None) -> Workspace | None:
         return None
 
 
+def _failed_verification(ws: Workspace, session: str) -> str | None:
+    """The session's branch failed `vbranch land --verify`: it hears so once, at its next hook that can tell it."""
+    branch_id = _branch_id(ws, session)
+    branch = ws.store.branch_by_id(branch_id) if branch_id else None
+    found = ws.store.verification(branch.name) if branch else None
+    if found is None or found.exit_code == 0 or found.landed:
+        return None
+    key = f"told-verification:{session}"
+    if ws.store.get_meta(key) == found.at:
+        return None
+    with ws.lock, ws.store.tx():
+        ws.store.set_meta(key, found.at)
+    return (
+        f"vbranch: your branch {branch.name} was not landed: `{found.command}` failed on the tree the target would get "
+        f"(exit {found.exit_code}). `vbranch land --log {branch.name}` shows its output; fix it on your branch and the "
+        "next landing verifies again."
+    )
+
+
 def _state_lost(payload: dict, default_dir: str | None) -> str | None:
     """HEAD is on the vbranch workspace but vbranch's state is gone (deleted, emptied, torn): say so."""
     from .workspace import WORKSPACE_REF, find_repo
@@ -123,6 +142,10 @@ def handle(ws: Workspace, payload: dict) -> str | None:
             recover(ws)
     cfg, problems = config.load_checked(ws.state_dir)
     output = handler(ws, payload, cfg)
+    if payload["hook_event_name"] in ("PostToolUse", "UserPromptSubmit"):
+        failed = _failed_verification(ws, payload["session_id"])
+        if failed:
+            output = claude.add_agent_context(output, payload["hook_event_name"], failed)
     if problems:  # an invalid setting keeps its default; the user hears of it at every hook until it is fixed
         output = claude.add_user_message(output, "vbranch: " + "; ".join(problems))
     return output
