@@ -100,18 +100,18 @@ def test_two_branches_fine_alone_but_broken_together_the_second_is_held_out(vb):
     assert status[b].state == "failed" and status[b].command == NOT_BOTH and status[b].target == rev(v)
 
 
-def test_a_queue_lands_the_passing_branches_in_order(vb):
-    files = {s: {f"{s}.txt": f"{s}\n"} for s in "abcdef"}
+def test_a_queue_of_eight_lands_the_passing_branches_in_order(vb):
+    files = {s: {f"{s}.txt": f"{s}\n"} for s in "abcdefgh"}
     files["c"]["broken/c"] = "1\n"
     files["e"]["broken/e"] = "1\n"
     v = with_branches(vb, files)
-    names = [v.branch_of(s) for s in "abcdef"]
+    names = [v.branch_of(s) for s in "abcdefgh"]
     before = fingerprint(v.repo)
     results = queue(v, None, "test ! -d broken")  # the default: every branch with commits
-    assert [(r.branch, r.landed) for r in results] == [(n, s not in "ce") for n, s in zip(names, "abcdef")]
-    assert tree_files(v.repo, "main") == {"app.txt": b"app\n", **{f"{s}.txt": f"{s}\n".encode() for s in "abdf"}}
+    assert [(r.branch, r.landed) for r in results] == [(n, s not in "ce") for n, s in zip(names, "abcdefgh")]
+    assert tree_files(v.repo, "main") == {"app.txt": b"app\n", **{f"{s}.txt": f"{s}\n".encode() for s in "abdfgh"}}
     history = git(v.repo, "rev-list", "--first-parent", "main").split()  # newest first
-    added = [git(v.repo, "log", "--format=%H", "--diff-filter=A", "main", "--", f"{s}.txt").strip() for s in "abdf"]
+    added = [git(v.repo, "log", "--format=%H", "--diff-filter=A", "main", "--", f"{s}.txt").strip() for s in "abdfgh"]
     positions = [history.index(c) for c in added]
     assert positions == sorted(positions, reverse=True)  # landed one after another: a first, f last
     assert fingerprint(v.repo) == before
