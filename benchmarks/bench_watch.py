@@ -68,11 +68,11 @@ def trusted(repo: Path) -> bool:
         ws.close()
 
 
-def start_watcher(repo: Path, timeout: float = 180.0) -> float:
+def start_watcher(repo: Path, timeout: float = 180.0, env: dict | None = None) -> float:
     """Start a background watcher; seconds until its dirty set is trusted."""
     saved = dict(os.environ)
     os.environ.clear()
-    os.environ.update(run_env())  # the watcher inherits it: this checkout, no session of ours
+    os.environ.update(env or run_env())  # the watcher inherits it: this checkout, no session of ours
     start = time.perf_counter()
     try:
         if watch.start_background(repo, wait=timeout) is None:

@@ -15,7 +15,6 @@ to the last reply.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -216,24 +215,9 @@ def _vbranch_run(repo: Path, result: dict, template: Path, plan: dict, base: str
 
 def start_watcher(repo: Path, timeout: float = 120.0) -> float:
     """The background watcher (it answers the hooks); seconds until its dirty set is trusted."""
-    from vbranch import watch
+    from benchmarks.bench_watch import start_watcher as start
 
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(clean_env())  # the watcher inherits it: this checkout, no session of ours
-    started = time.perf_counter()
-    try:
-        if watch.start_background(repo, wait=timeout) is None:
-            raise RuntimeError("a watcher was already live")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    while not watcher_trusted(repo):
-        if time.perf_counter() - started > timeout:
-            log = repo / ".git" / "vbranch" / watch.LOG_NAME
-            raise RuntimeError(f"watcher not trusted after {timeout:g} s; watch.log: {log.read_text()[-2000:]!r}")
-        time.sleep(0.02)
-    return time.perf_counter() - started
+    return start(repo, timeout, env=clean_env())
 
 
 def watcher_trusted(repo: Path) -> bool:
