@@ -20,7 +20,6 @@ on Claude Code's view of a file (decoded, CRLF as LF), the journal keeps the dis
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from pathlib import Path
 from . import claude, endings, guard
 from .clock import now
 from .ownership import REGULAR, FileOwnership, FileState, record_change
+from .worktree import sha1  # the builtin module: hashlib would load OpenSSL on every Read's hook
 
 WRITE_TOOLS = ("Write", "Edit", "MultiEdit")
 DB_NAME = "harness.db"
@@ -239,7 +239,7 @@ def _last_version(db: sqlite3.Connection, path: str):
 def _journal(db: sqlite3.Connection, path: str, data: bytes | None, session: str | None, kind: str, force: bool = False) -> int | None:
     """Keep this version of the file, unless it is the last one kept (or `force`); its number."""
     raw = data if data is not None else b""
-    sha = hashlib.sha1(raw).hexdigest()
+    sha = sha1(raw).hexdigest()
     last = _last_version(db, path)
     if last is not None and not force and last[1] == sha and bool(last[2]) == (data is not None):
         return None
