@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -45,7 +43,7 @@ import time
 from pathlib import Path
 
 from benchmarks import corpus
-from benchmarks.measure import ROOT, clean_env, load
+from benchmarks.measure import ROOT, clean_env, load, machine
 from vbranch import install
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -170,12 +168,6 @@ def first_command(path: Path, env: dict) -> float:
     took = run_once("traced", "true", repo, env)
     collect_traces(repo)
     return took
-
-
-def machine() -> dict:
-    proc = subprocess.run(["git", "--version"], capture_output=True, text=True)
-    return {"platform": platform.platform(), "kernel": platform.release(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "git": proc.stdout.strip()}
 
 
 def checkout() -> str:

@@ -84,7 +84,7 @@ def memory_bytes() -> int | None:
 
 def machine() -> dict:
     proc = subprocess.run(["git", "--version"], capture_output=True, text=True)
-    return {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
+    return {"platform": platform.platform(), "kernel": platform.release(), "machine": platform.machine(), "processor": platform.processor(),
             "cpus": os.cpu_count(), "memory_bytes": memory_bytes(), "python": platform.python_version(),
             "python_executable": sys.executable, "git": proc.stdout.strip(), "load_average": load()}
 

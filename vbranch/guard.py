@@ -301,15 +301,8 @@ def _read_word(text: str, i: int, nested: list[str]) -> tuple[_Word, int]:
                 if d == "\\" and text[i + 1:i + 2] in ('"', "\\", "$", "`", "\n"):
                     out.append(text[i + 1] if text[i + 1] != "\n" else "")
                     i += 2
-                elif d == "$" and text[i + 1:i + 2] == "(":
-                    end = _matching(text, i + 2)
-                    nested.append(text[i + 2:end - 1])
-                    out.append(text[i:end])
-                    unknown = True
-                    i = end
-                elif d == "`":
-                    end = _matching(text, i + 1, "`")
-                    nested.append(text[i + 1:end - 1])
+                elif d == "`" or (d == "$" and text[i + 1:i + 2] == "("):
+                    end = _substitution(text, i, nested)
                     out.append(text[i:end])
                     unknown = True
                     i = end
@@ -317,9 +310,8 @@ def _read_word(text: str, i: int, nested: list[str]) -> tuple[_Word, int]:
                     out.append(d)
                     i += 1
             i += 1
-        elif c == "$" and text[i + 1:i + 2] == "(":
-            end = _matching(text, i + 2)
-            nested.append(text[i + 2:end - 1])
+        elif c == "`" or (c == "$" and text[i + 1:i + 2] == "("):
+            end = _substitution(text, i, nested)
             out.append(text[i:end])
             unknown = True
             i = end
@@ -327,16 +319,21 @@ def _read_word(text: str, i: int, nested: list[str]) -> tuple[_Word, int]:
             end = _matching(text, i + 2, "}")
             out.append(text[i:end])
             i = end
-        elif c == "`":
-            end = _matching(text, i + 1, "`")
-            nested.append(text[i + 1:end - 1])
-            out.append(text[i:end])
-            unknown = True
-            i = end
         else:
             out.append(c)
             i += 1
     return _word("".join(out), unknown), i
+
+
+def _substitution(text: str, i: int, nested: list[str]) -> int:
+    """A `$(…)` or backquoted command at `i`: its inner command goes to `nested`; returns where it ends."""
+    if text[i] == "`":
+        end = _matching(text, i + 1, "`")
+        nested.append(text[i + 1:end - 1])
+    else:
+        end = _matching(text, i + 2)
+        nested.append(text[i + 2:end - 1])
+    return end
 
 
 class _Scan:

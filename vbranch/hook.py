@@ -17,6 +17,7 @@ from .dirtyset import META_PID, watcher_live
 from .errors import NotInitialized, PathError
 from .ownership import FileState, conflicts
 from .recording import close_leftover_windows, close_window, command_traces, expects_trace, open_window, record_write, snapshot
+from .traces import read_all as read_traces
 from .workspace import Workspace, ensure_session, open_workspace
 from .worktree import resolve, resolve_write_target
 
@@ -211,6 +212,12 @@ def on_pre_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
 
 
 def on_post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
+    if payload.get("tool_name") == "Read":  # what a session has seen of a shared harness file (harness.py)
+        if payload["hook_event_name"] == "PostToolUse":
+            from . import harness
+
+            harness.record_read(ws, payload)
+        return None
     kept = {(k.path, k.branch_id) for k in ws.store.kept_for_rescue()}
     output = _post_tool(ws, payload, cfg)
     taken = [k for k in ws.store.kept_for_rescue() if (k.path, k.branch_id) not in kept]
@@ -233,12 +240,6 @@ def _taken_notice(ws: Workspace, payload: dict, taken: list, output: str | None)
 def _post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     tool = payload.get("tool_name")
     session, tool_use_id = payload["session_id"], payload.get("tool_use_id") or ""
-    if tool == "Read":  # what a session has seen of a shared harness file (harness.py)
-        if payload["hook_event_name"] == "PostToolUse":
-            from . import harness
-
-            harness.record_read(ws, payload)
-        return None
     if tool in claude.FILE_TOOLS:
         if payload["hook_event_name"] == "PostToolUseFailure":
             # The tool wrote nothing: whatever changed meanwhile is someone else's (a snapshot finds it).
@@ -260,8 +261,9 @@ def _post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
             leases.release(ws, session, tool_use_id)
         return _contest_notice(ws, payload, [rel])
     if tool == "Bash":
-        logs = command_traces(ws, session, tool_use_id)
-        changed = close_window(ws, session, tool_use_id, now(), agent_id=payload.get("agent_id"))
+        all_logs = read_traces(ws.state_dir, done=True)
+        logs = command_traces(ws, session, tool_use_id, all_logs)
+        changed = close_window(ws, session, tool_use_id, now(), agent_id=payload.get("agent_id"), logs=all_logs)
         notice = _contest_notice(ws, payload, changed)
         refused = sorted({p for t in logs for p in t.refused})
         if refused:

@@ -149,7 +149,9 @@ def open_window(
         ws.store.open_window(window_id, session_id, clock(), before, partial=paths is not None)
 
 
-def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_id: str | None = None) -> list[str]:
+def close_window(
+    ws: Workspace, session_id: str, window_id: str, at: str, agent_id: str | None = None, logs: list | None = None
+) -> list[str]:
     """The command ended: the files its processes wrote (traced), else what changed since it
     started (its window), are the session's.
 
@@ -159,7 +161,7 @@ def close_window(ws: Workspace, session_id: str, window_id: str, at: str, agent_
     window = ws.store.window(window_id)
     if window is None:
         return []  # no start was seen (vbranch set up mid-command): snapshot will find it
-    logs = traces.read_all(ws.state_dir, done=True)
+    logs = traces.read_all(ws.state_dir, done=True) if logs is None else logs  # `logs`: read once by the caller
     mine = traces.of_window(logs, session_id, window.started)
     if mine and all(t.traced for t in mine):
         return _close_traced(ws, session_id, window_id, mine, logs, at, agent_id)
@@ -288,12 +290,10 @@ def expects_trace(ws: Workspace, session_id: str) -> bool:
     return ws.store.get_meta(TRACED + session_id) == "1"
 
 
-def command_traces(ws: Workspace, session_id: str, window_id: str) -> list:
-    """The tracer's logs of this window's command (none when it did not run under the tracer)."""
+def command_traces(ws: Workspace, session_id: str, window_id: str, logs: list) -> list:
+    """The tracer's logs (of `logs`) of this window's command: none when it did not run under the tracer."""
     window = ws.store.window(window_id)
-    if window is None:
-        return []
-    return traces.of_window(traces.read_all(ws.state_dir, done=True), session_id, window.started)
+    return [] if window is None else traces.of_window(logs, session_id, window.started)
 
 
 def close_leftover_windows(ws: Workspace, session_id: str, at: str) -> list[str]:
