@@ -14,7 +14,7 @@ import pytest
 from tests.hookdriver import payload
 from tests.test_agents import sample
 from vbranch import hookclient
-from vbranch.hookserver import run_hook
+from vbranch.watch import run_hook
 
 
 def client(repo: Path, data: dict | bytes, *args: str, mode: str = "auto") -> subprocess.CompletedProcess:

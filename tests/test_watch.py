@@ -183,7 +183,7 @@ def test_ten_thousand_files_under_forced_queue_overflow(vb, watcher, small_inoti
     seen = assert_all_reported(repo, MANY_PATHS, start, timeout=60)
     assert min(seen[p] for p in MANY_PATHS) >= start
     assert "overflowed" in w.stderr()
-    assert int(with_ws(repo, lambda ws: ws.store.get_meta(watch.META_OVERFLOWS))) >= 1
+    assert int(with_ws(repo, lambda ws: ws.store.get_meta(dirtyset.META_OVERFLOWS))) >= 1
     # Trusted again after the rescan, from the watcher's start, and answering barriers.
     assert wait_for(lambda: trusted(repo)) is not None
     assert with_ws(repo, dirtyset.settle)
@@ -204,7 +204,7 @@ def test_watch_limit_falls_back_to_polling(vb, watcher, tmp_path):
     script = 'echo 3 > /proc/sys/user/max_inotify_watches && exec "$@"'
     w = watcher(repo, prefix=["unshare", "-U", "-r", "sh", "-c", script, "sh"])
     assert "watch limit" in w.stderr()
-    assert int(with_ws(repo, lambda ws: ws.store.get_meta(watch.META_POLLED))) > 0
+    assert int(with_ws(repo, lambda ws: ws.store.get_meta(dirtyset.META_POLLED))) > 0
     assert with_ws(repo, dirtyset.settle) is False  # polled directories: the watcher cannot vouch for "now"
     start, _ = outside(
         repo,

@@ -1,17 +1,17 @@
 """The watcher's live dirty set, as everyone else reads it: is a watcher live, since when is
 its set complete, and which paths may differ from the workspace commit.
 
-Kept apart from watch.py so that the hook path reads it without loading watchdog.
+Kept apart from the watcher (watchproc.py, monitor.py) so that the hook path reads it without
+loading watchdog. The meta keys the watcher writes are defined here, with their readers.
 """
 from __future__ import annotations
 
-import fcntl
 import itertools
 import os
 import time
 from pathlib import Path
 
-from . import gitcli
+from . import flock, gitcli
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,11 +20,14 @@ if TYPE_CHECKING:
     from .store import Store
 
 LOCK_NAME = "watch.lock"
+LOG_NAME = "watch.log"
 META_PID = "watch_pid"
 META_STARTED = "watch_started"
 META_HEARTBEAT = "watch_heartbeat"
 META_TRUSTED = "watch_trusted_since"  # "" while untrusted (starting, or after an overflow until the rescan is done)
 META_SEEDED = "watch_seeded_for"  # the watcher start whose pre-existing changes were added to the set
+META_OVERFLOWS = "watch_overflows"  # how many queue overflows this watcher recovered from
+META_POLLED = "watch_polled_dirs"  # directories polled because the watch limit was reached
 HEARTBEAT_FRESH = 2.0
 _tokens = itertools.count()
 SYNC_DIR = "sync"  # under the state dir: barrier tokens the watcher acknowledges
@@ -32,25 +35,14 @@ INEXACT = ".inexact"  # the watcher's answer when it cannot vouch (directories i
 SYNC_WAIT = 1.0
 
 
-def _lock_path(ws) -> Path:
-    return Path(ws.state_dir) / LOCK_NAME
+def watch_lock_held(ws) -> bool:
+    """Whether some process (a watcher, live or hung) holds this repository's watch lock."""
+    return flock.held(Path(ws.state_dir) / LOCK_NAME)
 
 
-def _lock_held(path: Path) -> bool:
-    """Whether some process holds the watch lock (we take and drop a shared lock to find out)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+def live_sessions(store: Store) -> int:
+    """How many sessions have not ended (the watcher stays while there are any)."""
+    return store.db.execute("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL").fetchone()[0]
 
 
 def _float_meta(store: Store, key: str) -> float | None:
@@ -63,7 +55,7 @@ def _float_meta(store: Store, key: str) -> float | None:
 
 def watcher_pid(ws) -> int | None:
     """The pid of the live watcher of this repository, or None."""
-    if not _lock_held(_lock_path(ws)):
+    if not watch_lock_held(ws):
         return None
     pid = _float_meta(ws.store, META_PID)
     return int(pid) if pid else None
@@ -71,7 +63,7 @@ def watcher_pid(ws) -> int | None:
 
 def watcher_live(ws, clock: Callable[[], float] = time.time) -> bool:
     """True only if a process holds the watch lock and its heartbeat is under 2 s old."""
-    if not _lock_held(_lock_path(ws)):
+    if not watch_lock_held(ws):
         return False
     beat = _float_meta(ws.store, META_HEARTBEAT)
     if beat is None or clock() - beat >= HEARTBEAT_FRESH:
@@ -162,7 +154,7 @@ def watcher_status(ws, clock: Callable[[], float] = time.time) -> dict:
     """
     from .hookclient import SOCKET_NAME
 
-    held = _lock_held(_lock_path(ws))
+    held = watch_lock_held(ws)
     live = watcher_live(ws, clock)
     pid = _float_meta(ws.store, META_PID) if held else None
     started = _float_meta(ws.store, META_STARTED) if held else None
@@ -174,7 +166,7 @@ def watcher_status(ws, clock: Callable[[], float] = time.time) -> dict:
         state = "not responding" if held else "stopped"
     socket = Path(ws.state_dir) / SOCKET_NAME
     counts = {}
-    for key in ("watch_overflows", "watch_polled_dirs"):  # watch.META_OVERFLOWS, META_POLLED
+    for key in (META_OVERFLOWS, META_POLLED):
         value = _float_meta(ws.store, key) if held else None
         counts[key] = int(value) if value else 0
     return {
@@ -188,7 +180,7 @@ def watcher_status(ws, clock: Callable[[], float] = time.time) -> dict:
         "socket_present": held and os.path.exists(socket),
         # paths the watcher saw change since it started (or since it became trusted)
         "dirty": len(ws.store.dirty_since(since if since is not None else (started or 0.0))) if held else 0,
-        "overflows": counts["watch_overflows"],
-        "polled_dirs": counts["watch_polled_dirs"],
-        "log": str(Path(ws.state_dir) / "watch.log"),
+        "overflows": counts[META_OVERFLOWS],
+        "polled_dirs": counts[META_POLLED],
+        "log": str(Path(ws.state_dir) / LOG_NAME),
     }

@@ -2,15 +2,17 @@
 
 A hook process that imports vbranch spends ~80 ms starting Python and importing
 before its ~5 ms of work. The watcher is already a long-lived process per
-repository, so it listens on `.git/vbranch/hook.sock` and runs each payload with
-the same handler `vbranch hook` uses (hook.main, agents.main), one thread per
-connection: every request opens its own workspace (own SQLite connection, own
-flock), exactly as separate hook processes would, so concurrent sessions are
-kept apart by the same locks and leases.
+repository, so it listens on `.git/vbranch/hook.sock` and hands each request to
+the handler it was given (whoever starts the watcher wires in what `vbranch hook`
+runs: watch.run_hook), one thread per connection: every request opens its own
+workspace (own SQLite connection, own flock), exactly as separate hook processes
+would, so concurrent sessions are kept apart by the same locks and leases.
+
+This module only carries requests and answers (the protocol is in hookclient.py);
+it imports nothing of the hooks themselves.
 """
 from __future__ import annotations
 
-import io
 import os
 import socket
 import threading
@@ -18,15 +20,24 @@ from pathlib import Path
 
 from .hookclient import SOCKET_NAME
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+    # (header: "AGENT \0 CLAUDE_PROJECT_DIR \0 CWD", payload, the agent's pid or None)
+    #   -> (exit code, stdout, stderr), as `vbranch hook [--agent AGENT]` would exit and print
+    HookHandler = Callable[[str, bytes, "int | None"], "tuple[int, bytes, bytes]"]
+
 MAX_NAME = 100  # sun_path holds 108 bytes with its NUL
 DRAIN_WAIT = 30.0  # on stop, how long requests in flight may finish
 CLIENT_WAIT = 60.0  # a client that neither sends nor reads for this long is dropped
 
 
 class HookServer:
-    def __init__(self, state_dir: Path, log):
+    def __init__(self, state_dir: Path, log, handler: HookHandler):
         self.path = Path(state_dir) / SOCKET_NAME
         self.log = log
+        self.handler = handler
         self.sock: socket.socket | None = None
         self.active = 0
         self.idle = threading.Condition()
@@ -83,7 +94,7 @@ class HookServer:
                 conn.settimeout(CLIENT_WAIT)
                 request = _read_all(conn)
                 header, _, payload = request.partition(b"\n")
-                code, out, err = run_hook(header.decode("utf-8", "surrogateescape"), payload, _agent_pid(conn))
+                code, out, err = self.handler(header.decode("utf-8", "surrogateescape"), payload, _agent_pid(conn))
                 conn.sendall(b"%d %d\n" % (code, len(out)) + out + err)
         except OSError:
             pass  # the client went away (timed out, killed): it does not need the answer
@@ -103,28 +114,6 @@ def _agent_pid(conn: socket.socket) -> int | None:
             return int(f.read().rsplit(b")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError, AttributeError):
         return None
-
-
-def run_hook(header: str, payload: bytes, agent_pid: int | None = None) -> tuple[int, bytes, bytes]:
-    """What `vbranch hook [--agent AGENT]` would exit with and print, for this payload."""
-    agent, project_dir, cwd = (header.split("\0") + ["", "", ""])[:3]
-    out, err = io.StringIO(), io.StringIO()
-    default_dir = project_dir or cwd or None
-    try:
-        if agent == "claude":
-            from .hook import main
-
-            code = main(io.BytesIO(payload), out, err, default_dir=default_dir, agent_pid=agent_pid)
-        else:
-            from .agents import main
-
-            code = main(agent, io.BytesIO(payload), out, err, default_dir=default_dir)
-    except Exception as error:  # as cmd_hook: fail open, say why
-        err.write(f"vbranch hook: internal error: {error!r}\n")
-        if agent == "cursor":
-            out.write("{}\n")
-        code = 1
-    return code, out.getvalue().encode(), err.getvalue().encode()
 
 
 def _read_all(conn: socket.socket) -> bytes:

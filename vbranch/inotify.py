@@ -1,7 +1,7 @@
 """The watchdog layer: one private inotify instance, with what watchdog does not tell.
 
 Our watch group leaves ignored directories unwatched and reports queue overflows and
-failed watches to its sink (the Watcher), which watchdog would swallow.
+failed watches to its sink (monitor.Monitor), which watchdog would swallow.
 """
 from __future__ import annotations
 
@@ -9,9 +9,23 @@ import errno
 import os
 from collections import deque
 
+from .treewalk import walk
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .watch import Watcher
+    from pathlib import Path
+    from typing import Protocol
+
+    class Sink(Protocol):
+        """What the watch group reports to, and asks (monitor.Monitor)."""
+
+        sync_dir: Path  # barrier tokens: watched with the same instance as the tree
+
+        def overflow_begins(self) -> None: ...
+        def overflow_ends(self) -> None: ...
+        def watch_failed(self, path: bytes, error: OSError) -> None: ...
+        def skip_dirs(self, paths: list[bytes]) -> set[bytes]: ...
+        def sync_unwatched(self, error: OSError) -> None: ...
 
 
 try:  # watchdog >= 7.1 (InotifyWatchGroup.on_queue_overflow); Linux only
@@ -55,7 +69,7 @@ if not UNAVAILABLE:
     class WatchGroup(InotifyWatchGroup):
         """watchdog's recursive watch, plus: ignored directories unwatched, failures and overflows reported."""
 
-        sink: "Watcher | None" = field(default=None)
+        sink: "Sink | None" = field(default=None)
 
         def on_queue_overflow(self) -> None:
             self.sink.overflow_begins()
@@ -77,25 +91,17 @@ if not UNAVAILABLE:
             self._add_callback(path)
             if not self.is_recursive or not os.path.isdir(path):
                 return
-            level = [path]
-            while level:
-                subdirs = []
-                for d in level:
-                    try:
-                        entries = os.scandir(d)
-                    except OSError:
-                        continue
-                    with entries:
-                        for entry in entries:
-                            try:
-                                if entry.is_dir(follow_symlinks=self.follow_symlink):
-                                    subdirs.append(entry.path)
-                            except OSError:
-                                continue
-                skipped = self.sink.skip_dirs(subdirs)
-                level = [d for d in subdirs if d not in skipped]
-                for d in level:
-                    self._add_callback(d)
+            # Each level is watched before it is listed. The walk does not follow symlinks:
+            # Monitor schedules the watch with follow_symlink=False.
+            for _ in walk([path], self._watch_level):
+                pass
+
+        def _watch_level(self, subdirs: list[bytes]) -> list[bytes]:
+            skipped = self.sink.skip_dirs(subdirs)
+            level = [d for d in subdirs if d not in skipped]
+            for d in level:
+                self._add_callback(d)
+            return level
 
         def _add_callback(self, path: bytes) -> None:
             # watchdog swallows every failure below the top: we need ENOSPC (watch limit) to be heard.
@@ -149,7 +155,7 @@ if not UNAVAILABLE:
     class Observer(BaseObserver):
         """InotifyObserver with our emitter (one private inotify instance)."""
 
-        def __init__(self, sink: "Watcher"):
+        def __init__(self, sink: "Sink"):
             self._inotify_fd = InotifyFD()
             self._inotify_fd.start()
             super().__init__(Emitter, timeout=1.0, inotify_fd=self._inotify_fd, sink=sink)
