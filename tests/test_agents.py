@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from vbranch import agents, guard
-from vbranch import install as inst
+from vbranch.agents import codex
+from vbranch.agents import settings as inst
 from vbranch.errors import VbranchError
 from vbranch.workspace import open_workspace
 
@@ -59,9 +60,9 @@ def test_every_sample_is_a_documented_event():
 
 def test_codex_patch_paths():
     patch = sample("codex_PreToolUse_apply_patch")["tool_input"]["command"]
-    assert agents.patch_paths(patch) == ["src/app.py", "scripts/release.sh", "docs/usage.md", "old_name.py", "new_name.py", "obsolete.txt"]
-    assert agents.patch_paths("") == []
-    assert agents.patch_paths("*** Begin Patch\n*** Add File: a b.txt  \n+x\n*** End Patch") == ["a b.txt"]
+    assert codex.patch_paths(patch) == ["src/app.py", "scripts/release.sh", "docs/usage.md", "old_name.py", "new_name.py", "obsolete.txt"]
+    assert codex.patch_paths("") == []
+    assert codex.patch_paths("*** Begin Patch\n*** Add File: a b.txt  \n+x\n*** End Patch") == ["a b.txt"]
 
 
 def test_codex_apply_patch_becomes_a_command_window():
@@ -289,7 +290,7 @@ def test_fresh_install(tmp_path, agent, scope):
     top, home = tmp_path / "repo", tmp_path / "home"
     top.mkdir()
     path = agents.install_agent(top, agent, scope, home=home)
-    assert path == (home if scope == "user" else top) / agents.PROJECT_FILES[agent]
+    assert path == (home if scope == "user" else top) / agents.get(agent).project_file
     data = load(path)
     found = ours(agent, data)
     assert {event for event, _ in found} == EXPECTED[agent] and len(found) == len(EXPECTED[agent])
@@ -334,7 +335,7 @@ THEIRS = {
 @pytest.mark.parametrize("agent", agents.AGENTS)
 def test_merge_keeps_theirs_and_uninstall_restores(tmp_path, agent):
     top = tmp_path / "repo"
-    path = top / agents.PROJECT_FILES[agent]
+    path = top / agents.get(agent).project_file
     path.parent.mkdir(parents=True)
     original = json.dumps(THEIRS[agent], indent=4) + "\n"
     path.write_text(original)
@@ -371,7 +372,7 @@ def test_reinstall_replaces_an_old_command_in_place(tmp_path):
 @pytest.mark.parametrize("agent", agents.AGENTS)
 def test_refuses_what_it_cannot_read(tmp_path, agent):
     top = tmp_path / "repo"
-    path = top / agents.PROJECT_FILES[agent]
+    path = top / agents.get(agent).project_file
     path.parent.mkdir(parents=True)
     for text in ("{not json", "[1, 2]", '{"hooks": 3}'):
         path.write_text(text)
@@ -388,6 +389,31 @@ def test_uninstall_without_a_file_writes_nothing(tmp_path):
 
 def test_templates_ship_with_the_package():
     root = Path(__file__).resolve().parent.parent / "hooks"
-    for agent, name in agents.TEMPLATES.items():
-        text = (root / name).read_text()
+    for agent in agents.AGENTS:
+        text = (root / agents.get(agent).template).read_text()
         assert f"{inst.PLACEHOLDER} hook --agent {agent}" in text
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+
+def test_every_registered_agent_is_one_module_with_its_own_template():
+    for name in agents.REGISTRY:
+        agent = agents.get(name)
+        assert agent.name == name and agent.project_file
+        assert f"{inst.PLACEHOLDER} hook" in (Path(__file__).resolve().parent.parent / "hooks" / agent.template).read_text()
+    assert agents.fail_open("cursor") == "{}\n" and agents.fail_open("gemini") == "" and agents.fail_open("aider") == ""
+    assert set(agents.NOTES) == {"codex", "gemini", "cursor"}
+
+
+def test_a_hook_loads_no_heavy_module_and_no_settings_mechanics():
+    import subprocess
+    import sys
+
+    code = ("import sys; from vbranch import hook, agents\n"
+            "for name in agents.REGISTRY: agents.get(name)\n"
+            "agents.normalize('cursor', {}); agents.render('gemini', {}, None)\n"
+            "print(sorted(m for m in ('rich', 'pydantic', 'pygit2', 'argparse', 'typing', 'hashlib', 'copy',\n"
+            "                         'vbranch.agents.settings', 'vbranch.resources') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from vbranch import doctor, install, watch
+from vbranch import doctor, watch
+from vbranch.agents import claude_code
 from vbranch.workspace import WORKSPACE_REF
 
 from tests.conftest import git, with_ws
@@ -34,7 +35,7 @@ def fake_claude(folder: Path, version: str = doctor.PINNED_CLAUDE) -> str:
 def setup(vb, watcher, tmp_path):
     """A fresh setup as a user makes it: init, install, a live watcher. Returns a namespace-ish dict."""
     repo = vb({"a.txt": "a\n"}).repo
-    settings = install.install(repo, "local")
+    settings = claude_code.install(repo, "local")
     w = watcher(repo)
     env = {**os.environ, "VBRANCH_CLAUDE_BIN": fake_claude(tmp_path)}
     home = tmp_path / "home"
@@ -86,7 +87,7 @@ def test_probe_never_touches_the_repository(setup):
 
 
 def test_hooks_missing(setup):
-    install.uninstall(setup["repo"], "local")
+    claude_code.uninstall(setup["repo"], "local")
     report = setup["run"]()
     bad = failed(report)
     assert report["exit_code"] == 1
@@ -133,12 +134,12 @@ def test_stale_install_path(setup):
     assert set(failed(report)) == {"hooks"}
     assert stale in failed(report)["hooks"]["detail"]
     assert failed(report)["hooks"]["fix"] == "vbranch install"
-    install.install(setup["repo"], "local")  # the fix fixes it
+    claude_code.install(setup["repo"], "local")  # the fix fixes it
     assert setup["run"]()["ok"]
 
 
 def test_stale_tracer_path(setup):
-    edit_settings(setup["settings"], lambda d: d["env"].update({install.PREFIX: "/opt/old/bin/python -S /opt/old/vbranch/tracer.py"}))
+    edit_settings(setup["settings"], lambda d: d["env"].update({claude_code.PREFIX: "/opt/old/bin/python -S /opt/old/vbranch/tracer.py"}))
     bad = failed(setup["run"]())
     assert set(bad) == {"shell prefix"}
     assert "not this installation's tracer" in bad["shell prefix"]["detail"]
@@ -146,7 +147,7 @@ def test_stale_tracer_path(setup):
 
 
 def test_shell_prefix_missing(setup):
-    edit_settings(setup["settings"], lambda d: d["env"].pop(install.PREFIX))
+    edit_settings(setup["settings"], lambda d: d["env"].pop(claude_code.PREFIX))
     bad = failed(setup["run"]())
     assert set(bad) == {"shell prefix"}
     assert "time windows" in bad["shell prefix"]["detail"]
@@ -154,11 +155,11 @@ def test_shell_prefix_missing(setup):
 
 
 def test_shell_prefix_foreign(setup):
-    edit_settings(setup["settings"], lambda d: d["env"].update({install.PREFIX: "/usr/local/bin/my-wrapper"}))
+    edit_settings(setup["settings"], lambda d: d["env"].update({claude_code.PREFIX: "/usr/local/bin/my-wrapper"}))
     bad = failed(setup["run"]())
     assert set(bad) == {"shell prefix"}
     assert "someone else's" in bad["shell prefix"]["detail"] and "my-wrapper" in bad["shell prefix"]["detail"]
-    assert bad["shell prefix"]["fix"].startswith(f"remove {install.PREFIX} from the env of {setup['settings']}")
+    assert bad["shell prefix"]["fix"].startswith(f"remove {claude_code.PREFIX} from the env of {setup['settings']}")
 
 
 def test_bg_isolation_missing(setup):
@@ -170,8 +171,8 @@ def test_bg_isolation_missing(setup):
 
 def test_stale_copy_in_another_scope_names_that_scope(setup):
     """A current install in settings.local.json does not hide an old one in settings.json: both run."""
-    project = install.settings_path(setup["repo"], "project")
-    project.write_text(json.dumps(install.our_hooks("/old/venv/bin/python -S /old/vbranch/hookclient.py")))
+    project = claude_code.settings_path(setup["repo"], "project")
+    project.write_text(json.dumps(claude_code.our_hooks("/old/venv/bin/python -S /old/vbranch/hookclient.py")))
     bad = failed(setup["run"]())
     assert set(bad) == {"hooks"}
     assert str(project) in bad["hooks"]["detail"]

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from vbranch import hookclient
-from vbranch import install as inst
+from vbranch.agents import claude_code as inst
+from vbranch.agents.settings import hook_command, is_ours, merge_hooks, remove_hooks
 from vbranch import tracer
 from vbranch.errors import VbranchError
+from vbranch.resources import hook_file
 
 EVENTS = {"SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
           "Stop", "SubagentStart", "SubagentStop", "SessionEnd"}
@@ -40,7 +42,7 @@ def load(path: Path) -> dict:
 
 def ours_in(settings: dict) -> list[tuple[str, dict]]:
     return [(event, h) for event, groups in settings.get("hooks", {}).items()
-            for g in groups for h in g["hooks"] if inst.is_ours(h)]
+            for g in groups for h in g["hooks"] if is_ours(h)]
 
 
 @pytest.mark.parametrize("scope,rel", [("project", ".claude/settings.json"),
@@ -62,7 +64,7 @@ def test_fresh_install_each_scope(tmp_path, scope, rel):
     for event, groups in data["hooks"].items():
         assert len(groups) == 1 and len(groups[0]["hooks"]) == 1
         hook = groups[0]["hooks"][0]
-        assert hook["type"] == "command" and inst.is_ours(hook)
+        assert hook["type"] == "command" and is_ours(hook)
         assert hook["command"] == f"{shlex.quote(sys.executable)} -S {shlex.quote(str(Path(hookclient.__file__)))} hook"
         # Read too after it: what a session saw of a shared memory file (harness.py)
         assert groups[0].get("matcher") == (TOOLS + "|Read" if event == "PostToolUse" else TOOLS if "Tool" in event else None)
@@ -73,7 +75,7 @@ def test_fresh_install_each_scope(tmp_path, scope, rel):
 
 
 def test_template_has_placeholder_only():
-    raw = json.loads(inst.hook_file(inst.TEMPLATE))
+    raw = json.loads(hook_file(inst.TEMPLATE))
     commands = {h["command"] for gs in raw["hooks"].values() for g in gs for h in g["hooks"]}
     assert commands == {"{vbranch} hook"}
 
@@ -91,7 +93,7 @@ def test_merge_keeps_theirs_and_order(tmp_path):
     assert data["hooks"]["Notification"] == THEIRS["hooks"]["Notification"]
     pre = data["hooks"]["PreToolUse"]
     assert pre[:2] == THEIRS["hooks"]["PreToolUse"]  # theirs first, in their order
-    assert pre[2]["matcher"] == TOOLS and inst.is_ours(pre[2]["hooks"][0])
+    assert pre[2]["matcher"] == TOOLS and is_ours(pre[2]["hooks"][0])
     assert list(data["hooks"])[:2] == ["PreToolUse", "Notification"]
 
 
@@ -104,22 +106,22 @@ def test_install_twice_is_idempotent(tmp_path):
     inst.install(tmp_path)
     assert path.read_bytes() == first
     assert len(ours_in(load(path))) == len(EVENTS)
-    assert inst.merge_hooks(load(path), inst.our_hooks()) == load(path)
+    assert merge_hooks(load(path), inst.our_hooks()) == load(path)
 
 
 def test_reinstall_with_new_command_replaces_ours_in_place():
-    old = inst.merge_hooks(THEIRS, inst.our_hooks("'/old venv/bin/python' -m vbranch"))
+    old = merge_hooks(THEIRS, inst.our_hooks("'/old venv/bin/python' -m vbranch"))
     # someone adds a hook after ours; a reinstall must not move ours behind it
     old["hooks"]["PreToolUse"].append({"matcher": "Write", "hooks": [{"type": "command", "command": "later"}]})
-    new = inst.merge_hooks(old, inst.our_hooks("/new/python -m vbranch"))
+    new = merge_hooks(old, inst.our_hooks("/new/python -m vbranch"))
     commands = {h["command"] for _, h in ours_in(new)}
     assert commands == {"/new/python -m vbranch hook"}
     assert len(ours_in(new)) == len(EVENTS)
     assert [g["hooks"][0]["command"] for g in new["hooks"]["PreToolUse"]] == [
         "audit-bash", "log-read", "/new/python -m vbranch hook", "later"]
     # and from `-m vbranch` to the fast client of this version
-    client = inst.merge_hooks(new, inst.our_hooks())
-    assert {h["command"] for _, h in ours_in(client)} == {inst.hook_command() + " hook"}
+    client = merge_hooks(new, inst.our_hooks())
+    assert {h["command"] for _, h in ours_in(client)} == {hook_command() + " hook"}
     assert len(ours_in(client)) == len(EVENTS)
 
 
@@ -129,7 +131,7 @@ def test_merge_recognises_plain_and_path_forms_and_drops_stale_events():
         "PreCompact": [{"hooks": [{"type": "command", "command": "/usr/local/bin/vbranch hook"}]}],
         "Notification": [{"hooks": [{"type": "command", "command": "myvbranch hook"}]}],  # not ours
     }}
-    merged = inst.merge_hooks(settings, inst.our_hooks("/py -m vbranch"))
+    merged = merge_hooks(settings, inst.our_hooks("/py -m vbranch"))
     assert "PreCompact" not in merged["hooks"]  # an event we no longer use loses our stale entry
     assert merged["hooks"]["Notification"] == settings["hooks"]["Notification"]
     stop = merged["hooks"]["Stop"]
@@ -154,8 +156,8 @@ def test_uninstall_restores_theirs_and_drops_empty_containers(tmp_path):
 
 def test_remove_hooks_leaves_foreign_empties_alone():
     settings = {"hooks": {"Stop": [], "SessionEnd": [{"hooks": [{"type": "command", "command": "x -m vbranch hook"}]}]}}
-    assert inst.remove_hooks(settings) == {"hooks": {"Stop": []}}
-    assert inst.remove_hooks({"a": 1}) == {"a": 1}
+    assert remove_hooks(settings) == {"hooks": {"Stop": []}}
+    assert remove_hooks({"a": 1}) == {"a": 1}
 
 
 def test_uninstall_without_file_does_nothing(tmp_path):

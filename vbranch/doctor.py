@@ -46,7 +46,7 @@ EXIT_PROBLEM = 1
 def gather(start: Path | str = ".", *, env: Mapping[str, str] | None = None, home: Path | None = None,
            probe: bool = True) -> dict:
     """Every fact the checks judge, as plain data."""
-    from . import install
+    from .agents import claude_code
     from .workspace import find_repo
 
     env = os.environ if env is None else env
@@ -74,7 +74,7 @@ def gather(start: Path | str = ".", *, env: Mapping[str, str] | None = None, hom
     for scope in PRECEDENCE:
         if top is None and scope != "user":
             continue
-        path = install.settings_path(top or Path("."), scope, home)
+        path = claude_code.settings_path(top or Path("."), scope, home)
         facts["settings"].append(read_settings(path, scope, facts["expected"]))
     state_dir = Path(found[1]) / "vbranch" if found else None
     if found is not None:
@@ -88,12 +88,12 @@ def gather(start: Path | str = ".", *, env: Mapping[str, str] | None = None, hom
 
 
 def _expected() -> dict:
-    from . import install
+    from .agents import claude_code, settings
 
     return {
-        "hook": install.hook_command() + " hook",
-        "prefix": install.tracer_command(),
-        "events": sorted(install.our_hooks("vbranch")["hooks"]),
+        "hook": settings.hook_command() + " hook",
+        "prefix": claude_code.tracer_command(),
+        "events": sorted(claude_code.our_hooks("vbranch")["hooks"]),
     }
 
 
@@ -152,13 +152,13 @@ def read_settings(path: Path, scope: str, expected: dict | None = None) -> dict:
     With `expected` (this installation's commands), also which of them run something else
     ("stale": another interpreter or another vbranch checkout).
     """
-    from . import install
+    from .agents import claude_code, settings
     from .errors import VbranchError
 
     out = {"scope": scope, "path": str(path), "exists": path.exists(), "error": None,
            "hooks": {}, "prefix": None, "bg_isolation": None, "stale_hooks": [], "prefix_current": None}
     try:
-        data = install._load(path)[0]
+        data = settings.load(path)[0]
     except VbranchError as error:
         out["error"] = error.message
         return out
@@ -171,11 +171,11 @@ def read_settings(path: Path, scope: str, expected: dict | None = None) -> dict:
             for group in groups if isinstance(groups, list) else []:
                 inner = group.get("hooks") if isinstance(group, dict) else None
                 for hook in inner if isinstance(inner, list) else []:
-                    if install.is_ours(hook):
+                    if settings.is_ours(hook):
                         out["hooks"].setdefault(event, []).append(hook["command"])
     env = data.get("env")
-    if isinstance(env, dict) and env.get(install.PREFIX) is not None:
-        out["prefix"] = str(env[install.PREFIX])
+    if isinstance(env, dict) and env.get(claude_code.PREFIX) is not None:
+        out["prefix"] = str(env[claude_code.PREFIX])
     worktree = data.get("worktree")
     if isinstance(worktree, dict) and "bgIsolation" in worktree:
         out["bg_isolation"] = worktree["bgIsolation"]
@@ -406,7 +406,7 @@ def _effective(facts: dict, key: str) -> tuple[object, dict | None]:
 
 
 def check_prefix(facts: dict) -> dict:
-    from .install import PREFIX, _OUR_PREFIX
+    from .agents.claude_code import PREFIX, is_our_prefix
 
     expected = facts["expected"]["prefix"]
     value, s = _effective(facts, "prefix")
@@ -414,7 +414,7 @@ def check_prefix(facts: dict) -> dict:
         return check("shell prefix", "fail",
                      f"no {PREFIX} in any settings file: Bash commands are attributed by time windows, not by process",
                      "vbranch install")
-    if not _OUR_PREFIX.search(str(value)):
+    if not is_our_prefix(value):
         return check("shell prefix", "fail",
                      f"{PREFIX} in {s['path']} is someone else's ({value!r}): the command tracer is not used, "
                      "commands are attributed by time windows",

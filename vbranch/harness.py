@@ -27,7 +27,8 @@ import sqlite3
 import zlib
 from pathlib import Path
 
-from . import claude, endings, guard
+from . import endings, guard
+from .agents import claude_code as claude
 from .clock import now
 from .ownership import REGULAR, FileOwnership, FileState, record_change
 from .worktree import sha1  # the builtin module: hashlib would load OpenSSL on every Read's hook

@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import claude, config, guard, leases
+from . import agents, config, guard, leases
+from .agents import claude_code as claude
 from .clock import now
 from .dirtyset import META_PID, watcher_live
 from .errors import NotInitialized, PathError
@@ -293,9 +294,11 @@ def _refused_notice(payload: dict, refused: list[str], notice: str | None) -> st
 
 def on_stop(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     # Leases and windows stay: a subagent of this session may still be mid-tool.
-    # Codex has no subagents running past a turn, and reports no end of a failed call.
+    # An agent that reports no end of a failed call (Codex, with no subagents running past a turn)
+    # has its windows closed here.
     session = payload["session_id"]
-    if payload.get("vbranch_agent") == "codex":
+    agent = payload.get("vbranch_agent")
+    if agent in agents.REGISTRY and agents.get(agent).stop_closes_windows:
         close_leftover_windows(ws, session, now())
     if cfg.get("commit_on") == "turn":
         return _commit_session(ws, session)
