@@ -119,3 +119,23 @@ def test_run_hook_fails_open_on_an_internal_error(monkeypatch):
     monkeypatch.setattr(agents, "main", boom)
     assert run_hook("claude\0\0/tmp", b"{}") == (1, b"", b"vbranch hook: internal error: RuntimeError('broken')\n")
     assert run_hook("cursor\0\0/tmp", b"{}")[:2] == (1, b"{}\n")
+
+
+def test_the_server_answers_with_the_handler_it_is_given(tmp_path, monkeypatch):
+    from vbranch.hookserver import HookServer
+
+    monkeypatch.chdir(tmp_path)  # hookclient.ask moves into the state directory
+    asked = []
+
+    def handler(header: str, data: bytes, agent_pid):
+        asked.append((header, data, agent_pid))
+        return 3, b"out", b"err"
+
+    server = HookServer(tmp_path, lambda message: None, handler)
+    assert server.start()
+    try:
+        assert hookclient.ask(str(tmp_path), b"cursor\0/project\0/cwd\n{}") == (3, b"out", b"err")
+    finally:
+        server.stop()
+    assert asked == [("cursor\0/project\0/cwd", b"{}", os.getppid())]  # the client (this process)'s parent
+    assert not (tmp_path / hookclient.SOCKET_NAME).exists()

@@ -7,6 +7,7 @@ everything else polls with a generous timeout.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from vbranch import dirtyset, ignores, inotify, treesnap, watch
+from vbranch.treewalk import walk
 from vbranch.workspace import ensure_session, open_workspace
 
 from tests.hookdriver import Session
@@ -368,6 +370,27 @@ def test_snapshot_subtrees():
     assert snap.files_in("dd") == ["dd/w"]
 
 
+def test_one_walk_breadth_first_with_one_batch_per_level(tmp_path):
+    for path in ("a", "d/x", "d/e/y", "skip/z", ".git/HEAD", "sub/.git", "sub/w"):
+        write(tmp_path, path, "x")
+    (tmp_path / "link").symlink_to("d")  # a symlink is a file here: never followed
+    batches = []
+
+    def descend(subdirs):
+        batches.append(sorted(os.path.relpath(s, tmp_path) for s in subdirs))
+        return [s for s in subdirs if not s.endswith("skip")]
+
+    seen = {os.path.relpath(d, tmp_path): sorted(e.name for e in files) for d, files, _ in walk([str(tmp_path)], descend)}
+    assert seen == {".": ["a", "link"], "d": ["x"], "sub": ["w"], "d/e": ["y"]}  # no .git, directory or gitfile
+    assert batches == [["d", "skip", "sub"], ["d/e"]]
+    # bytes in, bytes out (the watch group's paths); a directory that cannot be listed says so
+    d = os.fsencode(tmp_path / "d")
+    assert [(top, [e.name for e in files], subdirs) for top, files, subdirs in walk([d], lambda s: [])] == [
+        (d, [b"x"], [os.path.join(d, b"e")])
+    ]
+    assert list(walk([str(tmp_path / "gone")], descend)) == [(str(tmp_path / "gone"), None, None)]
+
+
 def test_ignore_oracle(make_repo):
     repo = make_repo({".gitignore": "build/\n*.pyc\n!keep.pyc\nforced/\n", "src/a.py": "a\n"})
     write(repo, "forced/t", "t")
@@ -455,3 +478,40 @@ def test_status_and_stop_as_a_process(vb):
         assert not live(repo)
     finally:
         with_ws(repo, watch.stop_watcher)
+
+
+# --- the watcher's modules: who imports whom ----------------------------------------------------
+
+WATCHER_LAYERS = [  # lowest first: each may import only those before it (and modules outside the watcher)
+    "flock", "treewalk", "treesnap", "ignores", "dirtyset", "inotify", "hookserver", "monitor", "watchctl",
+    "watchproc", "watch",
+]
+
+
+def _vbranch_imports(name: str) -> set[str]:
+    import ast
+
+    tree = ast.parse((Path(watch.__file__).parent / f"{name}.py").read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            out |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vbranch."):
+            out.add(node.module.split(".")[1])
+    return out
+
+
+def test_the_watcher_modules_import_nothing_above_them():
+    for i, name in enumerate(WATCHER_LAYERS):
+        above = set(WATCHER_LAYERS[i + 1:]) | ({"cli"} if name == "watch" else {"cli", "hook", "agents"})
+        assert not _vbranch_imports(name) & above, name
+    assert _vbranch_imports("hookserver") == {"hookclient"}  # given its handler: nothing of the hooks
+
+
+def test_starting_a_watcher_loads_neither_watchdog_nor_the_hooks():
+    """hook.py imports watch(ctl) to start a watcher: that must not load the watcher, watchdog or the hooks again."""
+    code = "import sys, vbranch.watch; print(' '.join(m for m in sys.modules if m.startswith(('vbranch', 'watchdog'))))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert "vbranch.watchctl" in loaded
+    assert not loaded & {"vbranch.hook", "vbranch.agents", "vbranch.monitor", "vbranch.watchproc", "vbranch.hookserver",
+                         "vbranch.inotify", "watchdog"}

@@ -72,7 +72,15 @@ from .treewalk import walk
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .watchproc import DirtySetWriter
+    from typing import Protocol
+
+    class DirtySet(Protocol):
+        """Where the monitor's findings go (watchproc.DirtySetWriter)."""
+
+        def record(self, paths: list[str], when: float) -> bool: ...  # False: not written yet (kept)
+        def set_trusted(self, since: float | None) -> None: ...
+        def set_overflows(self, count: int) -> None: ...
+        def set_polled(self, count: int) -> None: ...
 
 LIMIT_ERRNOS = (errno.ENOSPC, errno.ENOMEM, errno.EMFILE)  # a watch (or inotify instance) the kernel will not give
 
@@ -99,7 +107,7 @@ class Monitor:
         self.wake = wake  # set by the event handler when a barrier token arrives
         self.clock = clock
         self.log = log
-        self.dirty: DirtySetWriter | None = None
+        self.dirty: DirtySet | None = None
         self.tokens: list[str] = []  # barrier tokens seen since the process last took them
         self.sync_polled = False  # the sync directory could not be watched: every token is answered inexact
         self.events: deque = deque()
@@ -186,7 +194,7 @@ class Monitor:
 
     # start and stop
 
-    def start(self, dirty: DirtySetWriter) -> None:
+    def start(self, dirty: DirtySet) -> None:
         """Watch the tree, take the initial snapshot and, unless an overflow is pending, publish the trust."""
         self.dirty = dirty
         self.watchdog_log.setLevel(logging.ERROR)  # we say it ourselves, once
