@@ -165,14 +165,7 @@ def read_settings(path: Path, scope: str, expected: dict | None = None) -> dict:
     except OSError as error:
         out["error"] = f"{path} cannot be read ({error.strerror or error})"
         return out
-    hooks = data.get("hooks")
-    if isinstance(hooks, dict):
-        for event, groups in hooks.items():
-            for group in groups if isinstance(groups, list) else []:
-                inner = group.get("hooks") if isinstance(group, dict) else None
-                for hook in inner if isinstance(inner, list) else []:
-                    if settings.is_ours(hook):
-                        out["hooks"].setdefault(event, []).append(hook["command"])
+    out["hooks"] = {event: [hook["command"] for hook in hooks] for event, hooks in settings.ours_by_event(data).items()}
     env = data.get("env")
     if isinstance(env, dict) and env.get(claude_code.PREFIX) is not None:
         out["prefix"] = str(env[claude_code.PREFIX])

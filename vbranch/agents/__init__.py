@@ -42,9 +42,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def main(agent: str, stdin=None, stdout=None, stderr=None, default_dir: str | None = None) -> int:
-    """`vbranch hook --agent AGENT`: the agent's payload on stdin, through vbranch's hook handler."""
-    return get(agent).main(stdin, stdout, stderr, default_dir)
+def main(agent: str, stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None) -> int:
+    """`vbranch hook --agent AGENT`: the agent's payload on stdin, through vbranch's hook handler (any registered agent)."""
+    return get(agent).main(stdin, stdout, stderr, default_dir, agent_pid)
 
 
 def fail_open(agent: str) -> str:

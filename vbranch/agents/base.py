@@ -45,10 +45,7 @@ class Agent:
             return Path(top) / self.project_file
         if scope != "user":
             raise UsageError(f"unknown scope {scope!r} for {self.name}", hint=f"use one of: {', '.join(SCOPES)}")
-        return Path(home if home is not None else self.user_home()) / self.project_file
-
-    def user_home(self) -> Path:
-        return Path.home()
+        return Path(home if home is not None else Path.home()) / self.project_file
 
     def our_hooks(self, command: str | None = None) -> dict:
         """Our hooks for its settings file: the template, with the command that starts vbranch."""
@@ -105,8 +102,11 @@ class Agent:
         if self.fail_output is not None:
             stdout.write(self.fail_output + "\n")
 
-    def main(self, stdin=None, stdout=None, stderr=None, default_dir: str | None = None) -> int:
-        """`vbranch hook --agent NAME`: its payload on stdin, through vbranch's hook handler, its answer on stdout."""
+    def main(self, stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None) -> int:
+        """`vbranch hook --agent NAME`: its payload on stdin, through vbranch's hook handler, its answer on stdout.
+
+        `agent_pid` is the agent's process, when the caller knows it (else the hook's parent), as for `hook.main`.
+        """
         from .. import hook
 
         stdin = stdin or sys.stdin.buffer
@@ -124,7 +124,7 @@ class Agent:
         code, answer = 0, None
         if normalized is not None:
             buffer = io.StringIO()
-            code = hook.main(io.BytesIO(json.dumps(normalized).encode()), buffer, stderr, default_dir)
+            code = hook.main(io.BytesIO(json.dumps(normalized).encode()), buffer, stderr, default_dir, agent_pid)
             answer = buffer.getvalue().strip() or None
         text = self.render(payload, answer)
         if text:

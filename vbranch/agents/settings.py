@@ -77,12 +77,32 @@ def fill(template: str, command: str | None = None) -> dict:
     return data
 
 
+def _inner(entry: object, flat: bool) -> list | None:
+    """The hooks of one entry of an event's list: the entry itself (flat), or its group's "hooks"."""
+    if flat:
+        return [entry]
+    inner = entry.get("hooks") if isinstance(entry, dict) else None
+    return inner if isinstance(inner, list) else None
+
+
+def ours_by_event(settings: dict, flat: bool = False) -> dict[str, list[dict]]:
+    """vbranch's hooks in the settings, per event."""
+    hooks = settings.get("hooks")
+    out: dict[str, list[dict]] = {}
+    for event, entries in hooks.items() if isinstance(hooks, dict) else ():
+        for entry in entries if isinstance(entries, list) else []:
+            found = [h for h in _inner(entry, flat) or [] if is_ours(h)]
+            if found:
+                out.setdefault(event, []).extend(found)
+    return out
+
+
 def _strip(entries: list, flat: bool) -> tuple[list, int | None]:
     """An event's entries without our hooks, and the index where our first one sat (to put the new one back there)."""
     kept, first = [], None
     for entry in entries:
-        inner = [entry] if flat else (entry.get("hooks") if isinstance(entry, dict) else None)
-        if not isinstance(inner, list) or not any(is_ours(h) for h in inner):
+        inner = _inner(entry, flat)
+        if inner is None or not any(is_ours(h) for h in inner):
             kept.append(entry)
             continue
         if first is None:
