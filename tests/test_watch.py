@@ -391,6 +391,40 @@ def test_one_walk_breadth_first_with_one_batch_per_level(tmp_path):
     assert list(walk([str(tmp_path / "gone")], descend)) == [(str(tmp_path / "gone"), None, None)]
 
 
+def test_tree_paths():
+    from vbranch.monitor import TreePaths
+
+    paths = TreePaths(Path("/r"), Path("/r/.git"))
+    assert paths.rel("/r/a/b") == "a/b" and paths.full("a/b") == "/r/a/b" and paths.full("") == "/r"
+    assert paths.rel("/r") is None and paths.rel("/rx/a") is None and paths.rel("/r/sub/.git/x") is None
+    assert paths.under_top("/r") == "" and paths.under_top("/r/a") == "a"
+    inside = TreePaths(Path("/r"), Path("/r/gitdir"))  # a git dir inside the tree, not called .git
+    assert inside.rel("/r/gitdir/HEAD") is None and inside.rel("/r/gitdirx") == "gitdirx"
+
+
+def test_a_poll_pass_finds_what_changed_and_takes_in_new_directories(tmp_path, monkeypatch):
+    from vbranch.monitor import Poller, TreePaths
+
+    monkeypatch.setattr(treesnap, "RACY_NS", 0)  # files written just now compare by their stat, not as racy
+    for path in ("a", "d/x", "d/gone/y", "skip/z"):
+        write(tmp_path, path, "1")
+    poller = Poller(TreePaths(tmp_path, tmp_path / ".git"), is_watched=lambda full: False,
+                    not_skipped=lambda subdirs: [s for s in subdirs if not s.endswith("skip")])
+    poller.dirs.add("")  # the whole tree could not be watched
+    snap = treesnap.Snapshot()
+    assert poller.changes(snap) == {"a", "d/x", "d/gone/y"}  # all new to the snapshot
+    assert poller.dirs == {"", "d", "d/gone"}
+    assert poller.changes(snap) == set()
+    write(tmp_path, "a", "longer")
+    shutil.rmtree(tmp_path / "d" / "gone")
+    write(tmp_path, "d/new/n", "n")
+    assert poller.changes(snap) == {"a", "d/gone/y", "d/new/n"}
+    assert poller.dirs == {"", "d", "d/new"}
+    assert poller.due(0.0)
+    poller.passed(100.0, took=0.5)  # a slow pass: ten times as long until the next
+    assert not poller.due(104.9) and poller.due(105.0)
+
+
 def test_ignore_oracle(make_repo):
     repo = make_repo({".gitignore": "build/\n*.pyc\n!keep.pyc\nforced/\n", "src/a.py": "a\n"})
     write(repo, "forced/t", "t")

@@ -85,6 +85,104 @@ if TYPE_CHECKING:
 LIMIT_ERRNOS = (errno.ENOSPC, errno.ENOMEM, errno.EMFILE)  # a watch (or inotify instance) the kernel will not give
 
 
+class TreePaths:
+    """Paths in the working tree: full ones (as inotify and the walker give them) and repository-relative ones."""
+
+    def __init__(self, top: Path, git_dir: Path):
+        self.top = os.fspath(top)
+        self.prefix = self.top + os.sep
+        self.git = os.fspath(git_dir)
+        self.git_inside = self.git.startswith(self.prefix)  # a git dir not called .git, inside the tree
+
+    def rel(self, full: str) -> str | None:
+        """Repository-relative path, or None for the top itself, outside, or inside a git dir."""
+        if not full.startswith(self.prefix):
+            return None
+        if self.git_inside and (full == self.git or full.startswith(self.git + os.sep)):
+            return None
+        rel = full[len(self.prefix):]
+        if ".git" in rel and ".git" in rel.split("/"):
+            return None
+        return rel
+
+    def full(self, rel: str) -> str:
+        return os.path.join(self.top, rel) if rel else self.top
+
+    def under_top(self, full: str) -> str:
+        """The repository-relative path of a path the walker found ("" for the top itself)."""
+        return full[len(self.prefix):]
+
+
+class Poller:
+    """The directories that could not be watched (the watch limit), compared with the snapshot instead.
+
+    A pass lists them, and their subdirectories that are new or not watched (which join
+    them), and compares every file with the snapshot. Passes are a second apart, or ten
+    times as long as the last one took. Used from the watcher's loop only.
+    """
+
+    def __init__(self, paths: TreePaths, *, not_skipped: Callable[[list[str]], list[str]],
+                 is_watched: Callable[[str], bool]):
+        self.paths = paths
+        self.not_skipped = not_skipped
+        self.is_watched = is_watched
+        self.dirs: set[str] = set()  # repository-relative; "" is the whole tree
+        self.interval = 1.0
+        self.next = 0.0
+
+    def due(self, now: float) -> bool:
+        return bool(self.dirs) and now >= self.next
+
+    def postpone(self, now: float) -> None:
+        self.next = now + self.interval
+
+    def passed(self, now: float, took: float) -> None:
+        """A pass ended at `now` after `took` seconds: the next one is due an interval later."""
+        self.interval = max(1.0, 10 * took)
+        self.next = now + self.interval
+
+    def changes(self, snapshot: Snapshot) -> set[str]:
+        """One pass: the files that differ from `snapshot`, which is brought up to date."""
+        changed: set[str] = set()
+        now_ns = time.time_ns()
+        under_top = self.paths.under_top
+        for full, files, subdirs in walk([self.paths.full(d) for d in sorted(self.dirs)], self._newly_polled):
+            d = under_top(full)
+            if files is None:
+                self.dirs.discard(d)
+                changed.update(snapshot.pop_subtree(d))
+                continue
+            seen_files = set()
+            for entry in files:
+                rel = under_top(entry.path)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                seen_files.add(rel)
+                old = snapshot.files.get(rel)
+                new = sig_of(st, now_ns)
+                if old is None or new is None or old != new:
+                    changed.add(rel)
+                snapshot.set(rel, new)
+            for rel in snapshot.files_in(d):
+                if rel not in seen_files:
+                    snapshot.pop(rel)
+                    changed.add(rel)
+            present = {under_top(s) for s in subdirs}
+            for rel in snapshot.dirs_in(d):
+                if rel not in present and rel not in self.dirs:
+                    changed.update(snapshot.pop_subtree(rel))
+        return changed
+
+    def _newly_polled(self, subdirs: list[str]) -> list[str]:
+        """New or unwatched subdirectories of polled ones are polled too (unless skipped)."""
+        candidates = [s for s in subdirs if self.paths.under_top(s) not in self.dirs and not self.is_watched(s)]
+        fresh = self.not_skipped(candidates)
+        self.dirs.update(self.paths.under_top(s) for s in fresh)
+        return fresh
+
+
 class Monitor:
     """One working tree's changes, into a dirty set: `start`, then `recover`, `flush`, `poll_if_due`
     and `check_ignores` from the process's loop, `stop` at the end.
@@ -97,11 +195,8 @@ class Monitor:
         if UNAVAILABLE:
             raise VbranchError(UNAVAILABLE, hint="pip install 'watchdog>=7.1' (on Linux)")
         self.top = Path(top)
-        self.top_s = os.fspath(self.top)
-        self.prefix = self.top_s + os.sep
         self.git_dir = Path(git_dir)
-        self.git_s = os.fspath(self.git_dir)
-        self.git_inside = self.git_s.startswith(self.prefix)  # a git dir not called .git, inside the tree
+        self.paths = TreePaths(self.top, self.git_dir)
         self.sync_dir = Path(sync_dir)
         self.sync_prefix = os.fspath(self.sync_dir) + os.sep
         self.wake = wake  # set by the event handler when a barrier token arrives
@@ -117,15 +212,13 @@ class Monitor:
         self.overflow_handled = 0
         self.failed_new: list[tuple[str, int]] = []
         self.skipped: set[str] = set()  # ignored directories we do not watch
-        self.polled: set[str] = set()  # directories we could not watch
+        self.poller = Poller(self.paths, not_skipped=self._not_skipped, is_watched=self._is_watched)
         self.said: set[str] = set()
         self.snapshot = Snapshot()
         self.trusted_from: float | None = None
         self.oracle: IgnoreOracle | None = None
         self.group = None
         self.observer = None
-        self.next_poll = 0.0
-        self.poll_interval = 1.0
         self.watchdog_log = logging.getLogger("watchdog")
         self.watchdog_level = self.watchdog_log.level
 
@@ -145,7 +238,7 @@ class Monitor:
         if error.errno not in LIMIT_ERRNOS:
             return
         full = os.fsdecode(path)
-        rel = "" if full == self.top_s else self._rel(full)
+        rel = "" if full == self.paths.top else self.paths.rel(full)
         if rel is not None:
             with self.mutex:
                 self.failed_new.append((rel, error.errno or 0))
@@ -157,7 +250,7 @@ class Monitor:
         out, ask = set(), {}
         for path in paths:
             full = os.fsdecode(path)
-            rel = self._rel(full)
+            rel = self.paths.rel(full)
             if rel is None or os.path.basename(full) == ".git" or os.path.lexists(os.path.join(full, ".git")):
                 out.add(path)
             else:
@@ -171,26 +264,6 @@ class Monitor:
     def sync_unwatched(self, error: OSError) -> None:
         self.sync_polled = True
         self.log(f"the sync directory cannot be watched ({error}); commands will ask git instead")
-
-    # paths
-
-    def _rel(self, full: str) -> str | None:
-        """Repository-relative path, or None for the top itself, outside, or inside a git dir."""
-        if not full.startswith(self.prefix):
-            return None
-        if self.git_inside and (full == self.git_s or full.startswith(self.git_s + os.sep)):
-            return None
-        rel = full[len(self.prefix):]
-        if ".git" in rel and ".git" in rel.split("/"):
-            return None
-        return rel
-
-    def _full(self, rel: str) -> str:
-        return os.path.join(self.top_s, rel) if rel else self.top_s
-
-    def _under_top(self, full: str) -> str:
-        """The repository-relative path of a path the walker found ("" for the top itself)."""
-        return full[len(self.prefix):]
 
     # start and stop
 
@@ -224,7 +297,7 @@ class Monitor:
         try:
             self.observer = Observer(self)  # inotify_init: fails at fs.inotify.max_user_instances
             self.observer.start()
-            self.observer.schedule(Handler(self.events, self.sync_prefix, self.wake), self.top_s, recursive=True, event_filter=EVENT_TYPES)
+            self.observer.schedule(Handler(self.events, self.sync_prefix, self.wake), self.paths.top, recursive=True, event_filter=EVENT_TYPES)
         except OSError as error:
             if error.errno not in LIMIT_ERRNOS:
                 raise
@@ -250,7 +323,7 @@ class Monitor:
         with self.mutex:
             if self.overflow_started > self.overflow_handled:
                 return None
-            return not self.polled and not self.failed_new and not self.sync_polled
+            return not self.poller.dirs and not self.failed_new and not self.sync_polled
 
     # events -> dirty paths
 
@@ -271,8 +344,8 @@ class Monitor:
                 if dest:
                     touched.add(dest)
                 continue
-            src_rel = self._rel(src)
-            dest_rel = self._rel(dest) if dest else None
+            src_rel = self.paths.rel(src)
+            dest_rel = self.paths.rel(dest) if dest else None
             if kind == "deleted" and src_rel is not None:
                 paths.update(self.snapshot.pop_subtree(src_rel))
             elif kind == "moved":
@@ -282,7 +355,7 @@ class Monitor:
                     paths.update(dest_rel + p[len(src_rel):] for p in gone)
             # created: watchdog reports the files in it
         for full in touched:
-            rel = self._rel(full)
+            rel = self.paths.rel(full)
             if rel is not None:
                 paths.add(rel)
         ignores_changed = any(p == ".gitignore" or p.endswith("/.gitignore") for p in paths)
@@ -294,7 +367,7 @@ class Monitor:
             now_ns = time.time_ns()
             for rel in list(paths):
                 try:
-                    st = os.lstat(os.path.join(self.top_s, rel))
+                    st = os.lstat(self.paths.full(rel))
                 except OSError:
                     self.snapshot.pop(rel)
                     continue
@@ -352,11 +425,11 @@ class Monitor:
         """Directories that could not be watched join the polled ones (and are compared with the snapshot now)."""
         with self.mutex:
             failed, self.failed_new = self.failed_new, []
-        new = [rel for rel, _ in failed if rel not in self.polled]
+        polled = self.poller.dirs
+        new = [rel for rel, _ in failed if rel not in polled]
         if not new:
             return
-        with self.mutex:
-            self.polled.update(new)
+        polled.update(new)
         codes = {code for _, code in failed}
         if errno.ENOSPC in codes:
             reason = f"the inotify watch limit is reached (fs.inotify.max_user_watches = {_proc_value('max_user_watches')})"
@@ -367,68 +440,28 @@ class Monitor:
         else:
             reason = os.strerror(next(iter(codes)) or errno.EIO)
             fix = ""
-        what = "the working tree" if "" in self.polled else f"{len(self.polled)} directories"
+        what = "the working tree" if "" in polled else f"{len(polled)} directories"
         self._say(
             "limit",
             f"{what} cannot be watched: {reason}. Changes there are found by polling instead, "
             f"a second or more late. {fix}".rstrip(),
         )
-        self.dirty.set_polled(len(self.polled))
+        self.dirty.set_polled(len(polled))
         if poll:
             self._poll(self.clock())
         else:
-            self.next_poll = self.clock() + self.poll_interval
+            self.poller.postpone(self.clock())
 
     # polling: the directories that could not be watched
 
     def poll_if_due(self, now: float) -> None:
-        if self.polled and now >= self.next_poll:
+        if self.poller.due(now):
             self._poll(now)
 
     def _poll(self, now: float) -> None:
         started = time.monotonic()
-        changed: set[str] = set()
-        now_ns = time.time_ns()
-        for full, files, subdirs in walk([self._full(d) for d in sorted(self.polled)], self._newly_polled):
-            d = self._under_top(full)
-            if files is None:
-                with self.mutex:
-                    self.polled.discard(d)
-                changed.update(self.snapshot.pop_subtree(d))
-                continue
-            seen_files = set()
-            for entry in files:
-                rel = self._under_top(entry.path)
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                seen_files.add(rel)
-                old = self.snapshot.files.get(rel)
-                new = sig_of(st, now_ns)
-                if old is None or new is None or old != new:
-                    changed.add(rel)
-                self.snapshot.set(rel, new)
-            for rel in self.snapshot.files_in(d):
-                if rel not in seen_files:
-                    self.snapshot.pop(rel)
-                    changed.add(rel)
-            present = {self._under_top(s) for s in subdirs}
-            for rel in self.snapshot.dirs_in(d):
-                if rel not in present and rel not in self.polled:
-                    changed.update(self.snapshot.pop_subtree(rel))
-        self._mark(changed, now, refresh=False)
-        took = time.monotonic() - started
-        self.poll_interval = max(1.0, 10 * took)
-        self.next_poll = now + self.poll_interval
-
-    def _newly_polled(self, subdirs: list[str]) -> list[str]:
-        """New or unwatched subdirectories of polled ones are polled too (unless skipped)."""
-        candidates = [s for s in subdirs if self._under_top(s) not in self.polled and not self._is_watched(s)]
-        fresh = self._not_skipped(candidates)
-        with self.mutex:
-            self.polled.update(self._under_top(s) for s in fresh)
-        return fresh
+        self._mark(self.poller.changes(self.snapshot), now, refresh=False)
+        self.poller.passed(now, time.monotonic() - started)
 
     def _is_watched(self, full: str) -> bool:
         return self.group is not None and self.group.is_watched(os.fsencode(full))
@@ -446,7 +479,7 @@ class Monitor:
             skipped = sorted(self.skipped)
         if not skipped:
             return
-        existing = [d for d in skipped if os.path.isdir(os.path.join(self.top_s, d))]
+        existing = [d for d in skipped if os.path.isdir(self.paths.full(d))]
         still = self.oracle.ignored_dirs(existing)
         freed = [d for d in existing if d not in still]
         with self.mutex:
@@ -455,7 +488,7 @@ class Monitor:
             return
         for d in freed:
             if self.group is not None:
-                self.group.watch_more(os.fsencode(os.path.join(self.top_s, d)))
+                self.group.watch_more(os.fsencode(self.paths.full(d)))
         fresh = self._scan(freed)
         for rel, sig in fresh.files.items():
             self.snapshot.set(rel, sig)
@@ -468,10 +501,10 @@ class Monitor:
         """Stat every file under `roots`, leaving out .git, nested repositories and ignored directories."""
         snap = Snapshot()
         now_ns = time.time_ns()
-        for _, files, _ in walk([self._full(d) for d in roots], self._not_skipped):
+        for _, files, _ in walk([self.paths.full(d) for d in roots], self._not_skipped):
             for entry in files or ():
                 try:
-                    snap.set(self._under_top(entry.path), sig_of(entry.stat(follow_symlinks=False), now_ns))
+                    snap.set(self.paths.under_top(entry.path), sig_of(entry.stat(follow_symlinks=False), now_ns))
                 except OSError:
                     continue
         return snap
