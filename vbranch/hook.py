@@ -74,11 +74,15 @@ def _open(payload: dict, default_dir: str | None) -> Workspace | None:
     Any other failure to open it is an error the user must see: staying
     silent would switch the guard off unnoticed.
     """
-    start = payload.get("cwd") or default_dir or os.environ.get("CLAUDE_PROJECT_DIR") or "."
     try:
-        return open_workspace(start)
+        return open_workspace(_start(payload, default_dir))
     except NotInitialized:
         return None
+
+
+def _start(payload: dict, default_dir: str | None) -> str:
+    """Where to look for the repository: the payload's cwd, else the caller's directory, else Claude Code's project."""
+    return payload.get("cwd") or default_dir or os.environ.get("CLAUDE_PROJECT_DIR") or "."
 
 
 def _failed_verification(ws: Workspace, session: str) -> str | None:
@@ -104,7 +108,7 @@ def _state_lost(payload: dict, default_dir: str | None) -> str | None:
     """HEAD is on the vbranch workspace but vbranch's state is gone (deleted, emptied, torn): say so."""
     from .workspace import WORKSPACE_REF, find_repo
 
-    found = find_repo(payload.get("cwd") or default_dir or os.environ.get("CLAUDE_PROJECT_DIR") or ".")
+    found = find_repo(_start(payload, default_dir))
     if found is None:
         return None
     try:

@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 from ..errors import VbranchError
-from . import SCOPES  # noqa: F401  (re-exported: the scopes every agent has)
 
 PLACEHOLDER = "{vbranch}"  # in the templates under hooks/: the command that starts vbranch
 BACKUP_SUFFIX = ".vbranch-backup"
