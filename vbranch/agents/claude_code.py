@@ -259,13 +259,11 @@ class ClaudeCode(Agent):
     project_file = ".claude/settings.json"
 
     def settings_path(self, top: Path, scope: str = "project", home: Path | None = None) -> Path:
-        if scope == "project":
-            return Path(top) / ".claude" / "settings.json"
+        if scope not in SCOPES:
+            raise UsageError(f"unknown settings scope {scope!r}", hint=f"use one of: {', '.join(SCOPES)}")
         if scope == "local":
             return Path(top) / ".claude" / "settings.local.json"
-        if scope == "user":
-            return Path(home if home is not None else Path.home()) / ".claude" / "settings.json"
-        raise UsageError(f"unknown settings scope {scope!r}", hint=f"use one of: {', '.join(SCOPES)}")
+        return super().settings_path(top, scope, home)
 
     def merge(self, settings: dict) -> dict:
         """Our hooks, the tracer as shell prefix and what a shared directory needs.
