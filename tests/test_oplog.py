@@ -293,3 +293,82 @@ def test_oplog_and_events_stay_bounded_and_undo_works_in_the_window(vb, monkeypa
     restore(v, last_op(v) - 1)  # back to the state after that commit
     assert git(v.repo, "rev-parse", "refs/heads/session-a").strip() == head
     assert git(v.repo, "status", "--porcelain") == ""
+
+
+# Rows stored by earlier versions: the intent and the log detail in their stored JSON form.
+
+OLD_PENDING = (  # as vbranch has always written `pending`: lists read by position
+    '{"refs": [["refs/heads/legacy", "%(base)s", null]], '
+    '"writes": [["f.txt", "%(old_sig)s", "%(new_sig)s", "%(new_blob)s", 33188, "%(old_blob)s", 33188]], '
+    '"index": ["sync", "%(ws)s", "%(ws)s"]}'
+)
+OLD_DETAIL = '{"branch": "legacy", "writes": [["f.txt", "%(old_sig)s", "%(new_sig)s", "%(new_blob)s", 33188, "%(old_blob)s", 33188]]}'
+
+
+def test_the_intent_reads_and_writes_the_stored_form_unchanged():
+    from vbranch.intent import FileWrite, Guard, IndexReset, IndexSync, Intent, RefUpdate
+
+    stored = {
+        "refs": [["refs/heads/x", "1" * 40, None], ["refs/heads/y", None, "2" * 40]],
+        "head": "refs/heads/main",
+        "writes": [["f.txt", None, "100644:" + "3" * 40, "3" * 40, 0o100644, None, 0]],
+        "index": ["reset"],
+        "guard": "remove",
+    }
+    intent = Intent.from_json(json.loads(json.dumps(stored)))
+    assert intent.refs == [RefUpdate("refs/heads/x", "1" * 40, None), RefUpdate("refs/heads/y", None, "2" * 40)]
+    assert intent.writes == [FileWrite("f.txt", None, "100644:" + "3" * 40, "3" * 40, 0o100644, None, 0)]
+    assert intent.index == IndexReset() and intent.guard == Guard.REMOVE and intent.head == "refs/heads/main"
+    assert intent.to_json() == stored
+    sync = Intent.from_json({"index": ["sync", None, "4" * 40]})
+    assert sync.index == IndexSync(None, "4" * 40) and sync.to_json() == {"index": ["sync", None, "4" * 40]}
+    assert Intent().empty and Intent().to_json() == {}
+
+
+def test_an_old_format_row_is_finished_by_recover_and_rewound_by_undo(vb):
+    from vbranch import oplog
+    from vbranch.worktree import read_state, signature
+
+    v = vb({"f.txt": "one\n"})
+    repo = v.repo
+    ws = v.ws()
+    try:
+        old_blob = git(repo, "hash-object", "-w", "f.txt").strip()
+        write(repo, "new.tmp", "legacy\n")
+        new_blob = git(repo, "hash-object", "-w", "new.tmp").strip()
+        new_sig = signature(read_state(repo, "new.tmp"))
+        (repo / "new.tmp").unlink()
+        values = {
+            "base": ws.base, "ws": git(repo, "rev-parse", "HEAD").strip(), "old_blob": old_blob, "new_blob": new_blob,
+            "old_sig": signature(read_state(repo, "f.txt")), "new_sig": new_sig,
+        }
+        before, keep = oplog.capture(ws)
+        after, _ = oplog.capture(ws, {"refs/heads/legacy": ws.base})
+        with ws.store.tx():
+            ws.store.keep_records(keep)
+            ws.store.db.execute(
+                "INSERT INTO oplog(at, op, detail, before, after, pending) VALUES (?, 'apply', ?, ?, ?, ?)",
+                (v.at(), OLD_DETAIL % values, oplog.pack(before), oplog.pack(after), OLD_PENDING % values),
+            )
+        with ws.lock:
+            warnings = oplog.recover(ws)
+        assert any("finished interrupted operation" in w for w in warnings)
+        assert ws.store.pending_ops() == []
+    finally:
+        ws.close()
+    assert (repo / "f.txt").read_text() == "legacy\n"
+    assert git(repo, "rev-parse", "refs/heads/legacy").strip() == values["base"]
+    assert "apply legacy" in oplog.describe("apply", last_row(v).detail)
+
+    report = undo(v)
+    assert report.written == ["f.txt"]
+    assert (repo / "f.txt").read_text() == "one\n"
+    assert git(repo, "rev-parse", "-q", "--verify", "refs/heads/legacy", check=False).strip() == ""
+
+
+def last_row(v: VB):
+    ws = _any(v)
+    try:
+        return ws.store.op_rows()[-1]
+    finally:
+        ws.close()

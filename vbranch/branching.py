@@ -6,19 +6,20 @@ import re
 from . import gitcli, gitops
 from .committing import branch_changes
 from .errors import Blocked, StateError, UsageError
+from .intent import Intent, Kind, RefUpdate
+from .oplog import shelf_ref
+from .operation import operation
 from .ownership import UNATTRIBUTED, FileOwnership, reassign, settle
 from .recording import snapshot
 from .split import touches
 from .store import BranchRow
-from .workspace import WORKSPACE_REF, Workspace, require_branch
+from .workspace import Workspace, require_branch
 
 
 def new_branch(ws: Workspace, name: str, at: str) -> BranchRow:
-    from .oplog import perform, recover
     from .workspace import branch_name_from
 
-    with ws.lock:
-        recover(ws)
+    with operation(ws, Kind.BRANCH_NEW, at, fold=False) as tx:
         if branch_name_from(name) != name:
             raise UsageError(f"{name!r} is not a valid branch name", hint=f"try {branch_name_from(name)!r}")
         ref = f"refs/heads/{name}"
@@ -28,43 +29,34 @@ def new_branch(ws: Workspace, name: str, at: str) -> BranchRow:
                 hint="choose another name, or use that vbranch branch with --branch",
             )
         made = []
-        refs = [(ref, ws.base, None)] if ws.base else []
-        perform(ws, at, "branch-new", {"name": name}, {"refs": refs}, lambda: made.append(ws.store.add_branch(name, at)))
+        intent = Intent(refs=[RefUpdate(ref, ws.base, None)] if ws.base else [])
+        tx.finish({"name": name}, intent, lambda: made.append(ws.store.add_branch(name, at)))
         return made[0]
 
 
 def rename_branch(ws: Workspace, old: str, new: str, at: str) -> None:
-    from .oplog import perform, recover
     from .workspace import branch_name_from
 
-    with ws.lock:
-        recover(ws)
+    with operation(ws, Kind.BRANCH_RENAME, at, fold=False) as tx:
         row = require_branch(ws, old)
         if branch_name_from(new) != new:
             raise UsageError(f"{new!r} is not a valid branch name", hint=f"try {branch_name_from(new)!r}")
         if ws.store.branch_by_name(new) or gitcli.ref_exists(ws.top, f"refs/heads/{new}"):
             raise UsageError(f"a branch named {new!r} already exists", hint="choose another name")
-        from .oplog import shelf_ref
-
         head = gitcli.rev_parse(ws.top, row.ref)
-        refs = [(f"refs/heads/{new}", head, None), (row.ref, None, head)] if head else []
+        refs = [RefUpdate(f"refs/heads/{new}", head, None), RefUpdate(row.ref, None, head)] if head else []
         shelved = gitcli.rev_parse(ws.top, shelf_ref(old))
-        refs += [(shelf_ref(new), shelved, None), (shelf_ref(old), None, shelved)] if shelved else []
-        perform(ws, at, "branch-rename", {"old": old, "new": new}, {"refs": refs}, lambda: ws.store.rename_branch(row.id, new))
+        refs += [RefUpdate(shelf_ref(new), shelved, None), RefUpdate(shelf_ref(old), None, shelved)] if shelved else []
+        tx.finish({"old": old, "new": new}, Intent(refs=refs), lambda: ws.store.rename_branch(row.id, new))
 
 
 def delete_branch(ws: Workspace, name: str, at: str, force: bool = False) -> None:
     """Forget a branch; with force its changes become unattributed and its ref goes."""
     from .committing import build_workspace
-    from .oplog import perform, recover
 
-    with ws.lock:
-        recover(ws)
-        snapshot(ws, at)
+    with operation(ws, Kind.BRANCH_DELETE, at) as tx:
         row = require_branch(ws, name)
         records = ws.store.files()
-        from .oplog import shelf_ref
-
         owned = [rec.path for rec in records if touches(rec, row.id)] + [p for _b, p, _s, _l in ws.store.shelf(row.id)]
         head = gitcli.rev_parse(ws.top, row.ref)
         shelved = gitcli.rev_parse(ws.top, shelf_ref(name))
@@ -78,18 +70,18 @@ def delete_branch(ws: Workspace, name: str, at: str, force: bool = False) -> Non
         repo = gitops.open_repo(ws.top)
         new_records = [_disown(rec, row.id) if touches(rec, row.id) else rec for rec in records]
         applied = {b.id for b in ws.store.branches() if b.applied and b.id != row.id}
-        new_ws, old_ws = build_workspace(ws, repo, new_records, ws.base, None, applied)
-        refs = ([(row.ref, None, head)] if head is not None else []) + ([(WORKSPACE_REF, new_ws, old_ws)] if new_ws != old_ws else [])
-        refs += [(shelf_ref(name), None, shelved)] if shelved else []
+        intent = Intent(refs=[RefUpdate(row.ref, None, head)] if head is not None else [])
+        intent.point_workspace(*build_workspace(ws, repo, new_records, ws.base, None, applied))
+        intent.refs += [RefUpdate(shelf_ref(name), None, shelved)] if shelved else []
 
-        def mutate() -> None:
+        def save() -> None:
             for rec in new_records:
                 if rec.path in owned:
                     ws.store.put_file(rec)
             ws.store.clear_shelf(row.id)
             ws.store.delete_branch(row.id)
 
-        perform(ws, at, "branch-delete", {"name": name, "head": head}, {"refs": refs, "index": ["sync", old_ws, new_ws]}, mutate)
+        tx.finish({"name": name, "head": head}, intent, save)
 
 
 def _disown(rec: FileOwnership, branch_id: int) -> FileOwnership:
@@ -123,8 +115,7 @@ def assign(ws: Workspace, spec: str, branch_name: str, at: str) -> list[str]:
     from .worktree import resolve
 
     path, lines = parse_target(spec)
-    with ws.lock:
-        snapshot(ws, at)
+    with operation(ws, Kind.ASSIGN, at) as tx:
         row = require_branch(ws, branch_name)
         if not row.applied:
             raise UsageError(f"{branch_name} is unapplied", hint=f"`vbranch apply {branch_name}` first")
@@ -134,13 +125,12 @@ def assign(ws: Workspace, spec: str, branch_name: str, at: str) -> list[str]:
             raise UsageError(f"{path} has no uncommitted changes to assign", hint="`vbranch status` lists them")
         if lines and (len(records) != 1 or records[0].path != rel):
             raise UsageError("a line range needs a single file", hint="give PATH:START-END for one file")
-        from .oplog import perform
 
-        def mutate() -> None:
+        def save() -> None:
             for rec in records:
                 ws.store.put_file(reassign(rec, row.id, lines))
 
-        perform(ws, at, "assign", {"path": rel, "lines": lines, "branch": row.name}, {}, mutate)
+        tx.finish({"path": rel, "lines": lines, "branch": row.name}, save=save)
         return [r.path for r in records]
 
 
@@ -154,8 +144,7 @@ def settle_lines(ws: Workspace, spec: str, session: str, claim: bool, at: str) -
     from .worktree import resolve
 
     path, lines = parse_target(spec)
-    with ws.lock:
-        snapshot(ws, at)
+    with operation(ws, Kind.CLAIM if claim else Kind.DISOWN, at) as tx:
         rel = resolve(ws.top, path)
         records = [r for r in ws.store.files() if r.changed and (r.path == rel or r.path.startswith(rel + "/"))]
         if lines and (len(records) != 1 or records[0].path != rel):
@@ -163,11 +152,9 @@ def settle_lines(ws: Workspace, spec: str, session: str, claim: bool, at: str) -
         known = ws.store.session(session)
         if not claim and (known is None or known.branch_id is None):
             raise UsageError(f"session {session} has no branch, so nothing to disown")
-        from .oplog import perform
-
         changed: list[str] = []
 
-        def mutate() -> None:
+        def save() -> None:
             branch = branch_for_session(ws, session, at).id
             for rec in records:
                 new = settle(rec, branch, lines, claim)
@@ -175,7 +162,7 @@ def settle_lines(ws: Workspace, spec: str, session: str, claim: bool, at: str) -
                     ws.store.put_file(new)
                     changed.append(rec.path)
 
-        perform(ws, at, "claim" if claim else "disown", {"path": rel, "lines": lines, "session": session}, {}, mutate)
+        tx.finish({"path": rel, "lines": lines, "session": session}, save=save)
         return changed
 
 
@@ -205,13 +192,11 @@ def branch_log(ws: Workspace, name: str) -> str:
 def unapply(ws: Workspace, name: str, at: str) -> list[str]:
     """Take a branch's changes out of the working files; keep them on the shelf (and in git)."""
     from .committing import build_workspace
-    from .oplog import file_write, perform, recover, shelf_ref
+    from .oplog import file_write
     from .ownership import RebaseConflict, without_branch
     from .store import pack_record
 
-    with ws.lock:
-        recover(ws)
-        snapshot(ws, at)
+    with operation(ws, Kind.UNAPPLY, at) as tx:
         row = require_branch(ws, name)
         if not row.applied:
             raise UsageError(f"{name} is already unapplied", hint=f"`vbranch apply {name}` brings it back")
@@ -233,33 +218,28 @@ def unapply(ws: Workspace, name: str, at: str) -> list[str]:
         kept = gitops.make_commit(repo, whole, parents, f"vbranch: {name} unapplied\n\nIts whole change, committed and not, while it is out of the workspace.\n")
         new_records = [left.get(rec.path, rec) for rec in records]
         applied = {b.id for b in ws.store.branches() if b.applied and b.id != row.id}
-        new_ws, old_ws = build_workspace(ws, repo, new_records, ws.base, None, applied)
-        refs = [(shelf_ref(name), kept, gitops.head_of(repo, shelf_ref(name)))]
-        if new_ws != old_ws:
-            refs.append((WORKSPACE_REF, new_ws, old_ws))
+        intent = Intent(refs=[RefUpdate(shelf_ref(name), kept, gitops.head_of(repo, shelf_ref(name)))], writes=writes)
+        intent.point_workspace(*build_workspace(ws, repo, new_records, ws.base, None, applied))
 
-        def mutate() -> None:
+        def save() -> None:
             for rec in touched:
                 ws.store.put_file(left[rec.path])
                 ws.store.put_shelf(row.id, rec.path, pack_record(rec), pack_record(left[rec.path]))
             ws.store.set_applied(row.id, False)
 
-        plan = {"refs": refs, "writes": writes, "index": ["sync", old_ws, new_ws]}
-        perform(ws, at, "unapply", {"branch": name, "writes": writes}, plan, mutate)
-        return [w[0] for w in writes]
+        tx.finish({"branch": name}, intent, save)
+        return [w.path for w in writes]
 
 
 def apply(ws: Workspace, name: str, at: str) -> list[str]:
     """Bring an unapplied branch's changes back into the working files and the workspace."""
     from .committing import build_workspace
-    from .oplog import file_write, perform, recover, shelf_ref
+    from .oplog import file_write
     from .ownership import new_record, record_change
     from .split import branch_state, merge_states
     from .store import pack_record, unpack_record
 
-    with ws.lock:
-        recover(ws)
-        snapshot(ws, at)
+    with operation(ws, Kind.APPLY, at) as tx:
         row = require_branch(ws, name)
         if row.applied:
             raise UsageError(f"{name} is already applied", hint="`vbranch status` shows its changes")
@@ -287,25 +267,23 @@ def apply(ws: Workspace, name: str, at: str) -> list[str]:
                 hint="undo or finish those changes, or take the branch's work from its shelf commit "
                 f"({shelf_ref(name)}) by hand",
             )
-        _refuse_leased(ws, [w[0] for w in writes])
+        _refuse_leased(ws, [w.path for w in writes])
         records = {rec.path: rec for rec in ws.store.files()}
         records.update(back)
         applied = {b.id for b in ws.store.branches() if b.applied} | {row.id}
-        new_ws, old_ws = build_workspace(ws, repo, list(records.values()), ws.base, None, applied)
-        refs = [(shelf_ref(name), None, gitops.head_of(repo, shelf_ref(name)))] if gitops.head_of(repo, shelf_ref(name)) else []
-        if new_ws != old_ws:
-            refs.append((WORKSPACE_REF, new_ws, old_ws))
+        shelved = gitops.head_of(repo, shelf_ref(name))
+        intent = Intent(refs=[RefUpdate(shelf_ref(name), None, shelved)] if shelved else [], writes=writes)
+        intent.point_workspace(*build_workspace(ws, repo, list(records.values()), ws.base, None, applied))
 
-        def mutate() -> None:
+        def save() -> None:
             for rec in back.values():
                 rec.stat = None
                 ws.store.put_file(rec)
             ws.store.clear_shelf(row.id)
             ws.store.set_applied(row.id, True)
 
-        plan = {"refs": refs, "writes": writes, "index": ["sync", old_ws, new_ws]}
-        perform(ws, at, "apply", {"branch": name, "writes": writes}, plan, mutate)
-        return [w[0] for w in writes]
+        tx.finish({"branch": name}, intent, save)
+        return [w.path for w in writes]
 
 
 def _refuse_leased(ws: Workspace, paths: list[str]) -> None:

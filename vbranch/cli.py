@@ -551,7 +551,8 @@ def _finish_interrupted(args) -> None:
     if found is not None and not (found[1] / "vbranch" / "state.db").exists():
         return
     from .errors import NotInitialized
-    from .oplog import has_pending, recover
+    from .oplog import has_pending
+    from .operation import up_to_date
     from .workspace import open_workspace
 
     try:
@@ -560,8 +561,8 @@ def _finish_interrupted(args) -> None:
         return  # the command says so itself
     try:
         if has_pending(ws):
-            with ws.lock:
-                _warn(recover(ws))
+            with up_to_date(ws, now(), fold=False) as finished:
+                _warn(finished)
     finally:
         ws.close()
 

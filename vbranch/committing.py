@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import gitcli, gitops
+from . import gitops
+from .intent import Intent, Kind, RefUpdate
 from .ownership import UNATTRIBUTED, Conflict, FileOwnership, FileState, conflicts, lines_eligible, split_lines
-from .recording import snapshot
 from .split import branch_state, committable, merge_versions, touches
 from .store import BranchRow
 from .workspace import WORKSPACE_REF, Workspace, require_branch
@@ -31,11 +31,9 @@ class CommitReport:
 
 def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str) -> CommitReport:
     """Commit the named branches (all applied ones for None) from their owned changes."""
-    from .oplog import perform, recover
+    from .operation import operation
 
-    with ws.lock:
-        recover(ws)
-        snapshot(ws, at)
+    with operation(ws, Kind.COMMIT, at) as tx:
         branches = [require_branch(ws, n) for n in names] if names else [b for b in ws.store.branches() if b.applied]
         # An unapplied branch's lines are out of the files: a commit now would drop them from it.
         parked = [b.name for b in branches if not b.applied]
@@ -51,11 +49,10 @@ def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str)
             ws.store.prune_commit_marks()
 
         if updates:
-            heads = {ref: new for ref, new, _old in updates}
-            new_ws, old_ws = build_workspace(ws, repo, records, ws.base, heads)
-            refs = updates + ([(WORKSPACE_REF, new_ws, old_ws)] if new_ws != old_ws else [])
-            detail = {"branches": [name for name, _, _ in report.committed], "refs": {ref: [old, new] for ref, new, old in updates}}
-            perform(ws, at, "commit", detail, {"refs": refs, "index": ["sync", old_ws, new_ws]}, remember)
+            intent = Intent(refs=list(updates))
+            intent.point_workspace(*build_workspace(ws, repo, records, ws.base, {u.ref: u.new for u in updates}))
+            detail = {"branches": [name for name, _, _ in report.committed], "refs": {u.ref: [u.old, u.new] for u in updates}}
+            tx.finish(detail, intent, remember)
         elif any(changed or replace for _h, _b, changed, replace in report.marks.values()):
             with ws.store.tx():  # facts about commits that exist already: no operation to log
                 remember()
@@ -111,7 +108,7 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
             gitops.remember_changes(head_tree.id, tree, paths)
         text = message or _default_message(branch, paths)
         new = gitops.make_commit(repo, tree, [head] if head else [], text + _trailers(ws, branch))
-        updates.append((branch.ref, new, head))
+        updates.append(RefUpdate(branch.ref, new, head))
         report.committed.append((branch.name, new, paths))
         report.marks[branch.id] = (new, base_key, new_marks, replace)
     return report, updates
@@ -146,18 +143,6 @@ def _trailers(ws: Workspace, branch: BranchRow) -> str:
     sessions = [s.id for s in ws.store.sessions() if s.branch_id == branch.id]
     lines = [f"Vbranch-Session: {s}" for s in sessions]
     return "\n\n" + "\n".join(lines) + "\n" if lines else "\n"
-
-
-def rebuild_workspace(ws: Workspace, repo, records: list[FileOwnership]) -> str:
-    """Point the workspace ref at a commit merging the applied branches; sync the index."""
-    new, old = build_workspace(ws, repo, records, ws.base)
-    if new == old:
-        return old
-    gitcli.update_refs(ws.top, [(WORKSPACE_REF, new, old)], "vbranch: workspace")
-    old_tree = gitops.tree_of(repo, old) if old else gitops.tree_of(repo, ws.base)
-    new_tree = gitops.tree_of(repo, new)
-    gitops.sync_index(ws.top, old_tree, new_tree, gitops.changed_paths(repo, old_tree, new_tree))
-    return new
 
 
 def build_workspace(

@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from . import gitcli, gitops
 from .committing import branch_changes, build_workspace, plan_commits
 from .errors import Blocked, LockTimeout, StateError, UsageError
-from .oplog import file_write, perform, recover
+from .intent import Intent, Kind, RefUpdate
+from .oplog import file_write
+from .operation import operation
 from .ownership import (
     ABSENT,
     UNATTRIBUTED,
@@ -43,10 +45,9 @@ from .ownership import (
     rebase_onto,
     rebase_record,
 )
-from .recording import snapshot
 from .split import merge_states, touches
 from .store import BranchRow, pack_record, unpack_record
-from .workspace import WORKSPACE_REF, Workspace, require_branch
+from .workspace import Workspace, require_branch
 from .worktree import read_state
 
 MODES = ("ff", "merge", "squash")
@@ -142,9 +143,7 @@ def plan_land(ws: Workspace, name: str, mode: str, at: str) -> LandPlan:
 
 
 def _land(ws: Workspace, name: str, mode: str, at: str, expect: LandPlan | None = None, dry: bool = False):
-    with one_landing(ws, f"landing {name}"):
-        warnings = recover(ws)
-        snapshot(ws, at)
+    with operation(ws, Kind.LAND, at, lock=one_landing(ws, f"landing {name}")) as tx:
         row = require_branch(ws, name)
         if not row.applied:
             raise UsageError(f"{name} is unapplied", hint=f"`vbranch apply {name}` first")
@@ -157,8 +156,8 @@ def _land(ws: Workspace, name: str, mode: str, at: str, expect: LandPlan | None 
                 hint="give each contested change to one branch with `vbranch assign PATH:START-END BRANCH`, then land again",
             )
         repo = gitops.open_repo(ws.top)
-        commit_report, updates = plan_commits(ws, repo, [row], records, None)
-        head = updates[0][1] if updates else gitops.head_of(repo, row.ref)
+        _report, updates = plan_commits(ws, repo, [row], records, None)
+        head = updates[0].new if updates else gitops.head_of(repo, row.ref)
         if head is None or head == base:
             raise UsageError(f"{name} has nothing to land", hint="`vbranch status` shows what each branch owns")
         if not gitops.is_ancestor(repo, base, head):
@@ -167,176 +166,230 @@ def _land(ws: Workspace, name: str, mode: str, at: str, expect: LandPlan | None 
                 hint="it was moved outside vbranch; `vbranch undo` or reset it to a commit after the base",
             )
         head_tree = gitops.tree_of(repo, head).id
-        if mode == "ff":
-            new_target = head
-        elif mode == "merge":
-            new_target = gitops.make_commit(repo, head_tree, [p for p in (base, head) if p], f"Merge branch '{name}'\n")
-        else:
-            new_target = gitops.make_commit(repo, head_tree, [base] if base else [], _squash_message(repo, name, base, head))
+        new_target = _target_commit(repo, mode, name, base, head, head_tree)
         if expect is not None:
-            # Fail closed: land only the tree that was verified, onto the target it was verified on.
-            if base != expect.base:
-                raise StateError(
-                    f"{target} moved while {name} was being verified ({(expect.base or 'nothing')[:12]} -> {(base or 'nothing')[:12]}); "
-                    "nothing was landed",
-                    hint=f"verify and land again: `vbranch land {name} --verify CMD`",
-                )
-            if str(head_tree) != expect.tree:
-                raise StateError(
-                    f"{name} changed while it was being verified; nothing was landed",
-                    hint=f"verify and land again: `vbranch land {name} --verify CMD`",
-                )
-
-        # Only the records the landed branch has items in change (rebase_record leaves the
-        # others as they are): those alone are rebased and written, so landing costs what the
-        # branch touched, not every record.
-        rebased_records = {rec.path: rebase_record(rec, row.id) for rec in records if touches(rec, row.id)}
-        new_records = [rebased_records.get(rec.path, rec) for rec in records]
-        shelf = []
-        for bid, path, saved, left in ws.store.shelf():
-            saved_rec, left_rec = unpack_record(path, saved), unpack_record(path, left)
-            if touches(saved_rec, row.id) or touches(left_rec, row.id):
-                shelf.append((bid, path, rebase_record(saved_rec, row.id), rebase_record(left_rec, row.id)))
-        others = [b for b in ws.store.branches() if b.id != row.id]
-        rebased, clashes = rebase_branches(repo, others, base, new_target, name)
-        if clashes:
-            raise Conflicted(
-                f"landing {name} would conflict with other branches' commits (nothing was changed):\n  " + "\n  ".join(clashes),
-                hint="a branch's last commit still holds lines another branch now owns: commit that branch "
-                "(`vbranch commit BRANCH`) so its commit matches its lines, then land again",
-            )
-        applied = {b.id for b in others if b.applied}
-        new_ws, old_ws = build_workspace(ws, repo, new_records, new_target, rebased, applied)
-        refs = list(updates)
-        refs.append((target, new_target, base))
-        refs += [(ref, new, gitops.head_of(repo, ref)) for ref, new in rebased.items() if new != gitops.head_of(repo, ref)]
-        if new_ws != old_ws:
-            refs.append((WORKSPACE_REF, new_ws, old_ws))
-
-        def mutate() -> None:
-            for rec in rebased_records.values():
-                ws.store.put_file(rec)
-            for bid, path, saved, left in shelf:
-                ws.store.put_shelf(bid, path, pack_record(saved), pack_record(left))
-            ws.store.set_meta("base", new_target)
-            ws.store.delete_branch(row.id)  # retired: its ref stays, its sessions get a new branch
-
+            _refuse_unverified(expect, name, target, base, str(head_tree))
+        moved, rebased = _measure_against_landed(ws, repo, row, records, base, new_target)
         if dry:
             return LandPlan(name, target, base, gitops.head_of(repo, row.ref) or head, new_target, str(head_tree))
+        new_records = [moved.records.get(rec.path, rec) for rec in records]
+        intent = Intent(refs=[*updates, RefUpdate(target, new_target, base), *_ref_moves(repo, rebased)])
+        applied = {b.id for b in ws.store.branches() if b.applied and b.id != row.id}
+        intent.point_workspace(*build_workspace(ws, repo, new_records, new_target, rebased, applied))
         detail = {"branch": name, "mode": mode, "target": target, "old": base, "new": new_target, "head": head}
-        _op, found = perform(ws, at, "land", detail, {"refs": refs, "index": ["sync", old_ws, new_ws]}, mutate)
-        report = LandReport(name, target, base, new_target, mode, updates[0][1] if updates else None, warnings=warnings + found)
-        report.rebased = {ref.removeprefix("refs/heads/"): new for ref, new in rebased.items()}
-        return report
+        tx.finish(detail, intent, lambda: moved.save(ws.store))
+    report = LandReport(name, target, base, new_target, mode, updates[0].new if updates else None, warnings=tx.warnings)
+    report.rebased = {ref.removeprefix("refs/heads/"): new for ref, new in rebased.items()}
+    return report
+
+
+def _target_commit(repo, mode: str, name: str, base: str | None, head: str, head_tree) -> str:
+    """The commit the target moves to: the branch's head itself, a merge commit, or one squashed commit."""
+    if mode == "ff":
+        return head
+    if mode == "merge":
+        return gitops.make_commit(repo, head_tree, [p for p in (base, head) if p], f"Merge branch '{name}'\n")
+    return gitops.make_commit(repo, head_tree, [base] if base else [], _squash_message(repo, name, base, head))
+
+
+def _refuse_unverified(expect: LandPlan, name: str, target: str, base: str | None, head_tree: str) -> None:
+    """Fail closed: land only the tree that was verified, onto the target it was verified on."""
+    if base != expect.base:
+        raise StateError(
+            f"{target} moved while {name} was being verified ({(expect.base or 'nothing')[:12]} -> {(base or 'nothing')[:12]}); "
+            "nothing was landed",
+            hint=f"verify and land again: `vbranch land {name} --verify CMD`",
+        )
+    if head_tree != expect.tree:
+        raise StateError(
+            f"{name} changed while it was being verified; nothing was landed",
+            hint=f"verify and land again: `vbranch land {name} --verify CMD`",
+        )
+
+
+def _measure_against_landed(ws: Workspace, repo, row: BranchRow, records, base: str | None, new_target: str):
+    """Everything measured against the landed branch: (the store's NewBase, the other branches' new heads).
+
+    Only the records the landed branch has items in change (rebase_record leaves the
+    others as they are): those alone are rebased and written, so landing costs what the
+    branch touched, not every record.
+    """
+    rebased_records = {rec.path: rebase_record(rec, row.id) for rec in records if touches(rec, row.id)}
+    shelf = []
+    for bid, path, saved, left in ws.store.shelf():
+        saved_rec, left_rec = unpack_record(path, saved), unpack_record(path, left)
+        if touches(saved_rec, row.id) or touches(left_rec, row.id):
+            shelf.append((bid, path, rebase_record(saved_rec, row.id), rebase_record(left_rec, row.id)))
+    others = [b for b in ws.store.branches() if b.id != row.id]
+    rebased, clashes = rebase_branches(repo, others, base, new_target, row.name)
+    if clashes:
+        raise Conflicted(
+            f"landing {row.name} would conflict with other branches' commits (nothing was changed):\n  " + "\n  ".join(clashes),
+            hint="a branch's last commit still holds lines another branch now owns: commit that branch "
+            "(`vbranch commit BRANCH`) so its commit matches its lines, then land again",
+        )
+    return NewBase(new_target, rebased_records, shelf, {row.id: "landed"}), rebased
+
+
+@dataclass
+class NewBase:
+    """The store's side of moving the base (land, update): records and shelved records measured
+    against it, and the branches retired (their refs stay, their sessions get a new branch)."""
+
+    base: str
+    records: dict[str, FileOwnership]  # path -> record, only those that changed
+    shelf: list[tuple[int, str, FileOwnership, FileOwnership]]  # branch id, path, saved, left behind
+    retired: dict[int, str]  # branch id -> why
+
+    def save(self, store) -> None:
+        for rec in self.records.values():
+            store.put_file(rec)
+        for bid, path, saved, left in self.shelf:
+            store.put_shelf(bid, path, pack_record(saved), pack_record(left))
+        store.set_meta("base", self.base)
+        for bid in self.retired:
+            store.delete_branch(bid)
+
+
+def _ref_moves(repo, heads: dict[str, str]) -> list[RefUpdate]:
+    """Each branch ref to its new head, where that differs from where it is."""
+    moves = []
+    for ref, new in heads.items():
+        now = gitops.head_of(repo, ref)
+        if new != now:
+            moves.append(RefUpdate(ref, new, now))
+    return moves
 
 
 def update(ws: Workspace, at: str) -> UpdateReport:
     """Rebase the branches onto a target that moved outside vbranch; retire the integrated ones."""
-    with one_landing(ws, "vbranch update"):
-        warnings = recover(ws)
-        snapshot(ws, at)
+    with operation(ws, Kind.UPDATE, at, lock=one_landing(ws, "vbranch update")) as tx:
         target, base = ws.target, ws.base
         new = gitcli.rev_parse(ws.top, target) if target else None
         if new is None:
             raise StateError(f"the target {target or '(none)'} names no commit", hint="`vbranch init --target BRANCH` sets one")
-        report = UpdateReport(target, base, new, warnings=warnings)
+        report = UpdateReport(target, base, new, warnings=tx.warnings)
         if new == base:
             return report
-        repo = gitops.open_repo(ws.top)
-        if not gitops.is_ancestor(repo, base, new):
-            raise StateError(
-                f"{target} was rewritten: it no longer contains the base {(base or '')[:12]}",
-                hint="vbranch follows a target that only moves forward; `vbranch teardown`, then `vbranch init` again",
-            )
-        records = ws.store.files()
-        base_tree, new_tree = gitops.tree_of(repo, base), gitops.tree_of(repo, new)
-        upstream = gitops.changed_paths(repo, base_tree, new_tree)
-        by_path = {rec.path: rec for rec in records}
-        states = {p: gitops.state_at(repo, new_tree, p) for p in set(upstream) | set(by_path)}
+        plan = plan_update(ws, target, base, new)
+        report.retired = {ws.store.branch_by_id(bid).name: how for bid, how in plan.moved.retired.items()}
+        detail = {"target": target, "old": base, "target_head": new, "retired": sorted(report.retired)}
+        tx.finish(detail, plan.intent, lambda: plan.moved.save(ws.store))
+    report.written = [w.path for w in plan.intent.writes]
+    report.rebased = {ref.removeprefix("refs/heads/"): head for ref, head in plan.rebased.items()}
+    return report
 
-        branches = ws.store.branches()
-        integrated = integrated_branches(ws, repo, branches, records, base, new, states)
-        clashes: list[Conflict] = []
-        new_records: list[FileOwnership] = []
-        writes = []
-        for path in sorted(set(upstream) | set(by_path)):
-            rec = by_path.get(path)
-            if rec is None:
-                rec = new_record(path, gitops.state_at(repo, base_tree, path))
-                working = read_state(ws.top, path)
-                if working != rec.known:  # untracked or ignored here, changed upstream
-                    clashes.append(Conflict(path, (UNATTRIBUTED,), None))
-                    continue
-            try:
-                for bid in integrated:
-                    rec = rebase_record(rec, bid)
-                updated = rebase_onto(rec, states[path])
-            except RebaseConflict as error:
-                clashes += error.conflicts
+
+@dataclass
+class UpdatePlan:
+    intent: Intent
+    moved: NewBase
+    rebased: dict[str, str]  # ref -> new head of each branch that stays
+
+
+def plan_update(ws: Workspace, target: str, base: str | None, new: str) -> UpdatePlan:
+    """Everything measured against the target's new commit `new`; refuses (nothing changed) on any overlap.
+
+    Writes only objects: the files and refs to change are in the returned intent.
+    """
+    repo = gitops.open_repo(ws.top)
+    if not gitops.is_ancestor(repo, base, new):
+        raise StateError(
+            f"{target} was rewritten: it no longer contains the base {(base or '')[:12]}",
+            hint="vbranch follows a target that only moves forward; `vbranch teardown`, then `vbranch init` again",
+        )
+    records = ws.store.files()
+    base_tree, new_tree = gitops.tree_of(repo, base), gitops.tree_of(repo, new)
+    upstream = gitops.changed_paths(repo, base_tree, new_tree)
+    by_path = {rec.path: rec for rec in records}
+    states = {p: gitops.state_at(repo, new_tree, p) for p in set(upstream) | set(by_path)}
+    branches = ws.store.branches()
+    integrated = integrated_branches(ws, repo, branches, records, base, new, states)
+    new_records, writes, clashes = _rebase_records(ws, repo, by_path, upstream, integrated, states, base_tree)
+    shelf, shelf_clashes = _rebase_shelf(ws, repo, states, new_tree)
+    clashes += shelf_clashes
+    if clashes:
+        raise Conflicted(
+            f"{target}'s new commits overlap local changes (nothing was changed):\n  " + "\n  ".join(_describe_local(ws, clashes)),
+            hint="finish or undo the local change to those lines (or move a file that is in the way), "
+            "then run `vbranch update` again",
+        )
+    busy = [w.path for w in writes if _leased(ws, w.path)]
+    if busy:
+        raise StateError(
+            f"{', '.join(busy[:5])} {'is' if len(busy) == 1 else 'are'} being written by a session right now",
+            hint="run `vbranch update` again in a moment",
+        )
+    remaining = [b for b in branches if b.id not in integrated]
+    rebased, commit_clashes = rebase_branches(repo, remaining, base, new, target.removeprefix("refs/heads/"))
+    integrated.update(_emptied(repo, remaining, records, new_records, rebased, base, new))
+    remaining = [b for b in branches if b.id not in integrated]
+    rebased = {ref: head for ref, head in rebased.items() if ref in {b.ref for b in remaining}}
+    if commit_clashes:
+        raise Conflicted(
+            f"{target}'s new commits conflict with branches' commits (nothing was changed):\n  " + "\n  ".join(commit_clashes),
+            hint="commit those branches (`vbranch commit BRANCH`) so each commit holds only its own lines, then update again",
+        )
+    applied = {b.id for b in remaining if b.applied}
+    intent = Intent(refs=_ref_moves(repo, rebased), writes=writes)
+    intent.point_workspace(*build_workspace(ws, repo, new_records, new, rebased, applied))
+    moved = NewBase(new, {rec.path: rec for rec in new_records}, shelf, integrated)
+    return UpdatePlan(intent, moved, rebased)
+
+
+def _rebase_records(ws: Workspace, repo, by_path: dict, upstream, integrated: dict, states: dict, base_tree):
+    """Each record (and each path upstream changed) rebased onto the new target: (records, writes, conflicts).
+
+    The new `known` is the working file's new content: a write wherever it differs.
+    A path upstream changed that nobody recorded but that differs here is a conflict.
+    """
+    clashes: list[Conflict] = []
+    new_records: list[FileOwnership] = []
+    writes = []
+    for path in sorted(set(upstream) | set(by_path)):
+        rec = by_path.get(path)
+        if rec is None:
+            rec = new_record(path, gitops.state_at(repo, base_tree, path))
+            working = read_state(ws.top, path)
+            if working != rec.known:  # untracked or ignored here, changed upstream
+                clashes.append(Conflict(path, (UNATTRIBUTED,), None))
                 continue
-            old_known = rec.known  # the working file now
-            updated.stat = by_path[path].stat if path in by_path and updated.known == old_known else None
-            new_records.append(updated)
-            if updated.known != old_known:
-                writes.append(file_write(repo, path, old_known, updated.known))
-        shelf = []
-        for bid, path, saved, left in ws.store.shelf():
-            try:
-                shelf.append((bid, path, rebase_onto(unpack_record(path, saved), states.get(path, gitops.state_at(repo, new_tree, path))),
-                              rebase_onto(unpack_record(path, left), states.get(path, gitops.state_at(repo, new_tree, path)))))
-            except RebaseConflict as error:
-                clashes += [c._replace(owners=(bid,)) for c in error.conflicts]
-        if clashes:
-            raise Conflicted(
-                f"{target}'s new commits overlap local changes (nothing was changed):\n  " + "\n  ".join(_describe_local(ws, clashes)),
-                hint="finish or undo the local change to those lines (or move a file that is in the way), "
-                "then run `vbranch update` again",
-            )
-        busy = [w[0] for w in writes if _leased(ws, w[0])]
-        if busy:
-            raise StateError(
-                f"{', '.join(busy[:5])} {'is' if len(busy) == 1 else 'are'} being written by a session right now",
-                hint="run `vbranch update` again in a moment",
-            )
-        remaining = [b for b in branches if b.id not in integrated]
-        rebased, commit_clashes = rebase_branches(repo, remaining, base, new, target.removeprefix("refs/heads/"))
-        # A branch whose every change turned out to be upstream already (several branches'
-        # work squashed into one upstream commit) has nothing left: retired too.
-        for branch in (b for b in remaining if b.applied):
-            had = any(touches(rec, branch.id) for rec in records) or gitops.head_of(repo, branch.ref) not in (None, base)
-            if had and rebased.get(branch.ref) == new and not any(touches(rec, branch.id) for rec in new_records):
-                integrated[branch.id] = "content"
-        remaining = [b for b in branches if b.id not in integrated]
-        rebased = {ref: head for ref, head in rebased.items() if ref in {b.ref for b in remaining}}
-        if commit_clashes:
-            raise Conflicted(
-                f"{target}'s new commits conflict with branches' commits (nothing was changed):\n  " + "\n  ".join(commit_clashes),
-                hint="commit those branches (`vbranch commit BRANCH`) so each commit holds only its own lines, then update again",
-            )
-        applied = {b.id for b in remaining if b.applied}
-        new_ws, old_ws = build_workspace(ws, repo, new_records, new, rebased, applied)
-        current = {ref: gitops.head_of(repo, ref) for ref in rebased}
-        refs = [(ref, head, current[ref]) for ref, head in rebased.items() if head != current[ref]]
-        if new_ws != old_ws:
-            refs.append((WORKSPACE_REF, new_ws, old_ws))
-
-        def mutate() -> None:
-            for rec in new_records:
-                ws.store.put_file(rec)
-            for bid, path, saved, left in shelf:
-                ws.store.put_shelf(bid, path, pack_record(saved), pack_record(left))
-            ws.store.set_meta("base", new)
+        try:
             for bid in integrated:
-                ws.store.delete_branch(bid)
+                rec = rebase_record(rec, bid)
+            updated = rebase_onto(rec, states[path])
+        except RebaseConflict as error:
+            clashes += error.conflicts
+            continue
+        old_known = rec.known  # the working file now
+        updated.stat = by_path[path].stat if path in by_path and updated.known == old_known else None
+        new_records.append(updated)
+        if updated.known != old_known:
+            writes.append(file_write(repo, path, old_known, updated.known))
+    return new_records, writes, clashes
 
-        report.retired = {ws.store.branch_by_id(bid).name: how for bid, how in integrated.items()}
-        detail = {"target": target, "old": base, "target_head": new, "retired": sorted(report.retired), "writes": writes}
-        plan = {"refs": refs, "writes": writes, "index": ["sync", old_ws, new_ws]}
-        _op, found = perform(ws, at, "update", detail, plan, mutate)
-        report.written = [w[0] for w in writes]
-        report.rebased = {ref.removeprefix("refs/heads/"): head for ref, head in rebased.items()}
-        report.warnings += found
-        return report
+
+def _rebase_shelf(ws: Workspace, repo, states: dict, new_tree):
+    """Each unapplied branch's saved records rebased onto the new target: (shelf entries, conflicts)."""
+    shelf, clashes = [], []
+    for bid, path, saved, left in ws.store.shelf():
+        state = states.get(path, gitops.state_at(repo, new_tree, path))
+        try:
+            shelf.append((bid, path, rebase_onto(unpack_record(path, saved), state), rebase_onto(unpack_record(path, left), state)))
+        except RebaseConflict as error:
+            clashes += [c._replace(owners=(bid,)) for c in error.conflicts]
+    return shelf, clashes
+
+
+def _emptied(repo, branches: list[BranchRow], records, new_records, rebased: dict, base, new) -> dict[int, str]:
+    """Applied branches whose every change turned out to be upstream already (several branches'
+    work squashed into one upstream commit): nothing of theirs is left, so they retire too."""
+    found = {}
+    for branch in (b for b in branches if b.applied):
+        had = any(touches(rec, branch.id) for rec in records) or gitops.head_of(repo, branch.ref) not in (None, base)
+        if had and rebased.get(branch.ref) == new and not any(touches(rec, branch.id) for rec in new_records):
+            found[branch.id] = "content"
+    return found
 
 
 def integrated_branches(ws, repo, branches: list[BranchRow], records, base, new, states) -> dict[int, str]:

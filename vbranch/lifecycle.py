@@ -6,6 +6,7 @@ from pathlib import Path
 
 from . import config, gitcli, gitops
 from .errors import UsageError
+from .intent import Guard, IndexReset, Intent, Kind, RefUpdate
 from .resources import hook_file
 from .workspace import WORKSPACE_REF, Workspace, open_state
 
@@ -39,7 +40,7 @@ def init(start: Path | str, target: str | None, at: str) -> Workspace:
             ws.store.set_meta("target", target or "")
             ws.store.set_meta("origin", origin)
             ws.store.set_meta("active", "1")
-            ws.store.log_op(at, "init", {"base": base, "target": target, "origin": origin})
+            ws.store.log_op(at, Kind.INIT.value, {"base": base, "target": target, "origin": origin})
         repo = gitops.open_repo(ws.top)
         workspace = gitops.make_commit(repo, gitops.tree_of(repo, base).id, [base] if base else [], "vbranch workspace\n")
         old = gitops.head_of(repo, WORKSPACE_REF)
@@ -56,19 +57,15 @@ def init(start: Path | str, target: str | None, at: str) -> Workspace:
 
 def teardown(ws: Workspace, at: str) -> str:
     """Return HEAD to where init found it, keep every working file; branches stay."""
-    from .oplog import perform, recover
+    from .operation import operation
 
-    with ws.lock:
-        recover(ws)
+    with operation(ws, Kind.TEARDOWN, at, fold=False) as tx:
         origin = ws.store.get_meta("origin")
         old = gitcli.rev_parse(ws.top, WORKSPACE_REF)
-        plan = {
-            "head": origin,
-            "refs": [(WORKSPACE_REF, None, old)] if old else [],
-            "index": ["reset"],
-            "guard": "remove",
-        }
-        perform(ws, at, "teardown", {"origin": origin, "workspace": old}, plan, lambda: ws.store.set_meta("active", "0"))
+        intent = Intent(
+            refs=[RefUpdate(WORKSPACE_REF, None, old)] if old else [], head=origin, index=IndexReset(), guard=Guard.REMOVE
+        )
+        tx.finish({"origin": origin, "workspace": old}, intent, lambda: ws.store.set_meta("active", "0"))
         return origin
 
 

@@ -34,9 +34,14 @@ from pathlib import Path
 
 from . import gitcli
 from .errors import StateError
+from .intent import FileWrite, Guard, IndexReset, IndexSync, Intent, Kind, RefUpdate, writes_to_json
 from .ownership import FileState
 from .workspace import WORKSPACE_REF, Workspace
 from .worktree import read_state, signature
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only
+    from typing import Callable
 
 META_KEYS = ("base", "target", "active", "origin")
 
@@ -121,10 +126,10 @@ def read_refs(top: Path, refs) -> dict[str, str | None]:
     return {r: found.get(r) for r in refs}
 
 
-def check_refs(ws: Workspace, updates: list) -> None:
+def check_refs(ws: Workspace, updates: list[RefUpdate]) -> None:
     """Refuse, before anything is written, when a ref is no longer where the plan read it."""
-    now = read_refs(ws.top, [u[0] for u in updates])
-    moved = [ref for ref, _new, old in updates if now[ref] != old]
+    now = read_refs(ws.top, [u.ref for u in updates])
+    moved = [u.ref for u in updates if now[u.ref] != u.old]
     if moved:
         raise gitcli.GitError(
             f"{', '.join(moved)} moved while vbranch was working",
@@ -132,28 +137,31 @@ def check_refs(ws: Workspace, updates: list) -> None:
         )
 
 
-def perform(ws: Workspace, at: str, op: str, detail: dict, plan: dict, mutate=None) -> tuple[int, list[str]]:
+def perform(
+    ws: Workspace, at: str, kind: Kind, detail: dict, intent: Intent, change: Callable[[], None] | None = None
+) -> tuple[int, list[str]]:
     """Log and carry out one operation: the store change and its intent commit together.
 
-    `plan`: {"refs": [(ref, new, old)], "head": ref or commit, "writes": [(path,
-    old signature, new signature, blob id or None, mode)], "index": ["sync", old
-    commit, new commit] or ["reset"], "guard": "install" | "remove"}. `mutate`
-    writes the new store rows inside the transaction. The caller holds ws.lock.
-    Returns the operation's id and any warnings from carrying it out.
+    `change` writes the new store rows inside the transaction; `detail` is what
+    the log shows (an operation that writes files also keeps its writes there,
+    for undo). The caller holds ws.lock. Returns the operation's id and any
+    warnings from carrying it out.
     """
-    plan = {k: v for k, v in plan.items() if v}
-    check_refs(ws, plan.get("refs", []))
+    check_refs(ws, intent.refs)
     with ws.store.tx():
         before, keep = capture(ws)
-        if mutate is not None:
-            mutate()
-        overlay = {ref: new for ref, new, _old in plan.get("refs", [])}
-        after, keep_after = capture(ws, overlay, plan.get("head"), also=set(before["refs"]) | set(overlay))
+        if change is not None:
+            change()
+        overlay = {u.ref: u.new for u in intent.refs}
+        after, keep_after = capture(ws, overlay, intent.head, also=set(before["refs"]) | set(overlay))
         ws.store.keep_records({**keep, **keep_after})
-        op_id = ws.store.begin_op(at, op, detail, pack(before), pack(after), plan or None)
+        if kind.logs_writes:
+            detail = {**detail, "writes": writes_to_json(intent.writes)}
+        pending = None if intent.empty else intent.to_json()
+        op_id = ws.store.begin_op(at, kind.value, detail, pack(before), pack(after), pending)
         if op_id % COMPACT_EVERY == 0:
             compact(ws)
-    return op_id, (carry_out(ws, op_id, op, plan) if plan else [])
+    return op_id, ([] if intent.empty else carry_out(ws, op_id, kind, intent))
 
 
 def compact(ws: Workspace) -> None:
@@ -178,47 +186,51 @@ def compact(ws: Workspace) -> None:
     ws.store.prune_events(min(oldest, days_ago) if oldest else days_ago, KEEP_EVENTS)
 
 
-def carry_out(ws: Workspace, op_id: int, op: str, plan: dict) -> list[str]:
-    """Bring refs, HEAD, files and index to the plan's state; each step skips what is done."""
+def carry_out(ws: Workspace, op_id: int, op: str, intent: Intent) -> list[str]:
+    """Bring refs, HEAD, files and index to the intent's state; each step skips what is done."""
     warnings: list[str] = []
-    head = plan.get("head")
+    head = intent.head
     if head and head != WORKSPACE_REF:
         _set_head(ws, head)  # leaving the workspace ref first: HEAD never names a deleted ref
-    updates = plan.get("refs", [])
-    if updates:
-        now = read_refs(ws.top, [u[0] for u in updates])
-        todo = []
-        for ref, new, old in updates:
-            if now[ref] == new:
-                continue
-            if now[ref] == old:
-                todo.append((ref, new, old))
-            else:  # someone else moved it since: theirs stays
-                warnings.append(f"{ref} was moved outside vbranch (to {(now[ref] or 'nothing')[:12]}); left there")
-        if todo:
-            gitcli.update_refs(ws.top, todo, f"vbranch: {op}")
+    if intent.refs:
+        warnings += _move_refs(ws, op, intent.refs)
     if head == WORKSPACE_REF:
         _set_head(ws, head)  # onto the workspace ref once it exists
-    for path, old_sig, new_sig, blob, mode, *_old in plan.get("writes", []):
-        warning = write_planned(ws, path, old_sig, new_sig, blob, mode)
+    for write in intent.writes:
+        warning = write_planned(ws, write.path, write.old_sig, write.new_sig, write.new_blob, write.new_mode)
         if warning:
             warnings.append(warning)
-    index = plan.get("index")
-    if index and index[0] == "sync":
+    if isinstance(intent.index, IndexSync):
         from . import gitops
 
         repo = gitops.open_repo(ws.top)
-        old, new = gitops.tree_of(repo, index[1]), gitops.tree_of(repo, index[2])
+        old, new = gitops.tree_of(repo, intent.index.old), gitops.tree_of(repo, intent.index.new)
         gitops.sync_index(ws.top, old, new, gitops.changed_paths(repo, old, new))
-    elif index and index[0] == "reset":
+    elif isinstance(intent.index, IndexReset):
         gitcli.git(ws.top, "reset", "-q")
-    guard = plan.get("guard")
-    if guard:
+    if intent.guard:
         from . import lifecycle
 
-        (lifecycle.install_guard if guard == "install" else lifecycle.remove_guard)(ws.top)
+        (lifecycle.install_guard if intent.guard == Guard.INSTALL else lifecycle.remove_guard)(ws.top)
     with ws.store.tx():
         ws.store.finish_op(op_id)
+    return warnings
+
+
+def _move_refs(ws: Workspace, op: str, updates: list[RefUpdate]) -> list[str]:
+    """The refs not yet at their new value, in one update-ref transaction; one moved by someone else stays."""
+    warnings = []
+    now = read_refs(ws.top, [u.ref for u in updates])
+    todo = []
+    for u in updates:
+        if now[u.ref] == u.new:
+            continue
+        if now[u.ref] == u.old:
+            todo.append((u.ref, u.new, u.old))
+        else:  # someone else moved it since: theirs stays
+            warnings.append(f"{u.ref} was moved outside vbranch (to {(now[u.ref] or 'nothing')[:12]}); left there")
+    if todo:
+        gitcli.update_refs(ws.top, todo, f"vbranch: {op}")
     return warnings
 
 
@@ -230,9 +242,9 @@ def _set_head(ws: Workspace, head: str) -> None:
 def recover(ws: Workspace) -> list[str]:
     """Finish every operation a killed process left half done; the caller holds ws.lock."""
     warnings = []
-    for op_id, op, plan in ws.store.pending_ops():
+    for op_id, op, pending in ws.store.pending_ops():
         try:
-            found = carry_out(ws, op_id, op, plan)
+            found = carry_out(ws, op_id, op, Intent.from_json(pending))
         except gitcli.GitError as error:
             raise StateError(
                 f"operation {op_id} ({op}) was interrupted and cannot be finished yet: {error.message}",
@@ -307,35 +319,32 @@ def _prune_dirs(top: Path, folder: str) -> None:
         folder = os.path.dirname(folder)
 
 
-def file_write(repo, path: str, old: FileState, new: FileState) -> list:
-    """One planned write, old -> new, both contents kept as blobs (undo writes the old one back).
-
-    [path, old signature, new signature, new blob, new mode, old blob, old mode];
-    a blob is None for an absent file.
-    """
+def file_write(repo, path: str, old: FileState, new: FileState) -> FileWrite:
+    """One planned write, old -> new, both contents kept as blobs (undo writes the old one back)."""
     from . import gitops
 
     new_blob = gitops.write_blob(repo, new.data) if new.exists else None
     old_blob = gitops.write_blob(repo, old.data) if old.exists else None
-    return [path, signature(old), signature(new), new_blob, new.mode, old_blob, old.mode]
+    return FileWrite(path, signature(old), signature(new), new_blob, new.mode, old_blob, old.mode)
 
 
 # Listing
 
 
 def describe(op: str, detail: dict) -> str:
-    if op == "commit":
+    """One line for `vbranch oplog`: the operation and what it was about."""
+    if op == Kind.COMMIT:
         return "commit " + ", ".join(detail.get("branches", [])) if detail.get("branches") else "commit"
-    if op in ("land", "apply", "unapply", "branch-new", "branch-delete"):
+    if op in (Kind.LAND, Kind.APPLY, Kind.UNAPPLY, Kind.BRANCH_NEW, Kind.BRANCH_DELETE):
         return f"{op} {detail.get('branch') or detail.get('name', '')}".strip()
-    if op == "assign":
+    if op == Kind.ASSIGN:
         return f"assign {detail.get('path')} to {detail.get('branch')}"
-    if op in ("claim", "disown"):
+    if op in (Kind.CLAIM, Kind.DISOWN):
         return f"{op} {detail.get('path')} by session {detail.get('session')}"
-    if op == "branch-rename":
+    if op == Kind.BRANCH_RENAME:
         return f"branch-rename {detail.get('old')} -> {detail.get('new')}"
-    if op == "update":
+    if op == Kind.UPDATE:
         return f"update onto {str(detail.get('target_head', ''))[:12]}"
-    if op in ("undo", "restore"):
+    if op in (Kind.UNDO, Kind.RESTORE):
         return f"{op} of operation {detail.get('of')}"
     return op

@@ -25,12 +25,9 @@ class PushReport:
 def push(ws: Workspace, name: str, remote: str | None, at: str) -> PushReport:
     from . import gitops
     from .committing import branch_changes
-    from .oplog import recover
-    from .recording import snapshot
+    from .operation import up_to_date
 
-    with ws.lock:
-        recover(ws)
-        snapshot(ws, at)
+    with up_to_date(ws, at):
         row = require_branch(ws, name)
         head = gitcli.rev_parse(ws.top, row.ref)
         if head is None:

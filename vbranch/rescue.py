@@ -97,13 +97,12 @@ def rescue(ws, paths: list[str] | None, at: str) -> tuple[list[str], list[str]]:
     write lease is left for later (clashing), as `update` does.
     """
     from . import gitops
-    from .oplog import file_write, perform, recover
+    from .intent import Intent, Kind
+    from .oplog import file_write
+    from .operation import operation
     from .ownership import new_record
-    from .recording import snapshot
 
-    with ws.lock:
-        recover(ws)
-        snapshot(ws, at)
+    with operation(ws, Kind.RESCUE, at) as tx:
         repo = gitops.open_repo(ws.top)
         base_tree = gitops.tree_of(repo, ws.base)
         before: dict[str, FileOwnership] = {}
@@ -121,7 +120,7 @@ def rescue(ws, paths: list[str] | None, at: str) -> tuple[list[str], list[str]]:
             done.append(kept)
         writes = [file_write(repo, p, before[p].known, rec.known) for p, rec in records.items() if rec.known != before[p].known]
 
-        def mutate() -> None:
+        def save() -> None:
             for rec in records.values():
                 rec.stat = None
                 ws.store.put_file(rec)
@@ -129,6 +128,5 @@ def rescue(ws, paths: list[str] | None, at: str) -> tuple[list[str], list[str]]:
                 ws.store.drop_rescue(kept.path, kept.branch_id)
 
         if done:
-            plan = {"writes": writes}
-            perform(ws, at, "rescue", {"paths": sorted(records), "writes": writes}, plan, mutate)
+            tx.finish({"paths": sorted(records)}, Intent(writes=writes), save)
         return sorted({k.path for k in done}), sorted(set(clashing))

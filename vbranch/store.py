@@ -385,13 +385,6 @@ class Store:
         rows = self.db.execute("SELECT path, base, known, items, owners FROM files")
         return {r[0]: _pack_row(r[1], r[2], r[3], r[4]) for r in rows}
 
-    def put_raw_file(self, path: str, packed: bytes) -> None:
-        base, known, items, owners = _unpack_row(packed)
-        self.db.execute(
-            "INSERT OR REPLACE INTO files(path, base, known, items, owners, stat) VALUES (?, ?, ?, ?, ?, NULL)",
-            (path, base, known, items, owners),
-        )
-
     def keep_records(self, records: dict[str, bytes]) -> None:
         """Store packed records by their hash (once each) for snapshots to refer to."""
         self.db.executemany("INSERT OR IGNORE INTO op_records(hash, data) VALUES (?, ?)", list(records.items()))
@@ -496,9 +489,6 @@ class Store:
     def finish_op(self, op_id: int) -> None:
         self.db.execute("UPDATE oplog SET pending = NULL WHERE id = ?", (op_id,))
 
-    def drop_op(self, op_id: int) -> None:
-        self.db.execute("DELETE FROM oplog WHERE id = ?", (op_id,))
-
     def pending_ops(self) -> list[tuple[int, str, dict]]:
         rows = self.db.execute("SELECT id, op, pending FROM oplog WHERE pending IS NOT NULL ORDER BY id")
         return [(r[0], r[1], json.loads(r[2])) for r in rows]
@@ -526,10 +516,6 @@ class Store:
     def set_applied(self, branch_id: int, applied: bool) -> None:
         self.db.execute("UPDATE branches SET applied = ? WHERE id = ?", (int(applied), branch_id))
 
-    def detach_sessions(self, branch_id: int) -> None:
-        """The branch is gone: its sessions get a new one at their next change."""
-        self.db.execute("UPDATE sessions SET branch_id = NULL WHERE branch_id = ?", (branch_id,))
-
     # the shelf: an unapplied branch's ownership, as it was and what it left behind
 
     def put_shelf(self, branch_id: int, path: str, saved: bytes, left_behind: bytes) -> None:
@@ -556,10 +542,6 @@ class Store:
     def log_op(self, at: str, op: str, detail: dict) -> int:
         cur = self.db.execute("INSERT INTO oplog(at, op, detail) VALUES (?, ?, ?)", (at, op, json.dumps(detail)))
         return cur.lastrowid
-
-    def ops(self) -> list[tuple[int, str, str, dict]]:
-        rows = self.db.execute("SELECT id, at, op, detail FROM oplog ORDER BY id")
-        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
     def folded_at(self, path: str) -> int:
         row = self.db.execute("SELECT ns FROM folds WHERE path = ?", (path,)).fetchone()
