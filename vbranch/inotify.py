@@ -2,10 +2,12 @@
 
 Our watch group leaves ignored directories unwatched and reports queue overflows and
 failed watches to its sink (monitor.Monitor), which watchdog would swallow.
+TreeWatch is the whole of it that the monitor uses.
 """
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from collections import deque
 
@@ -92,7 +94,7 @@ if not UNAVAILABLE:
             if not self.is_recursive or not os.path.isdir(path):
                 return
             # Each level is watched before it is listed. The walk does not follow symlinks:
-            # Monitor schedules the watch with follow_symlink=False.
+            # TreeWatch schedules the watch with follow_symlink=False.
             for _ in walk([path], self._watch_level):
                 pass
 
@@ -177,3 +179,46 @@ if not UNAVAILABLE:
             self.queue.append((event.event_type, event.src_path, getattr(event, "dest_path", ""), event.is_directory))
             if event.src_path.startswith(self.sync_prefix):
                 self.wake.set()
+
+
+class TreeWatch:
+    """A working tree watched recursively through one private inotify instance: all a Monitor holds of watchdog.
+
+    Events go to `events` in order, as (kind, src, dest, is_directory); a barrier
+    token's (a path starting with `sync_prefix`) also sets `wake`.
+    """
+
+    def __init__(self, sink: "Sink", top: str, events: deque, sync_prefix: str, wake):
+        self.sink = sink
+        self.top = top
+        self.handler = Handler(events, sync_prefix, wake)
+        self.observer = None
+        self.group: "WatchGroup | None" = None
+        self.log = logging.getLogger("watchdog")
+        self.log_level = self.log.level
+
+    def start(self) -> None:
+        """Add the watches; OSError if not even the top can be watched (ENOSPC, EMFILE, ENOMEM: a kernel limit)."""
+        self.log.setLevel(logging.ERROR)  # the sink says it itself, once
+        self.observer = Observer(self.sink)  # inotify_init: fails at fs.inotify.max_user_instances
+        self.observer.start()
+        # The walk that adds the watches does not follow symlinks (WatchGroup._add_all_callbacks): nor do we.
+        self.observer.schedule(self.handler, self.top, recursive=True, event_filter=EVENT_TYPES)
+        self.group = next(iter(self.observer.emitters)).group
+
+    def stop(self) -> None:
+        self.log.setLevel(self.log_level)
+        if self.observer is not None:
+            self.observer.stop()
+            try:
+                self.observer.join(timeout=5)
+            except RuntimeError:
+                pass
+
+    def is_watched(self, path: bytes) -> bool:
+        return self.group is not None and self.group.is_watched(path)
+
+    def watch_more(self, path: bytes) -> None:
+        """Watch a directory (and what is under it) left unwatched so far."""
+        if self.group is not None:
+            self.group.watch_more(path)

@@ -54,7 +54,6 @@ The initial scan, polling and the overflow rescan list the tree with one walker
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import stat as stat_module
 import threading
@@ -66,7 +65,7 @@ from typing import Callable
 from .errors import VbranchError
 from .dirtyset import INEXACT
 from .ignores import IgnoreOracle
-from .inotify import UNAVAILABLE, EVENT_TYPES, Handler, Observer
+from .inotify import UNAVAILABLE, TreeWatch
 from .treesnap import Snapshot, sig_of
 from .treewalk import walk
 
@@ -217,10 +216,7 @@ class Monitor:
         self.snapshot = Snapshot()
         self.trusted_from: float | None = None
         self.oracle: IgnoreOracle | None = None
-        self.group = None
-        self.observer = None
-        self.watchdog_log = logging.getLogger("watchdog")
-        self.watchdog_level = self.watchdog_log.level
+        self.watch = TreeWatch(self, self.paths.top, self.events, self.sync_prefix, self.wake)
 
     # reports from watchdog's threads
 
@@ -270,9 +266,8 @@ class Monitor:
     def start(self, dirty: DirtySet) -> None:
         """Watch the tree, take the initial snapshot and, unless an overflow is pending, publish the trust."""
         self.dirty = dirty
-        self.watchdog_log.setLevel(logging.ERROR)  # we say it ourselves, once
         self.oracle = IgnoreOracle(self.top, self.git_dir)
-        self._start_observer()
+        self._start_watching()
         watched_from = self.clock()
         self._take_failures(poll=False)  # the scan below is their baseline
         self.snapshot = self._scan([""])
@@ -283,30 +278,19 @@ class Monitor:
         self.log(f"watching {self.top} ({len(self.snapshot)} files) since {time.strftime('%H:%M:%S')}")
 
     def stop(self) -> None:
-        self.watchdog_log.setLevel(self.watchdog_level)
-        if self.observer is not None:
-            self.observer.stop()
-            try:
-                self.observer.join(timeout=5)
-            except RuntimeError:
-                pass
+        self.watch.stop()
         if self.oracle is not None:
             self.oracle.close()
 
-    def _start_observer(self) -> None:
+    def _start_watching(self) -> None:
         try:
-            self.observer = Observer(self)  # inotify_init: fails at fs.inotify.max_user_instances
-            self.observer.start()
-            self.observer.schedule(Handler(self.events, self.sync_prefix, self.wake), self.paths.top, recursive=True, event_filter=EVENT_TYPES)
+            self.watch.start()
         except OSError as error:
             if error.errno not in LIMIT_ERRNOS:
                 raise
             # Not even the top can be watched: poll the whole tree.
             with self.mutex:
                 self.failed_new.append(("", error.errno))
-            return
-        emitter = next(iter(self.observer.emitters))
-        self.group = emitter.group
 
     # the barrier's side: tokens and whether the dirty set can vouch for them
 
@@ -464,7 +448,7 @@ class Monitor:
         self.poller.passed(now, time.monotonic() - started)
 
     def _is_watched(self, full: str) -> bool:
-        return self.group is not None and self.group.is_watched(os.fsencode(full))
+        return self.watch.is_watched(os.fsencode(full))
 
     # ignore changes
 
@@ -487,8 +471,7 @@ class Monitor:
         if not freed:
             return
         for d in freed:
-            if self.group is not None:
-                self.group.watch_more(os.fsencode(self.paths.full(d)))
+            self.watch.watch_more(os.fsencode(self.paths.full(d)))
         fresh = self._scan(freed)
         for rel, sig in fresh.files.items():
             self.snapshot.set(rel, sig)
