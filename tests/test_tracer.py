@@ -319,3 +319,54 @@ def test_the_command_outlives_a_killed_waiter_and_stays_traced(repo, tmp_path):
     assert wait_for(lambda: all_ended(repo))
     assert (repo / "after.txt").read_text() == "after\n"  # its write was let through, not failed with ENOSYS
     assert "after.txt" in logs(repo)[0].paths
+
+
+def test_a_lease_taken_while_a_command_runs_holds_its_next_write(repo, tmp_path):
+    """The supervisor reads the leased paths again only when the lease hint has grown: a lease taken
+    after the command's first write (when it read: no lease anywhere) still holds the next one."""
+    a, b = Session(repo, "A"), Session(repo, "B")
+    path = repo / "shared.txt"
+    go = gate(tmp_path, "go")
+    cmd_input, proc = _bash(b, "t1", f"echo one > b.txt; read x < {go}; echo 'line 7 by B' >> shared.txt", None)
+    assert wait_for(lambda: any("b.txt" in traces.worktree_paths(t) for t in logs(repo)))
+    tool_input = {"file_path": str(path), "old_string": "line 2\n", "new_string": "line 2 by A\n"}
+    assert a.pre("Edit", tool_input, "edit-1")[1] is None  # A's Edit takes the lease now
+    original = path.read_text()
+    release(go)
+    assert wait_for(lambda: any(l.startswith("L\t") for t in logs(repo) for l in t.file.read_text().splitlines()))
+    assert path.read_text() == original and proc.poll() is None
+    path.write_text(original.replace("line 2\n", "line 2 by A\n"))
+    a.post("Edit", tool_input, "edit-1", {"filePath": str(path), "originalFile": original})
+    assert proc.wait(timeout=60) == 0
+    assert path.read_text() == original.replace("line 2\n", "line 2 by A\n") + "line 7 by B\n"
+
+
+def test_caller_memory_reads_a_string_up_to_the_end_of_its_mapping():
+    """A path may end right before an unmapped page: it is read; one running into it is not a path."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    page = mmap.PAGESIZE
+    base = libc.mmap(None, 2 * page, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    assert libc.munmap(base + page, page) == 0  # the second page is gone: reading into it faults
+    try:
+        memory = tracer.CallerMemory()
+        text = b"/repo/a/path.txt"
+        ctypes.memmove(base + page - len(text) - 1, text + b"\0", len(text) + 1)
+        assert memory.string(os.getpid(), base + page - len(text) - 1) == text
+        ctypes.memmove(base + page - 4, b"abcd", 4)  # no NUL before the mapping ends
+        assert memory.string(os.getpid(), base + page - 4) is None
+        ctypes.memmove(base + 8, b"two\0", 4)
+        assert memory.string(os.getpid(), base + 8) == b"two"
+    finally:
+        libc.munmap(base, page)
+
+
+def test_the_hooks_and_the_tracer_name_one_lease_hint():
+    from vbranch import leases
+
+    assert leases.HINT_FILE == tracer.LEASE_HINT
