@@ -273,7 +273,7 @@ class Monitor:
         self.snapshot = self._scan([""])
         self.trusted_from = watched_from
         self.recover()  # an overflow already: rescan first
-        if self.vouch() is not None:
+        if self.vouch() is not None:  # no overflow left to recover from
             dirty.set_trusted(watched_from)
         self.log(f"watching {self.top} ({len(self.snapshot)} files) since {time.strftime('%H:%M:%S')}")
 
@@ -302,8 +302,9 @@ class Monitor:
         return tokens
 
     def vouch(self) -> bool | None:
-        """Whether every change seen so far is exact (True), only as exact as polling (False), or not
-        in yet (None: an overflow is being recovered from, its lost events arrive with the rescan)."""
+        """Whether the dirty set holds every change made before the events read so far: True; False
+        when that cannot be said (directories only polled, the sync directory unwatched); None while
+        an overflow is recovered from (the lost changes come with the rescan): ask again later."""
         with self.mutex:
             if self.overflow_started > self.overflow_handled:
                 return None
