@@ -62,3 +62,20 @@ def test_quick_tracer_benchmark_is_complete(tmp_path):
     loop = next(w for name, w in result["workloads"].items() if name.startswith("git-status-loop"))
     assert loop["traced_write_events"] > 0  # the tracer logged the loop's writes: it really traced
     assert result["machine"]["cpus"] and result["machine"]["kernel"] and result["load_average_before"]
+
+
+def test_quick_soak_lands_every_session_s_lines_exactly(tmp_path):
+    """Sessions calling tools, committing and landing at once: every landing moved only the lines of
+    the session that landed, and once all is landed the target is the working directory."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--quick", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    [data] = tmp_path.glob("soak-*.json")
+    result = json.loads(data.read_text())
+    checks, summary = result["checks"], result["summary"]
+    assert checks["landings"] >= 4 and checks["landings_with_other_sessions_lines"] == []
+    assert checks["target_is_the_working_directory"] and checks["problems"] == []
+    assert checks["contested"] == 0 and checks["unattributed"] == 0
+    assert summary["tool_calls"] == 2 * 40 and summary["lands_failed"] == 0
+    assert "hook_failures" not in summary["counters"] and "untraced_commands" not in summary["counters"]
+    assert summary["watcher_rss_bytes"]["max"] > 0 and summary["store_bytes"]["last"] > 0
