@@ -234,33 +234,13 @@ def unapply(ws: Workspace, name: str, at: str) -> list[str]:
 def apply(ws: Workspace, name: str, at: str) -> list[str]:
     """Bring an unapplied branch's changes back into the working files and the workspace."""
     from .committing import build_workspace
-    from .oplog import file_write
-    from .ownership import new_record, record_change
-    from .split import branch_state, merge_states
-    from .store import pack_record, unpack_record
 
     with operation(ws, Kind.APPLY, at) as tx:
         row = require_branch(ws, name)
         if row.applied:
             raise UsageError(f"{name} is already applied", hint="`vbranch status` shows its changes")
         repo = gitops.open_repo(ws.top)
-        base_tree = gitops.tree_of(repo, ws.base)
-        back: dict = {}
-        writes, clashes = [], []
-        for _bid, path, saved_b, left_b in ws.store.shelf(row.id):
-            saved = unpack_record(path, saved_b)
-            current = ws.store.file(path) or new_record(path, gitops.state_at(repo, base_tree, path))
-            if pack_record(current) == left_b:
-                back[path] = saved  # untouched since: exactly as it was, byte for byte
-            else:
-                merged, where = merge_states(current.base, current.known, branch_state(saved, row.id))
-                if merged is None or current.base != saved.base:
-                    spans = ", ".join(f"base lines {a}-{b}" for a, b in where) if where else "whole file"
-                    clashes.append(f"{path} ({spans})")
-                    continue
-                back[path] = record_change(current, merged, row.id)
-            if back[path].known != current.known:
-                writes.append(file_write(repo, path, current.known, back[path].known))
+        back, writes, clashes = _back_from_shelf(ws, repo, row)
         if clashes:
             raise Blocked(
                 f"{name}'s changes overlap changes made since it was unapplied (nothing was changed): " + "; ".join(clashes),
@@ -284,6 +264,37 @@ def apply(ws: Workspace, name: str, at: str) -> list[str]:
 
         tx.finish({"branch": name}, intent, save)
         return [w.path for w in writes]
+
+
+def _back_from_shelf(ws: Workspace, repo, row: BranchRow):
+    """The records with the shelved branch's changes back: (records by path, writes, clashing paths).
+
+    A record untouched since the branch was unapplied gets its saved version byte for
+    byte; otherwise the branch's version is merged into the file as it is now.
+    """
+    from .oplog import file_write
+    from .ownership import new_record, record_change
+    from .split import branch_state, merge_states
+    from .store import pack_record, unpack_record
+
+    base_tree = gitops.tree_of(repo, ws.base)
+    back: dict[str, FileOwnership] = {}
+    writes, clashes = [], []
+    for _bid, path, saved_b, left_b in ws.store.shelf(row.id):
+        saved = unpack_record(path, saved_b)
+        current = ws.store.file(path) or new_record(path, gitops.state_at(repo, base_tree, path))
+        if pack_record(current) == left_b:
+            back[path] = saved  # untouched since: exactly as it was, byte for byte
+        else:
+            merged, where = merge_states(current.base, current.known, branch_state(saved, row.id))
+            if merged is None or current.base != saved.base:
+                spans = ", ".join(f"base lines {a}-{b}" for a, b in where) if where else "whole file"
+                clashes.append(f"{path} ({spans})")
+                continue
+            back[path] = record_change(current, merged, row.id)
+        if back[path].known != current.known:
+            writes.append(file_write(repo, path, current.known, back[path].known))
+    return back, writes, clashes
 
 
 def _refuse_leased(ws: Workspace, paths: list[str]) -> None:

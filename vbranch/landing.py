@@ -18,7 +18,9 @@ anything (plan_land), CMD runs on that tree in a scratch checkout, and `_land(ex
 moves the target only onto the same target commit with the same tree.
 
 Either refuses before changing anything when a change would conflict, naming
-files, lines and branches. Both run through oplog.perform, so a crash at any
+files, lines and branches. Both are operations (operation.py): `plan_update` and
+`_land` compute the new state writing only objects, `NewBase.save` is the store
+change both make, and oplog.perform logs it with the intent, so a crash at any
 point is finished by the next command, and both can be undone.
 """
 from __future__ import annotations

@@ -1,12 +1,15 @@
 """The operation log: what each operation changed, carried out so that a crash loses nothing.
 
-Every operation (commit, assign, land, update, branch changes, apply/unapply,
-teardown, undo, restore) runs in the same order:
+Every operation (commit, assign, claim/disown, land, update, branch changes,
+apply/unapply, rescue, teardown, undo, restore) runs in the same order, started
+by operation.operation (the lock, `recover`, the snapshot of the working tree)
+and ended by `perform`:
 
 1. write every git object it needs (commits, trees, blobs): harmless alone;
 2. in ONE store transaction: the new ownership rows, and an oplog row holding
-   a snapshot of the state before and after, plus the *intent* (`pending`):
-   the ref transaction, the working files to write and the index change;
+   a snapshot of the state before and after, plus the *intent* (`pending`,
+   intent.Intent): the ref transaction, HEAD, the working files to write, the
+   index change and the git guard;
 3. carry out the intent: refs in one atomic update-ref transaction, then the
    files (each written to a temporary file and renamed), then the index;
 4. clear the intent.
@@ -138,11 +141,11 @@ def check_refs(ws: Workspace, updates: list[RefUpdate]) -> None:
 
 
 def perform(
-    ws: Workspace, at: str, kind: Kind, detail: dict, intent: Intent, change: Callable[[], None] | None = None
+    ws: Workspace, at: str, kind: Kind, detail: dict, intent: Intent, save: Callable[[], None] | None = None
 ) -> tuple[int, list[str]]:
     """Log and carry out one operation: the store change and its intent commit together.
 
-    `change` writes the new store rows inside the transaction; `detail` is what
+    `save` writes the new store rows inside the transaction; `detail` is what
     the log shows (an operation that writes files also keeps its writes there,
     for undo). The caller holds ws.lock. Returns the operation's id and any
     warnings from carrying it out.
@@ -150,8 +153,8 @@ def perform(
     check_refs(ws, intent.refs)
     with ws.store.tx():
         before, keep = capture(ws)
-        if change is not None:
-            change()
+        if save is not None:
+            save()
         overlay = {u.ref: u.new for u in intent.refs}
         after, keep_after = capture(ws, overlay, intent.head, also=set(before["refs"]) | set(overlay))
         ws.store.keep_records({**keep, **keep_after})
@@ -197,7 +200,7 @@ def carry_out(ws: Workspace, op_id: int, op: str, intent: Intent) -> list[str]:
     if head == WORKSPACE_REF:
         _set_head(ws, head)  # onto the workspace ref once it exists
     for write in intent.writes:
-        warning = write_planned(ws, write.path, write.old_sig, write.new_sig, write.new_blob, write.new_mode)
+        warning = write_planned(ws, write)
         if warning:
             warnings.append(warning)
     if isinstance(intent.index, IndexSync):
@@ -262,14 +265,15 @@ def has_pending(ws: Workspace) -> bool:
 # where the file is still exactly what vbranch expects.
 
 
-def write_planned(ws: Workspace, path: str, old_sig: str | None, new_sig: str | None, blob: str | None, mode: int) -> str | None:
-    current = signature(read_state(ws.top, path))
-    if current == new_sig:
+def write_planned(ws: Workspace, write: FileWrite) -> str | None:
+    """Carry out one write unless done already; a warning instead where the file changed meanwhile."""
+    current = signature(read_state(ws.top, write.path))
+    if current == write.new_sig:
         return None
-    if current != old_sig:
-        return f"{path} changed meanwhile: left as it is (vbranch's version is blob {blob or 'deleted'})"
-    state = FileState(True, mode, gitcli.blob(ws.top, blob)) if blob else FileState()
-    write_file(ws.top, ws.state_dir, path, state)
+    if current != write.old_sig:
+        return f"{write.path} changed meanwhile: left as it is (vbranch's version is blob {write.new_blob or 'deleted'})"
+    state = FileState(True, write.new_mode, gitcli.blob(ws.top, write.new_blob)) if write.new_blob else FileState()
+    write_file(ws.top, ws.state_dir, write.path, state)
     return None
 
 

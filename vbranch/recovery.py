@@ -21,7 +21,8 @@ state after the latest operation, i.e. what vbranch last made) and the
 
 Undo and restore are operations themselves (logged, crash-safe via
 oplog.perform), so `vbranch restore` can also return to the state before an
-undo.
+undo. `plan_restore` computes the state to return to (writing only objects);
+`RestorePlan.save` and the intent it holds are the operation's effect.
 """
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def _return_to(tx: Operation, target: dict, op: OpRow, reverted: list[OpRow], un
     if target["meta"].get("active") != "1":
         raise UsageError("that state has the workspace torn down", hint="`vbranch teardown` does that")
     was_active = ws.active
-    if was_active:
+    if was_active:  # folded in here, not by operation(): only once the target state is known to be usable
         snapshot(ws, tx.at)
     plan = plan_restore(ws, target, op.at, reverted)
     if not was_active:
