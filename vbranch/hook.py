@@ -161,7 +161,7 @@ def on_session_start(ws: Workspace, payload: dict, cfg: dict) -> str:
     with ws.lock, ws.store.tx():
         ensure_session(ws, payload["session_id"], now(), agent=payload.get("vbranch_agent") or "claude-code")
     if _watcher_wanted(cfg):
-        from .watch import start_background
+        from .watchctl import start_background
 
         start_background(ws.top)  # catches the changes no hook reports; does nothing if one is live
     return claude.tell_agent("SessionStart", SESSION_CONTEXT)
@@ -177,7 +177,7 @@ def _replace_crashed_watcher(ws: Workspace, cfg: dict) -> None:
         return
     with ws.lock, ws.store.tx():
         ws.store.set_meta(META_PID, "")  # should the new one fail too, the next session start tries again
-    from .watch import start_background
+    from .watchctl import start_background
 
     start_background(ws.top)
 
