@@ -261,28 +261,26 @@ def cmd_hook(args) -> int:
         return run()
     except BaseException as error:  # noqa: BLE001
         sys.stderr.write(f"vbranch hook: internal error: {error!r}\n")
-        if agent == "cursor":
-            sys.stdout.write("{}\n")  # Cursor wants JSON on every path
+        from .agents import fail_open
+
+        sys.stdout.write(fail_open(agent))  # Cursor wants JSON on every path
         return 1
 
 
 def cmd_install(args) -> int:
-    from . import ui
-    from .install import install, uninstall
+    from . import agents, ui
     from .workspace import find_repo
 
     found = find_repo(".")
     if found is None:
         raise UsageError("not inside a git repository", hint="run vbranch install in the repository the sessions share")
-    if args.agent == "claude":
-        path = (uninstall if args.uninstall else install)(found[0], args.scope)
-    else:
-        from . import agents
-
-        path = (agents.uninstall_agent if args.uninstall else agents.install_agent)(found[0], args.agent, args.scope)
+    agent = agents.get(args.agent)
+    path = (agent.uninstall if args.uninstall else agent.install)(found[0], args.scope)
     ui.line(f"{'removed vbranch hooks from' if args.uninstall else 'vbranch hooks installed in'} {path}")
-    if not args.uninstall and args.agent == "claude":
-        from .install import foreign_prefix
+    if args.uninstall:
+        return 0
+    if args.agent == "claude":
+        from .agents.claude_code import foreign_prefix
 
         other = foreign_prefix(path)
         if other:
@@ -290,11 +288,8 @@ def cmd_install(args) -> int:
                 f"not installed: the command tracer (CLAUDE_CODE_SHELL_PREFIX is already {other!r} in {path}); "
                 "Bash commands will be attributed by time windows"
             )
-    if not args.uninstall and args.agent != "claude":
-        from .agents import NOTES
-
-        if NOTES.get(args.agent):
-            ui.line(NOTES[args.agent])
+    if agent.note:
+        ui.line(agent.note)
     return 0
 
 
@@ -651,7 +646,9 @@ def build_parser():
 
     _add_landing_parsers(sub)
 
-    agents = ["claude", "codex", "gemini", "cursor"]
+    from .agents import REGISTRY
+
+    agents = list(REGISTRY)
     p = sub.add_parser("hook", help="handle one agent hook payload on stdin (used by the installed hooks)")
     p.add_argument("--agent", choices=agents, default="claude", help="whose payload format (default: claude)")
     p.set_defaults(func=cmd_hook)

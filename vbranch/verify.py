@@ -24,7 +24,6 @@ refuses at once (LockTimeout, exit 7).
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import gitcli
+from . import flock, gitcli
 from .errors import GitError, LockTimeout, VbranchError
 from .landing import LandReport, _land, plan_land
 from .ownership import conflicts
@@ -66,21 +65,22 @@ class QueueResult:
 def queue_lock(ws: Workspace):
     """One verified landing or queue at a time; a second refuses at once (exit 7)."""
     path = ws.state_dir / "queue"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    fd = flock.take(path)
+    if fd is None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another vbranch process"
-            raise LockTimeout(
-                f"a landing queue is already running ({holder}); only one verified landing runs at a time",
-                hint="wait for it to finish (`vbranch status` shows what it verified), then run the command again",
-            ) from None
+            holder = path.read_text(errors="replace").strip()
+        except OSError:
+            holder = ""
+        raise LockTimeout(
+            f"a landing queue is already running ({holder or 'another vbranch process'}); only one verified landing runs at a time",
+            hint="wait for it to finish (`vbranch status` shows what it verified), then run the command again",
+        )
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
         yield
     finally:
-        os.close(fd)  # closing drops the flock
+        flock.release(fd)
 
 
 def scratch_checkout(ws: Workspace, commit: str) -> Path:
@@ -137,13 +137,15 @@ def run_command(command: str, cwd: Path, timeout: float, log: Path) -> tuple[int
     marker = cwd.parent / "running"
     with open(log, "wb") as out:
         try:
+            # Its own process group (a timeout stops the command and its children), written to the
+            # marker by the shell itself before the command runs: a vbranch killed at any moment
+            # leaves nothing running that the next verification does not know of.
             proc = subprocess.Popen(
-                command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: a timeout stops the command and its children
+                ["/bin/sh", "-c", 'echo $$ > "$0" && exec /bin/sh -c "$1"', str(marker), command],
+                cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         except OSError as error:
             return TIMED_OUT, f"[vbranch: the command could not start: {error}]\n"
-        marker.write_text(f"{proc.pid}\n")
         try:
             code = proc.wait(timeout=timeout)
         except BaseException as error:  # a timeout, or vbranch interrupted: stop the command, land nothing
