@@ -7,7 +7,7 @@ lines, one unique hash per package). Three changes are timed, each from the base
 scattered (2% of the lines edited, as a tool rewriting the file), regenerated
 (every hash new) and bumped (30% of the versions changed). For each:
 
-- `diff`: vbranch.ownership.diff_opcodes on the two line lists, in process;
+- `diff`: vbranch.core.ownership.diff_opcodes on the two line lists, in process;
 - `record`: `python -m vbranch record` of the edited file (a whole process, with
   the state lock held while it diffs and stores: what a hook does);
 - `git diff`: `git diff --no-index` of the same two files, the baseline.
@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(ROOT))
 
-from vbranch import lifecycle  # noqa: E402
-from vbranch.ownership import diff_opcodes, split_lines  # noqa: E402
+from vbranch.core.ownership import diff_opcodes, split_lines  # noqa: E402
+from vbranch.ops import lifecycle  # noqa: E402
 
 
 def lockfile(n: int, seed: int, bump: float = 0.0, rehash: bool = False) -> bytes:

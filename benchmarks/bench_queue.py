@@ -27,10 +27,11 @@ VERIFY_SECONDS = 0.2
 
 
 def run(n_files: int, n_branches: int) -> dict:
-    from vbranch import lifecycle, recording
-    from vbranch.committing import commit
-    from vbranch.verify import land_queue
-    from vbranch.workspace import open_workspace
+    from vbranch.ops import lifecycle
+    from vbranch.ops.committing import commit
+    from vbranch.ops.verify import land_queue
+    from vbranch.record import recording
+    from vbranch.state.workspace import open_workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = corpus.make_repo(Path(tmp) / "repo", n_files)

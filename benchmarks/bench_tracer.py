@@ -3,7 +3,7 @@
     python -m benchmarks.bench_tracer [--quick] [--reps 5] [--files 5000] [--out DIR]
 
 Claude Code runs every Bash command as `$CLAUDE_CODE_SHELL_PREFIX '<command>'`, and
-`vbranch install` sets that prefix to the tracer (`vbranch.install.tracer_command()`),
+`vbranch install` sets that prefix to the tracer (`vbranch.tracer_command()`),
 so every command pays what the tracer costs. Here each workload runs as
 
     bare:   bash -c '<command>'
@@ -44,7 +44,7 @@ from pathlib import Path
 
 from benchmarks import corpus
 from benchmarks.measure import ROOT, clean_env, load, machine
-from vbranch import install
+from vbranch.agents.claude_code import tracer_command
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SESSION = "bench-tracer"
@@ -100,7 +100,7 @@ def trace_dir(repo: Path) -> Path:
 
 
 def run_once(how: str, command: str, cwd: Path, env: dict) -> float:
-    argv = shlex.split(install.tracer_command()) + [command] if how == "traced" else ["bash", "-c", command]
+    argv = shlex.split(tracer_command()) + [command] if how == "traced" else ["bash", "-c", command]
     started = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE)
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
               "mode": "quick" if args.quick else "full",
               "command": "python -m benchmarks.bench_tracer " + " ".join(argv if argv is not None else sys.argv[1:]),
               "checkout": checkout(), "machine": machine(), "config": {k: v for k, v in cfg.items()},
-              "tracer_command": install.tracer_command(), "first_command_ms": round(first_ms, 1), "workloads": workloads,
+              "tracer_command": tracer_command(), "first_command_ms": round(first_ms, 1), "workloads": workloads,
               "goal": {"goal": f"git-status-loop traced / bare <= {GOAL:.2f}", "value": loop["ratio"], "met": loop["ratio"] <= GOAL},
               "load_average_before": load_before, "load_average_after": load()}
     print(f"{'workload':40} {'bare ms':>9} {'traced ms':>10} {'ratio':>6} {'pairs':>6} {'extra ms':>9} {'logged':>7}")

@@ -30,10 +30,12 @@ import time
 from pathlib import Path
 
 from benchmarks import corpus
-from benchmarks.bench_commit import ROOT, RESULTS, git, machine, vbranch, vbranch_env
+from benchmarks.bench_commit import RESULTS, ROOT, git, machine, vbranch, vbranch_env
 from benchmarks.bench_hooks import SESSION, bash_round, edit_round, summarize, timed
-from vbranch import dirtyset, install, watch
-from vbranch.workspace import open_workspace
+from vbranch.agents.settings import hook_command
+from vbranch.state.workspace import open_workspace
+from vbranch.watch import command as watch
+from vbranch.watch import dirtyset
 
 CHANGED = 10
 OFF_STATUS_RUNS = 5
@@ -124,7 +126,7 @@ def status_runs(repo: Path, runs: int) -> dict[str, list[float]]:
 
 
 def hook_rounds(repo: Path, files: list[str], off_files: list[str]) -> dict[str, list[float]]:
-    hook = shlex.split(install.hook_command()) + ["hook"]
+    hook = shlex.split(hook_command()) + ["hook"]
     served, full = run_env(VBRANCH_HOOK_SERVER="only"), run_env(VBRANCH_HOOK_SERVER="off")
     names = ("PreToolUse Edit", "PostToolUse Edit", "PreToolUse Bash", "PostToolUse Bash", "python -c pass", "python -S -c pass")
     times: dict[str, list[float]] = {name: [] for name in names}

@@ -6,12 +6,12 @@ line back per phase. A session's tools act the way Claude Code's do: Write
 replaces a file, Edit replaces the first occurrence of old_string, Bash runs a
 shell command (`bash -c COMMAND`). In the vbranch strategy every tool call is
 wrapped in the PreToolUse/PostToolUse hooks, each the command `vbranch install`
-writes (`install.hook_command() hook`: the small client, answered by the
+writes (`hook_command() hook`: the small client, answered by the
 watcher's hook server; VBRANCH_HOOK_SERVER=only makes a missing server a hook
 failure instead of a silent fall-back to the full hook) with a payload shaped
 like the real CLI's (the captured ones in tests/payloads), and every Bash
 command runs under the installed shell prefix, the command tracer
-(`install.tracer_command() COMMAND`, with CLAUDE_CODE_SESSION_ID set) —
+(`tracer_command() COMMAND`, with CLAUDE_CODE_SESSION_ID set) —
 exactly what Claude Code runs; in the worktree strategy the session works in
 its own `git worktree` and commits there.
 """
@@ -26,7 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
-from vbranch import install
+from vbranch.agents.claude_code import tracer_command
+from vbranch.agents.settings import hook_command
 
 from .measure import ROOT, GitFailed, clean_env, git
 
@@ -114,8 +115,8 @@ class VbranchSession(Tools):
         super().__init__(*args)
         # VBRANCH_HOOK_SERVER=only: the watcher's hook server must answer every call (no silent fall-back).
         self.env = clean_env({"CLAUDE_PROJECT_DIR": str(self.repo), "VBRANCH_HOOK_SERVER": "only"})
-        self.hook = shlex.split(install.hook_command()) + ["hook"]  # what `vbranch install` writes
-        self.prefix = shlex.split(install.tracer_command())  # CLAUDE_CODE_SHELL_PREFIX as `vbranch install` writes it
+        self.hook = shlex.split(hook_command()) + ["hook"]  # what `vbranch install` writes
+        self.prefix = shlex.split(tracer_command())  # CLAUDE_CODE_SHELL_PREFIX as `vbranch install` writes it
         self.hook_seconds: list[float] = []    # every hook call
         self.hook_names: list[str] = []        # and which payload it was
         self.change_seconds: list[float] = []  # PreToolUse + PostToolUse of one tool call

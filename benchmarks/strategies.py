@@ -221,8 +221,8 @@ def start_watcher(repo: Path, timeout: float = 120.0) -> float:
 
 
 def watcher_trusted(repo: Path) -> bool:
-    from vbranch import dirtyset
-    from vbranch.workspace import open_workspace
+    from vbranch.state.workspace import open_workspace
+    from vbranch.watch import dirtyset
 
     ws = open_workspace(repo)
     try:
@@ -232,8 +232,8 @@ def watcher_trusted(repo: Path) -> bool:
 
 
 def stop_watcher(repo: Path) -> None:
-    from vbranch import watch
-    from vbranch.workspace import open_workspace
+    from vbranch.state.workspace import open_workspace
+    from vbranch.watch import command as watch
 
     try:
         ws = open_workspace(repo)

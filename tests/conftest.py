@@ -17,8 +17,10 @@ os.environ.setdefault("VBRANCH_WATCHER", "off")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests use benchmarks.corpus
 
-from vbranch import committing, dirtyset, lifecycle, recording, status  # noqa: E402
-from vbranch.workspace import open_workspace  # noqa: E402
+from vbranch.ops import committing, lifecycle, status
+from vbranch.record import recording  # noqa: E402
+from vbranch.state.workspace import open_workspace  # noqa: E402
+from vbranch.watch import dirtyset
 
 
 def git(repo: Path, *args: str, input: bytes | None = None, check: bool = True) -> str:
@@ -191,14 +193,14 @@ def trusted(repo: Path) -> float | None:
 
 
 class Watcher:
-    """A `python -m vbranch.watch` process started by the test (and only ever stopped by its pid)."""
+    """A `python -m vbranch.watch.command` process started by the test (and only ever stopped by its pid)."""
 
     def __init__(self, repo: Path, *args: str, prefix: list[str] | None = None):
         self.repo = repo
         self.err_path = repo.parent / f"{repo.name}-watch-{time.monotonic_ns()}.err"
         self.err = open(self.err_path, "wb")
         self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "vbranch.watch", *args],
+            [*(prefix or []), sys.executable, "-m", "vbranch.watch.command", *args],
             cwd=repo,
             stdout=self.err,
             stderr=subprocess.STDOUT,

@@ -9,7 +9,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from vbranch import hook, hookclient
+from vbranch import hookclient
+from vbranch.hooks import handler as hook
 
 PAYLOADS = Path(__file__).parent / "payloads"
 CAPTURED_ROOT = "/home/dev/project"

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from vbranch import agents, guard
+from vbranch import agents
 from vbranch.agents import codex
 from vbranch.agents import settings as inst
+from vbranch.core import guard
 from vbranch.errors import VbranchError
-from vbranch.workspace import open_workspace
+from vbranch.state.workspace import open_workspace
 
 PAYLOADS = Path(__file__).parent / "payloads" / "agents"
 CAPTURED_ROOT = "/home/dev/project"
@@ -410,7 +411,7 @@ def test_a_hook_loads_no_heavy_module_and_no_settings_mechanics():
     import subprocess
     import sys
 
-    code = ("import sys; from vbranch import hook, agents\n"
+    code = ("import sys; from vbranch import agents; from vbranch.hooks import handler\n"
             "for name in agents.REGISTRY: agents.get(name)\n"
             "agents.normalize('cursor', {}); agents.render('gemini', {}, None)\n"
             "print(sorted(m for m in ('rich', 'pydantic', 'pygit2', 'argparse', 'typing', 'hashlib', 'copy',\n"

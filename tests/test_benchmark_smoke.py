@@ -8,9 +8,8 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
-
 from benchmarks import report
+from tests.conftest import ROOT
 
 
 def test_quick_comparison_is_correct_and_complete(tmp_path):

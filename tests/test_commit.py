@@ -228,7 +228,7 @@ def test_an_existing_pre_commit_hook_is_chained_and_restored(make_repo):
     hook.chmod(0o755)
     v = VB(repo).init()
     assert "vbranch" in hook.read_text()
-    from vbranch.lifecycle import teardown
+    from vbranch.ops.lifecycle import teardown
 
     teardown(v.ws(), v.at())
     assert hook.read_text().startswith("#!/bin/sh\necho mine")
@@ -243,7 +243,7 @@ def test_teardown_returns_to_the_branch_with_all_work_kept(vb):
     v.edit("b", "f.txt", "one\ntwo\n")
     v.edit("b", "new.txt", "new\n")
     files = work_files(v.repo)
-    from vbranch.lifecycle import teardown
+    from vbranch.ops.lifecycle import teardown
 
     teardown(v.ws(), v.at())
     assert git(v.repo, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
@@ -286,7 +286,7 @@ def test_a_contested_line_holds_back_only_itself(vb):
 
 
 def test_claim_and_disown_settle_only_the_sessions_own_part(vb):
-    from vbranch.branching import settle_lines
+    from vbranch.ops.branching import settle_lines
 
     v = vb({"f.txt": "1\n2\n3\n"})
     v.edit("a", "f.txt", "1\n2\nA\n")
@@ -308,7 +308,7 @@ def test_claim_and_disown_settle_only_the_sessions_own_part(vb):
 
 def _spy_edits(monkeypatch):
     """Record the paths of every top-level gitops.edit_tree call (recursive calls are not counted)."""
-    from vbranch import gitops
+    from vbranch.git import gitops
 
     real, depth, edits = gitops.edit_tree, [0], []
 
@@ -353,7 +353,8 @@ def test_commit_builds_only_the_changed_path(vb, monkeypatch):
 
 def test_incremental_commit_matches_a_whole_build(vb, monkeypatch):
     """After every commit, each branch and the workspace equal what a build from scratch gives."""
-    from vbranch import committing, gitops
+    from vbranch.git import gitops
+    from vbranch.ops import committing
 
     v = vb({"f.txt": "".join(f"l{i}\n" for i in range(12)), "g.txt": "g\n"})
     steps = [

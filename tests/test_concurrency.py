@@ -14,8 +14,8 @@ ROUNDS = 6
 WORKER = """
 import fcntl, sys
 from pathlib import Path
-from vbranch.recording import record
-from vbranch.workspace import open_workspace
+from vbranch.record.recording import record
+from vbranch.state.workspace import open_workspace
 
 repo, session, rounds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 ws = open_workspace(repo)

@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import VB
 from tests.hookdriver import Session, denied_reason
-from vbranch import config
-from vbranch.models import Config
+from vbranch.state import config
+from vbranch.state.models import Config
 
 
 def put(state, text: str | bytes) -> None:
@@ -90,7 +90,7 @@ def test_write_keeps_working_and_round_trips(tmp_path):
 
 def test_loading_does_not_import_pydantic(tmp_path):
     put(tmp_path, '{"guard_git": "Deny"}')
-    code = (f"import sys; from vbranch import config; c, p = config.load_checked({str(tmp_path)!r}); "
+    code = (f"import sys; from vbranch.state import config; c, p = config.load_checked({str(tmp_path)!r}); "
             "assert p and c['guard_git'] == 'deny'; print('pydantic' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

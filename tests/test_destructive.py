@@ -22,7 +22,8 @@ import pytest
 from tests.conftest import VB, git, tree_files, wait_for
 from tests.hookdriver import Session, denied_reason
 from tests.test_tracer import all_ended, traced
-from vbranch import cli, tracer
+from vbranch import tracer
+from vbranch.cli import commands as cli
 
 BASE = {
     "sub/mod.py": "".join(f"value_{i} = {i}\n" for i in range(1, 9)),

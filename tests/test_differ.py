@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vbranch import ownership
-from vbranch.ownership import diff_opcodes
+from vbranch.core import ownership
+from vbranch.core.ownership import diff_opcodes
 
 lines = st.lists(st.sampled_from([b"a\n", b"b\n", b"c\n", b"d\n", b"e", b"\n"]), max_size=24)
 

@@ -1,4 +1,4 @@
-"""`vbranch doctor` (vbranch/doctor.py): a fresh setup is all green; each broken setup is named with its fix.
+"""`vbranch doctor` (vbranch/cli/doctor.py): a fresh setup is all green; each broken setup is named with its fix.
 
 The setups are real: a repository set up with the library, hooks installed into its
 settings file, a watcher process, the command tracer probed for real. Only Claude Code
@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from vbranch import doctor, watch
-from vbranch.agents import claude_code
-from vbranch.workspace import WORKSPACE_REF
-
 from tests.conftest import git, with_ws
+from vbranch.agents import claude_code
+from vbranch.cli import doctor
+from vbranch.state.workspace import WORKSPACE_REF
+from vbranch.watch import command as watch
 
-CLI = Path(__file__).resolve().parent.parent / "vbranch" / "cli.py"
 
 
 def fake_claude(folder: Path, version: str = doctor.PINNED_CLAUDE) -> str:
@@ -255,24 +254,17 @@ def test_tracer_failures_name_a_fix():
 
 
 def test_command_line(setup):
-    """`vbranch doctor --json` once cli.py has the command; until then the same report through the library."""
-    if "doctor" in CLI.read_text():
-        proc = subprocess.run([sys.executable, "-m", "vbranch", "doctor", "--json"], cwd=setup["repo"],
-                              env={**setup["env"], "HOME": str(setup["home"])}, capture_output=True, timeout=60)
-        assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
-        report = json.loads(proc.stdout)
-        assert report["ok"] and all(c["level"] == "ok" for c in report["checks"])
-        assert with_ws(setup["repo"], watch.stop_watcher)
-        proc = subprocess.run([sys.executable, "-m", "vbranch", "doctor"], cwd=setup["repo"],
-                              env={**setup["env"], "HOME": str(setup["home"])}, capture_output=True, timeout=60)
-        assert proc.returncode == 1
-        assert b"vbranch watch --background" in proc.stdout
-    else:
-        report = setup["run"](probe=True)
-        assert report["exit_code"] == 0
-        assert with_ws(setup["repo"], watch.stop_watcher)
-        report = setup["run"]()
-        assert report["exit_code"] == 1 and failed(report)["watcher"]["fix"] == "vbranch watch --background"
+    """`vbranch doctor --json`: all green; with the watcher stopped, exit 1 and the fix."""
+    proc = subprocess.run([sys.executable, "-m", "vbranch", "doctor", "--json"], cwd=setup["repo"],
+                          env={**setup["env"], "HOME": str(setup["home"])}, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    report = json.loads(proc.stdout)
+    assert report["ok"] and all(c["level"] == "ok" for c in report["checks"])
+    assert with_ws(setup["repo"], watch.stop_watcher)
+    proc = subprocess.run([sys.executable, "-m", "vbranch", "doctor"], cwd=setup["repo"],
+                          env={**setup["env"], "HOME": str(setup["home"])}, capture_output=True, timeout=60)
+    assert proc.returncode == 1
+    assert b"vbranch watch --background" in proc.stdout
 
 
 def test_doctor_run_by_an_agent_under_the_tracer(setup):
@@ -280,7 +272,7 @@ def test_doctor_run_by_an_agent_under_the_tracer(setup):
     cannot nest; the traced process itself is the proof. Without the tracer's mark, EBUSY is explained."""
     from vbranch import tracer
 
-    code = ("import json, os, sys; from vbranch import doctor\n"
+    code = ("import json, os, sys; from vbranch.cli import doctor\n"
             "if sys.argv[1] == 'unmarked': os.environ.pop('VBRANCH_TRACED', None)\n"
             "probe = doctor.probe_tracer(None)\n"
             "print(json.dumps([probe, doctor.check_attribution({'probe': probe, 'tracer_mode': None,"

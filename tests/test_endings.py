@@ -18,8 +18,8 @@ import pytest
 
 from tests.conftest import VB, git, tree_files, write
 from tests.hookdriver import Session, denied_reason
-from vbranch import endings
 from vbranch.agents import claude_code as claude
+from vbranch.core import endings
 
 
 def cli_view(data: bytes) -> tuple[str, str, str]:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from vbranch import flock
 from vbranch.errors import LockTimeout
-from vbranch.lock import StateLock
+from vbranch.state import flock
+from vbranch.state.lock import StateLock
 
 
 def test_take_is_exclusive_until_released(tmp_path):

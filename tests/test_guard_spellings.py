@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from vbranch.guard import aliases_from_config, git_risks
+from vbranch.core.guard import aliases_from_config, git_risks
 
 TOP = "/repo"
 EXISTING = {"f.txt", "sub", "sub/f.txt", "a.txt"}

@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import VB
 from tests.hookdriver import payload
-from vbranch import harness
-from vbranch.workspace import open_workspace
+from vbranch.hooks import harness
+from vbranch.state.workspace import open_workspace
 
 A, B = "sess-aaaa", "sess-bbbb"
 ARCH_V1 = "# Architecture\n\n## Storage\nSQLite under .git.\n"

@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import ROOT, VB, git, tree_files, write
 from tests.hookdriver import Session, denied_reason, fire, payload
-from vbranch import config, hook
+from vbranch.hooks import handler as hook
+from vbranch.state import config
 
 
 @pytest.fixture
@@ -325,7 +326,7 @@ def test_malformed_input_is_a_clear_non_blocking_error(repo):
 
 
 def test_an_internal_error_is_logged_and_shown_never_blocking(repo, monkeypatch):
-    from vbranch import hook
+    from vbranch.hooks import handler as hook
 
     def broken(*args):
         raise RuntimeError("disk on fire")
@@ -411,7 +412,7 @@ def test_a_state_that_cannot_be_opened_is_reported_not_ignored(repo):
 
 
 def test_a_hook_finishes_an_operation_a_killed_command_left_half_done(repo, monkeypatch):
-    from vbranch import committing, oplog
+    from vbranch.ops import committing, oplog
 
     s = Session(repo, "after-crash")
     s.start()

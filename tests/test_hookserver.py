@@ -14,7 +14,7 @@ import pytest
 from tests.hookdriver import payload
 from tests.test_agents import sample
 from vbranch import hookclient
-from vbranch.watch import run_hook
+from vbranch.watch.command import run_hook
 
 
 def client(repo: Path, data: dict | bytes, *args: str, mode: str = "auto") -> subprocess.CompletedProcess:
@@ -110,7 +110,8 @@ def test_a_reply_splits_into_code_stdout_and_stderr():
 
 
 def test_run_hook_fails_open_on_an_internal_error(monkeypatch):
-    from vbranch import agents, hook
+    from vbranch import agents
+    from vbranch.hooks import handler as hook
 
     def boom(*args, **kwargs):
         raise RuntimeError("broken")
@@ -122,7 +123,7 @@ def test_run_hook_fails_open_on_an_internal_error(monkeypatch):
 
 
 def test_the_server_answers_with_the_handler_it_is_given(tmp_path, monkeypatch):
-    from vbranch.hookserver import HookServer
+    from vbranch.hooks.server import HookServer
 
     monkeypatch.chdir(tmp_path)  # hookclient.ask moves into the state directory
     asked = []

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from vbranch import hookclient
+from vbranch import hookclient, tracer
 from vbranch.agents import claude_code as inst
 from vbranch.agents.settings import hook_command, is_ours, merge_hooks, remove_hooks
-from vbranch import tracer
 from vbranch.errors import VbranchError
 from vbranch.resources import hook_file
 
@@ -228,7 +227,7 @@ def test_installed_command_runs(tmp_path):
 def test_local_settings_and_backups_stay_out_of_the_shared_work(tmp_path):
     import subprocess
 
-    from vbranch.install import install
+    from vbranch.agents.claude_code import install
 
     repo = tmp_path / "r"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)

@@ -21,8 +21,8 @@ import pytest
 
 from tests.conftest import ROOT, VB, fingerprint, git, lock_files, work_files, write
 from tests.test_landing import outside_commit
-from vbranch import committing, landing, oplog, recovery
-from vbranch.workspace import open_state, open_workspace
+from vbranch.ops import committing, landing, oplog, recovery
+from vbranch.state.workspace import open_state, open_workspace
 
 SESSIONS = "abc"
 FILES = 6
@@ -215,7 +215,7 @@ def test_interrupted_at_every_step_is_finished_by_the_next_command(tmp_path, pre
     elif step == "writes":
         monkeypatch.setattr(oplog, "write_planned", die_after(real_write))
     else:
-        from vbranch import gitops
+        from vbranch.git import gitops
 
         monkeypatch.setattr(gitops, "sync_index", die_after(gitops.sync_index))
 
@@ -275,7 +275,7 @@ def test_an_interrupted_operation_that_cannot_be_finished_is_explained(tmp_path,
 
 def _branches_exact(repo: Path) -> None:
     """Every branch's tree is base + its own items, and the workspace merges them (a build from scratch)."""
-    from vbranch import gitops
+    from vbranch.git import gitops
 
     ws = open_state(repo)
     try:

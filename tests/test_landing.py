@@ -10,18 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import VB, fingerprint, git, tree_files, work_files
-from vbranch import landing
+from vbranch.core.merge import branch_state
+from vbranch.core.ownership import REGULAR, FileState, RebaseConflict, new_record, rebase_onto, rebase_record, record_change
 from vbranch.errors import Blocked, LockTimeout, StateError
-from vbranch.ownership import (
-    REGULAR,
-    FileState,
-    RebaseConflict,
-    new_record,
-    rebase_onto,
-    rebase_record,
-    record_change,
-)
-from vbranch.split import branch_state
+from vbranch.ops import landing
 
 EXAMPLES = int(os.environ.get("VBRANCH_PROPERTY_EXAMPLES", "60"))
 
@@ -236,7 +228,7 @@ def test_a_landing_conflict_changes_nothing(vb):
     ws = v.ws()
     with pytest.raises(Blocked, match="f.txt lines 2-2"):
         landing.land(ws, "session-a", "ff", v.at())
-    from vbranch.branching import assign
+    from vbranch.ops.branching import assign
 
     assign(ws, str(v.repo / "f.txt") + ":2", "session-a", v.at())  # now a's, but b's commit still holds B
     refs = git(v.repo, "for-each-ref")
@@ -408,7 +400,7 @@ def _rows(v: VB) -> dict[str, tuple]:
 
 
 def test_landing_leaves_records_it_did_not_touch_alone(vb, monkeypatch):
-    from vbranch import store
+    from vbranch.state import store
 
     v = three_sessions(vb)
     for i in range(6):

@@ -4,13 +4,14 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from conftest import git
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import git
-from vbranch import gitcli, workspace
 from vbranch.errors import UsageError
-from vbranch.workspace import branch_name_from, create_branch, prompt_branch_name, session_branch_name
+from vbranch.git import gitcli
+from vbranch.state import workspace
+from vbranch.state.workspace import branch_name_from, create_branch, prompt_branch_name, session_branch_name
 
 NASTY = [
     "x/.y", "../../x", "a/../b", ".hidden", "a.lock", "a/b.lock/c", "a.lock.lock", "x.lock/", "a@{1}", "@",

@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import ROOT, VB, git, tree_files, work_files, write
 from tests.test_landing import BASE, outside_commit, three_sessions
-from vbranch import branching, landing, lifecycle, recovery
 from vbranch.errors import StateError, UsageError
+from vbranch.ops import branching, landing, lifecycle, recovery
 
 
 def call(v: VB, fn, *args):
@@ -38,7 +38,7 @@ def restore(v: VB, op: int):
 
 
 def _any(v: VB):
-    from vbranch.workspace import open_state
+    from vbranch.state.workspace import open_state
 
     return open_state(v.repo)
 
@@ -255,7 +255,7 @@ def test_oplog_undo_and_restore_on_the_command_line(make_repo):
 
 
 def test_oplog_and_events_stay_bounded_and_undo_works_in_the_window(vb, monkeypatch):
-    from vbranch import oplog
+    from vbranch.ops import oplog
 
     monkeypatch.setattr(oplog, "KEEP_SNAPSHOTS", 6)
     monkeypatch.setattr(oplog, "KEEP_OPS", 10)
@@ -306,7 +306,7 @@ OLD_DETAIL = '{"branch": "legacy", "writes": [["f.txt", "%(old_sig)s", "%(new_si
 
 
 def test_the_intent_reads_and_writes_the_stored_form_unchanged():
-    from vbranch.intent import FileWrite, Guard, IndexReset, IndexSync, Intent, RefUpdate
+    from vbranch.ops.intent import FileWrite, Guard, IndexReset, IndexSync, Intent, RefUpdate
 
     stored = {
         "refs": [["refs/heads/x", "1" * 40, None], ["refs/heads/y", None, "2" * 40]],
@@ -326,8 +326,8 @@ def test_the_intent_reads_and_writes_the_stored_form_unchanged():
 
 
 def test_an_old_format_row_is_finished_by_recover_and_rewound_by_undo(vb):
-    from vbranch import oplog
-    from vbranch.worktree import read_state, signature
+    from vbranch.git.worktree import read_state, signature
+    from vbranch.ops import oplog
 
     v = vb({"f.txt": "one\n"})
     repo = v.repo

@@ -1,4 +1,5 @@
-from vbranch.ownership import (
+from vbranch.core.merge import branch_state, merge_versions
+from vbranch.core.ownership import (
     ABSENT,
     EXECUTABLE,
     REGULAR,
@@ -11,7 +12,6 @@ from vbranch.ownership import (
     spans,
     split_lines,
 )
-from vbranch.split import branch_state, merge_versions
 
 A, B, C = 1, 2, 3
 
@@ -153,7 +153,7 @@ def test_an_insertion_follows_the_visible_line_before_others_deletions():
 
 def test_a_file_over_the_line_limit_is_owned_whole():
     """A generated file of that size (a lock file) is owned whole: recording it stays quick under the lock."""
-    from vbranch.ownership import LINE_LIMIT
+    from vbranch.core.ownership import LINE_LIMIT
 
     base = FileState(True, 0o100644, b"".join(b"%d\n" % i for i in range(LINE_LIMIT + 1)))
     changed = FileState(True, 0o100644, base.data.replace(b"\n7\n", b"\nseven\n"))

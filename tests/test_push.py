@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import ROOT, VB, fingerprint, git, tree_files, work_files
 from tests.test_landing import land, three_sessions
-from vbranch import branching, remote
 from vbranch.errors import Blocked, GitError, UsageError
+from vbranch.ops import branching, remote
 
 
 def push(v: VB, name: str, where: str | None = None):
@@ -182,13 +182,13 @@ def test_an_unapplied_branch_is_not_committed_assigned_or_retired(vb):
     report = v.commit("session-b")
     assert report.unapplied == ["session-b"] and report.committed == []
     assert git(v.repo, "rev-parse", "session-b") == head
-    from vbranch.branching import assign
+    from vbranch.ops.branching import assign
 
     ws = v.ws()
     with pytest.raises(UsageError, match="unapplied"):
         assign(ws, str(v.repo / "text.txt"), "session-b", v.at())
     ws.close()
-    from vbranch import landing
+    from vbranch.ops import landing
 
     ws = v.ws()
     outside = git(v.repo, "rev-parse", "main").strip()

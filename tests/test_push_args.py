@@ -9,8 +9,8 @@ import pytest
 from tests.conftest import ROOT, git
 from tests.test_landing import three_sessions
 from tests.test_push import bare, push
-from vbranch import gitcli
 from vbranch.errors import UsageError
+from vbranch.git import gitcli
 
 OPTIONS = ["--upload-pack=touch {m}", "--receive-pack=touch {m}", "--exec=touch {m}", "-o{m}"]
 

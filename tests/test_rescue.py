@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import ROOT, VB, tree_files, write
 from tests.hookdriver import Session
 from tests.test_tracer import traced
-from vbranch import rescue
-from vbranch.ownership import FileState, new_record, record_change
+from vbranch.core.ownership import FileState, new_record, record_change
+from vbranch.ops import rescue
 
 SHARED = "".join(f"line {i}\n" for i in range(1, 7))
 

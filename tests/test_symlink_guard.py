@@ -6,7 +6,7 @@ import os
 import pytest
 
 from vbranch.errors import PathError
-from vbranch.worktree import resolve, resolve_write_target
+from vbranch.git.worktree import resolve, resolve_write_target
 
 
 @pytest.fixture

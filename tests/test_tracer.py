@@ -15,8 +15,9 @@ import pytest
 
 from tests.conftest import VB, git, tree_files, wait_for
 from tests.hookdriver import Session
-from vbranch import traces, tracer
-from vbranch.workspace import open_workspace
+from vbranch import tracer
+from vbranch.record import traces
+from vbranch.state.workspace import open_workspace
 
 TRACER = [sys.executable, "-S", tracer.__file__]
 
@@ -367,6 +368,6 @@ def test_caller_memory_reads_a_string_up_to_the_end_of_its_mapping():
 
 
 def test_the_hooks_and_the_tracer_name_one_lease_hint():
-    from vbranch import leases
+    from vbranch.hooks import leases
 
     assert leases.HINT_FILE == tracer.LEASE_HINT

@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from tests.conftest import ROOT, VB, fingerprint, git, tree_files, wait_for
-from vbranch import verify
 from vbranch.errors import LockTimeout, StateError
-from vbranch.verify import VerifyFailed, land_queue
+from vbranch.ops import verify
+from vbranch.ops.verify import VerifyFailed, land_queue
 
 BASE = {"app.txt": "app\n"}
 # Passes unless both x.txt and y.txt are there: two branches each fine alone, broken together.
@@ -36,7 +36,7 @@ def with_branches(vb, files: dict[str, dict[str, str]], commit: bool = True) -> 
 def land(v: VB, session: str, command: str, timeout: float = 60):
     ws = v.ws()
     try:
-        from vbranch import landing
+        from vbranch.ops import landing
 
         return landing.land(ws, v.branch_of(session), "ff", v.at(), verify=command, timeout=timeout)
     finally:
@@ -175,7 +175,7 @@ def test_two_queues_at_once_the_second_refuses(vb, tmp_path):
 
 
 def test_the_cli_uses_the_configured_command_and_shows_the_log(vb):
-    from vbranch import config
+    from vbranch.state import config
 
     v = with_branches(vb, {"a": {"bad.txt": "1\n"}})
     name = v.branch_of("a")
@@ -241,8 +241,9 @@ def test_killed_at_random_points_of_a_verified_landing(tmp_path):
     import signal
     import time
 
-    from tests.test_kill import fsck_clean, make_template, outcome, start, vbranch as run, wait_for_group
     from tests.conftest import lock_files
+    from tests.test_kill import fsck_clean, make_template, outcome, start, wait_for_group
+    from tests.test_kill import vbranch as run
 
     template = make_template(tmp_path / "t", committed="bc")
     command = ("land", "session-a", "--verify", "test -f own/a.txt && test ! -f own/b.txt")

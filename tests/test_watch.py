@@ -1,4 +1,4 @@
-"""The watcher (vbranch/watch.py), run as a real process against real repositories.
+"""The watcher (vbranch/watch/), run as a real process against real repositories.
 
 Changes are made by other processes, as an editor or a build would; the test
 reads the dirty set back from the store. Timing is only ever checked as "the
@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from vbranch import dirtyset, ignores, inotify, treesnap, watch
-from vbranch.treewalk import walk
-from vbranch.workspace import ensure_session, open_workspace
-
-from tests.hookdriver import Session
-
 from tests.conftest import TIMEOUT, git, trusted, wait_for, with_ws, write
+from tests.hookdriver import Session
+from vbranch.state.workspace import ensure_session, open_workspace
+from vbranch.watch import command as watch
+from vbranch.watch import dirtyset, ignores, inotify, treesnap
+from vbranch.watch.treewalk import walk
 
 PROC_INOTIFY = Path("/proc/sys/fs/inotify")
 
@@ -224,7 +223,7 @@ def test_watch_limit_falls_back_to_polling(vb, watcher, tmp_path):
 def test_single_instance(vb, watcher):
     repo = vb({"a.txt": "a\n"}).repo
     first = watcher(repo)
-    second = subprocess.run([sys.executable, "-m", "vbranch.watch"], cwd=repo, capture_output=True, timeout=30)
+    second = subprocess.run([sys.executable, "-m", "vbranch.watch.command"], cwd=repo, capture_output=True, timeout=30)
     assert second.returncode == watch.WatcherRunning.exit_code
     assert f"pid {first.proc.pid}" in second.stderr.decode() + second.stdout.decode()
     assert watch.start_background(repo) is None
@@ -341,7 +340,7 @@ def test_cmd_watch_background(vb, capsys):
 
 
 def test_torn_down_workspace_stops_the_watcher(vb, watcher):
-    from vbranch.lifecycle import teardown
+    from vbranch.ops.lifecycle import teardown
 
     repo = vb({"a.txt": "a\n"}).repo
     w = watcher(repo)
@@ -351,7 +350,7 @@ def test_torn_down_workspace_stops_the_watcher(vb, watcher):
 
 def test_not_initialized(make_repo):
     repo = make_repo({"a.txt": "a\n"})
-    proc = subprocess.run([sys.executable, "-m", "vbranch.watch"], cwd=repo, capture_output=True, timeout=30)
+    proc = subprocess.run([sys.executable, "-m", "vbranch.watch.command"], cwd=repo, capture_output=True, timeout=30)
     assert proc.returncode == 3
     assert not (repo / ".git" / "vbranch" / dirtyset.LOCK_NAME).exists()
 
@@ -392,7 +391,7 @@ def test_one_walk_breadth_first_with_one_batch_per_level(tmp_path):
 
 
 def test_tree_paths():
-    from vbranch.monitor import TreePaths
+    from vbranch.watch.monitor import TreePaths
 
     paths = TreePaths(Path("/r"), Path("/r/.git"))
     assert paths.rel("/r/a/b") == "a/b" and paths.full("a/b") == "/r/a/b" and paths.full("") == "/r"
@@ -403,7 +402,7 @@ def test_tree_paths():
 
 
 def test_a_poll_pass_finds_what_changed_and_takes_in_new_directories(tmp_path, monkeypatch):
-    from vbranch.monitor import Poller, TreePaths
+    from vbranch.watch.monitor import Poller, TreePaths
 
     monkeypatch.setattr(treesnap, "RACY_NS", 0)  # files written just now compare by their stat, not as racy
     for path in ("a", "d/x", "d/gone/y", "skip/z"):
@@ -497,17 +496,17 @@ def test_status_and_stop_commands(vb, watcher, capsys):
 
 
 def test_status_and_stop_as_a_process(vb):
-    """`python -m vbranch.watch --status/--stop`: what `vbranch watch` forwards to."""
+    """`python -m vbranch.watch.command --status/--stop`: what `vbranch watch` forwards to."""
     import json
 
     repo = vb({"a.txt": "a\n"}).repo
     pid = watch.start_background(repo, idle_exit=30, wait=TIMEOUT)
     try:
         assert wait_for(lambda: trusted(repo))
-        proc = subprocess.run([sys.executable, "-m", "vbranch.watch", "--status", "--json"], cwd=repo,
+        proc = subprocess.run([sys.executable, "-m", "vbranch.watch.command", "--status", "--json"], cwd=repo,
                               capture_output=True, timeout=30)
         assert proc.returncode == 0 and json.loads(proc.stdout)["pid"] == pid
-        proc = subprocess.run([sys.executable, "-m", "vbranch.watch", "--stop"], cwd=repo, capture_output=True, timeout=30)
+        proc = subprocess.run([sys.executable, "-m", "vbranch.watch.command", "--stop"], cwd=repo, capture_output=True, timeout=30)
         assert proc.returncode == 0 and b"stopped" in proc.stdout
         assert not live(repo)
     finally:
@@ -516,36 +515,13 @@ def test_status_and_stop_as_a_process(vb):
 
 # --- the watcher's modules: who imports whom ----------------------------------------------------
 
-WATCHER_LAYERS = [  # lowest first: each may import only those before it (and modules outside the watcher)
-    "flock", "treewalk", "treesnap", "ignores", "dirtyset", "inotify", "hookserver", "monitor", "watchctl",
-    "watchproc", "watch",
-]
-
-
-def _vbranch_imports(name: str) -> set[str]:
-    import ast
-
-    tree = ast.parse((Path(watch.__file__).parent / f"{name}.py").read_text())
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            out |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vbranch."):
-            out.add(node.module.split(".")[1])
-    return out
-
-
-def test_the_watcher_modules_import_nothing_above_them():
-    for i, name in enumerate(WATCHER_LAYERS):
-        above = set(WATCHER_LAYERS[i + 1:]) | ({"cli"} if name == "watch" else {"cli", "hook", "agents"})
-        assert not _vbranch_imports(name) & above, name
-    assert _vbranch_imports("hookserver") == {"hookclient"}  # given its handler: nothing of the hooks
+# The watcher's layering (nothing low imports anything high) is a contract in pyproject.toml (tests/test_layers.py).
 
 
 def test_starting_a_watcher_loads_neither_watchdog_nor_the_hooks():
     """hook.py imports watch(ctl) to start a watcher: that must not load the watcher, watchdog or the hooks again."""
-    code = "import sys, vbranch.watch; print(' '.join(m for m in sys.modules if m.startswith(('vbranch', 'watchdog'))))"
+    code = "import sys, vbranch.watch.command; print(' '.join(m for m in sys.modules if m.startswith(('vbranch', 'watchdog'))))"
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
-    assert "vbranch.watchctl" in loaded
-    assert not loaded & {"vbranch.hook", "vbranch.agents", "vbranch.monitor", "vbranch.watchproc", "vbranch.hookserver",
-                         "vbranch.inotify", "watchdog"}
+    assert "vbranch.watch.control" in loaded
+    assert not loaded & {"vbranch.hooks.handler", "vbranch.agents", "vbranch.watch.monitor", "vbranch.watch.process", "vbranch.hooks.server",
+                         "vbranch.watch.inotify", "watchdog"}

@@ -4,7 +4,9 @@ from __future__ import annotations
 from tests.conftest import wait_for, write
 from tests.hookdriver import Session
 from tests.test_watch import outside
-from vbranch import config, dirtyset, gitcli
+from vbranch.git import gitcli
+from vbranch.state import config
+from vbranch.watch import dirtyset
 
 
 def test_an_outside_write_shows_in_status_through_the_watcher(vb, watcher, monkeypatch):
@@ -107,7 +109,7 @@ def test_session_start_starts_a_watcher(vb, monkeypatch):
     ws = v.ws()
     try:
         assert wait_for(lambda: dirtyset.watcher_live(ws), 15)
-        from vbranch.watch import stop_watcher
+        from vbranch.watch.command import stop_watcher
 
         assert stop_watcher(ws)
     finally:

@@ -1,3 +1,3 @@
-from .cli import main
+from vbranch.cli.commands import main
 
 raise SystemExit(main())

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .tracer import FILTER_FILE, FILTER_VERSION, read_filter
+from vbranch.tracer import FILTER_FILE, FILTER_VERSION, read_filter
 
 # syscall -> the (dirfd argument or None, path argument) pairs naming the files it changes.
 PATH_ARGS: dict[str, tuple[tuple[int | None, int], ...]] = {

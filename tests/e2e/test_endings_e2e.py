@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from vbranch import install
+from vbranch.agents.claude_code import install
 
 from . import claude_cli
 from .fake_api import FakeAnthropic
@@ -54,7 +54,7 @@ def test_a_real_edit_of_crlf_and_mixed_files_commits_and_lands_the_exact_bytes(c
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "base")
     vbranch(repo, "init")
-    install.install(repo, "local")
+    install(repo, "local")
 
     crlf, mixed = str(repo / "crlf.txt"), str(repo / "mixed.txt")
     script = [

@@ -13,10 +13,10 @@ import json
 import re
 import uuid
 
-from .test_vbranch_sessions import describe, make_repo, run_scripts, vbranch
+from vbranch.hooks import harness
+from vbranch.state.workspace import open_workspace
 
-from vbranch.workspace import open_workspace
-from vbranch import harness
+from .test_vbranch_sessions import describe, make_repo, run_scripts, vbranch
 
 
 def memory_dir(home, repo):

@@ -17,11 +17,20 @@ import time
 
 import pytest
 
-from vbranch import watch
-from vbranch.workspace import open_workspace
+from vbranch.state.workspace import open_workspace
+from vbranch.watch import command as watch
 
 from .test_vbranch_sessions import (
-    branch_of, describe, git, make_repo, replace_line, run_scripts, tree_files, vb_status, vbranch, work_files,
+    branch_of,
+    describe,
+    git,
+    make_repo,
+    replace_line,
+    run_scripts,
+    tree_files,
+    vb_status,
+    vbranch,
+    work_files,
 )
 
 SHARED = "".join("shared %d\n" % i for i in range(1, 9))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from vbranch import install
+from vbranch.agents.claude_code import install
 
 from . import claude_cli
 from .fake_api import DONE_TEXT, FakeAnthropic, reply_blocks, script_name, tool_results
@@ -200,7 +200,7 @@ def make_repo(root, files):
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "base")
     vbranch(repo, "init")
-    install.install(repo, "local")  # also keeps the local settings file out of the shared work
+    install(repo, "local")  # also keeps the local settings file out of the shared work
     return repo
 
 

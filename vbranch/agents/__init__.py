@@ -14,7 +14,7 @@ back into the agent's format. Claude Code's own payloads go to `hook.main` as th
 """
 from __future__ import annotations
 
-from ..errors import UsageError
+from vbranch.errors import UsageError
 
 REGISTRY = {  # `--agent` name -> module
     "claude": "claude_code",

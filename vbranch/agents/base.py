@@ -25,8 +25,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
-from . import SCOPES
+from vbranch.agents import SCOPES
+from vbranch.errors import UsageError
 
 
 class Agent:
@@ -49,31 +49,31 @@ class Agent:
 
     def our_hooks(self, command: str | None = None) -> dict:
         """Our hooks for its settings file: the template, with the command that starts vbranch."""
-        from .settings import fill
+        from vbranch.agents.settings import fill
 
         return fill(self.template, command)
 
     def merge(self, settings: dict) -> dict:
         """The settings with our hooks (and whatever else the agent needs from us)."""
-        from .settings import merge_hooks
+        from vbranch.agents.settings import merge_hooks
 
         return merge_hooks(settings, self.our_hooks(), self.flat)
 
     def unmerge(self, settings: dict) -> dict:
         """The settings without anything `merge` put in."""
-        from .settings import remove_hooks
+        from vbranch.agents.settings import remove_hooks
 
         return remove_hooks(settings, self.flat)
 
     def install(self, top: Path, scope: str = "project", home: Path | None = None) -> Path:
         """Merge vbranch's hooks into the settings file of `scope`; returns its path (backup of what was there)."""
-        from . import settings
+        from vbranch.agents import settings
 
         return settings.install(self.settings_path(top, scope, home), Path(top), scope, self.merge)
 
     def uninstall(self, top: Path, scope: str = "project", home: Path | None = None) -> Path:
         """Take vbranch's hooks out of the settings file of `scope`; returns its path."""
-        from . import settings
+        from vbranch.agents import settings
 
         return settings.uninstall(self.settings_path(top, scope, home), self.unmerge)
 
@@ -107,7 +107,7 @@ class Agent:
 
         `agent_pid` is the agent's process, when the caller knows it (else the hook's parent), as for `hook.main`.
         """
-        from .. import hook
+        from vbranch.hooks import handler as hook
 
         stdin = stdin or sys.stdin.buffer
         stdout = stdout or sys.stdout
@@ -141,7 +141,7 @@ def absolute(path: str, cwd: str) -> str:
 
 def synthetic_id(agent: str, *parts: object) -> str:
     """A stable tool call id for agents that send none: the same for a call's before and after."""
-    from ..worktree import sha1  # the builtin module: hashlib would load OpenSSL
+    from vbranch.git.worktree import sha1  # the builtin module: hashlib would load OpenSSL
 
     digest = sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
     return f"vbranch-{agent}-{digest}"

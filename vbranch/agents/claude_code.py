@@ -16,10 +16,10 @@ import json
 import re
 from pathlib import Path
 
-from .. import endings
-from ..errors import UsageError, VbranchError
-from . import SCOPES
-from .base import Agent
+from vbranch.agents import SCOPES
+from vbranch.agents.base import Agent
+from vbranch.core import endings
+from vbranch.errors import UsageError, VbranchError
 
 FILE_TOOLS = {"Write", "Edit", "MultiEdit", "NotebookEdit"}
 
@@ -169,8 +169,8 @@ def is_our_prefix(value: object) -> bool:
 
 def tracer_command() -> str:
     """The shell prefix that runs a command under the tracer (tracer.py), without site like the hook client."""
-    from .. import tracer
-    from .settings import without_site
+    from vbranch import tracer
+    from vbranch.agents.settings import without_site
 
     return without_site(tracer.__file__)
 
@@ -243,7 +243,7 @@ def remove_shared_dir_settings(settings: dict) -> dict:
 
 def foreign_prefix(path: Path) -> str | None:
     """A shell prefix in the settings file that is not vbranch's tracer."""
-    from .settings import load
+    from vbranch.agents.settings import load
 
     try:
         env = load(path)[0].get("env")
@@ -281,7 +281,7 @@ class ClaudeCode(Agent):
         return payload if isinstance(payload, dict) else None  # our hook events are its own payloads
 
     def main(self, stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None) -> int:
-        from .. import hook
+        from vbranch.hooks import handler as hook
 
         return hook.main(stdin, stdout, stderr, default_dir, agent_pid)
 

@@ -29,7 +29,7 @@ import re
 import shlex
 from pathlib import Path
 
-from .base import Agent, absolute
+from vbranch.agents.base import Agent, absolute
 
 _PATCH_FILE = re.compile(r"^\*\*\* (Add File|Delete File|Update File|Move to): (.+?)\s*$", re.MULTILINE)
 

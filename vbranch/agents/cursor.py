@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 
-from .base import Agent, absolute, synthetic_id, text_field
-from .claude_code import read_answer
+from vbranch.agents.base import Agent, absolute, synthetic_id, text_field
+from vbranch.agents.claude_code import read_answer
 
 EVENTS = {
     "sessionStart": "SessionStart",

@@ -19,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..errors import VbranchError
+from vbranch.errors import VbranchError
 
 PLACEHOLDER = "{vbranch}"  # in the templates under hooks/: the command that starts vbranch
 BACKUP_SUFFIX = ".vbranch-backup"
@@ -40,7 +40,7 @@ def hook_command() -> str:
     It runs the small client (hookclient.py) without site, which hands the payload to
     the watcher's hook server and starts the full `-m vbranch` only if none answers.
     """
-    from .. import hookclient
+    from vbranch import hookclient
 
     return without_site(hookclient.__file__)
 
@@ -56,7 +56,7 @@ def without_site(script: str) -> str:
 
 def fill(template: str, command: str | None = None) -> dict:
     """A shipped template (hooks/) with the placeholder filled in (after parsing: no JSON escaping issues)."""
-    from ..resources import hook_file
+    from vbranch.resources import hook_file
 
     data = json.loads(hook_file(template))
     command = command or hook_command()
@@ -216,7 +216,7 @@ def save(path: Path, settings: dict, before: bytes | None) -> None:
 
 def exclude(top: Path, patterns: list[str]) -> None:
     """Add patterns to the repository's .git/info/exclude (never to a tracked .gitignore)."""
-    from ..workspace import find_repo
+    from vbranch.state.workspace import find_repo
 
     found = find_repo(top)
     if found is None:

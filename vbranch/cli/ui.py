@@ -1,0 +1,124 @@
+"""Everything vbranch prints: the only module that imports rich.
+
+rich drops styling when output is not a terminal, so piped output stays
+plain text.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from vbranch.errors import VbranchError
+
+# NO_COLOR wins over FORCE_COLOR: a pipe then gets plain text whatever else is set.
+_plain = {"force_terminal": False, "no_color": True} if os.environ.get("NO_COLOR") else {}
+out = Console(highlight=False, soft_wrap=True, **_plain)
+err = Console(stderr=True, highlight=False, soft_wrap=True, **_plain)
+
+
+def ranges(spans: list[tuple[int, int]]) -> str:
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def describe(f: dict) -> str:
+    if f["whole"]:
+        return f["change"]
+    parts = []
+    if f["lines"]:
+        parts.append(f"lines {ranges(f['lines'])}")
+    if f["deleted"]:
+        parts.append(f"removed base lines {ranges(f['deleted'])}")
+    return "; ".join(parts)
+
+
+def show_status(report: dict) -> None:
+    """The status report (status.collect's plain data, shaped as models.StatusReport)."""
+    base = report["base"][:12] if report["base"] else "(no commits)"
+    out.print(f"base {base}  target {report['target'] or '-'}")
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("branch")
+    table.add_column("sessions")
+    table.add_column("file")
+    table.add_column("owned changes")
+    for branch in report["branches"]:
+        sessions = ", ".join(s["id"] + (" (ended)" if s["ended"] else "") for s in branch["sessions"]) or "-"
+        name = branch["name"] + ("" if branch["applied"] else " (unapplied)")
+        if not branch["files"]:
+            table.add_row(name, sessions, "-", "no changes")
+        for i, f in enumerate(branch["files"]):
+            table.add_row(name if i == 0 else "", sessions if i == 0 else "", f["path"], describe(f))
+    out.print(table)
+    _show_landing(report["branches"])
+    if report["unattributed"]:
+        out.print(Text("unattributed (no known session made these; `vbranch assign` gives them to a branch):", style="yellow"))
+        for f in report["unattributed"]:
+            out.print(f"  {f['path']}: {describe(f)}")
+    if report["contested"]:
+        out.print(Text("contested (changed by more than one branch; held out of their commits until settled with "
+                       "`vbranch claim`/`disown` or `assign`):", style="red"))
+        for c in report["contested"]:
+            where = f"lines {ranges([c['lines']])}" if c["lines"] else (f"{c['removed']} removed line(s)" if c["removed"] else "whole file")
+            who = ", ".join(c["branches"] + (["unattributed"] if c["unattributed"] else []))
+            out.print(f"  {c['path']} {where}: {who}")
+    if not report["unattributed"] and not report["contested"]:
+        out.print("nothing unattributed or contested")
+    if report.get("rescue"):
+        out.print(Text("work another change took away, kept (`vbranch rescue` puts it back):", style="red"))
+        for r in report["rescue"]:
+            by = f" by session {r['by']}" if r["by"] else ""
+            out.print(f"  {r['path']}: {r['branch']}'s changes, taken away at {r['at']}{by}")
+    tracer = report.get("tracer")
+    if tracer:
+        out.print(Text(f"commands: attributed by {tracer['mode']} ({tracer['why']})", style=None if tracer["mode"] == "process" else "yellow"))
+
+
+def _show_landing(branches: list[dict]) -> None:
+    """Verified at a target commit, or failed (and why): a line each; the branches waiting to land: one line."""
+    waiting = [b["name"] for b in branches if (b.get("landing") or {}).get("state") == "waiting"]
+    for branch in branches:
+        landing = branch.get("landing") or {}
+        state = landing.get("state")
+        if state == "verified":
+            out.print(Text(f"  {branch['name']}: verified at {landing['target'][:12]} (`{landing['command']}`)", style="green"))
+        elif state == "failed":
+            code = landing["exit_code"]
+            why = f"exit {code}" if code is not None else "timed out or did not start"
+            out.print(Text(f"  {branch['name']}: failed verification at {(landing['target'] or '')[:12]}: `{landing['command']}` {why} "
+                           f"(`vbranch land --log {branch['name']}`)", style="red"))
+            for text in (landing.get("tail") or "").rstrip("\n").splitlines()[-3:]:
+                out.print(f"    | {text}")
+    if waiting:
+        out.print(f"waiting to land (not verified at this target): {', '.join(waiting)}")
+
+
+def show_error(error: VbranchError) -> None:
+    err.print(Text("error: ", style="bold red") + Text(error.message))
+    if error.hint:
+        err.print(Text("hint: ", style="bold cyan") + Text(error.hint))
+
+
+def line(text: str = "", style: str | None = None) -> None:
+    out.print(Text(text, style=style) if style else text)
+
+
+def write_raw(data: str) -> None:
+    sys.stdout.write(data)
+
+
+def show_doctor(report: dict) -> None:
+    """doctor.run's report: one line per check, each problem with the command that fixes it."""
+    marks = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
+    for c in report["checks"]:
+        mark, style = marks.get(c["level"], ("?   ", None))
+        out.print(Text(mark, style=style) + Text(f" {c['name']}: ", style="bold") + Text(c["detail"]))
+        if c["fix"]:
+            out.print(Text("     fix: ", style="bold cyan") + Text(c["fix"]))
+    failed = [c["name"] for c in report["checks"] if not c["ok"]]
+    if failed:
+        out.print(Text(f"{len(failed)} problem(s): {', '.join(failed)}", style="red"))
+    else:
+        out.print(Text("everything vbranch needs is in place", style="green"))

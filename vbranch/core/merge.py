@@ -1,0 +1,132 @@
+"""Per-branch file contents from the base and the ownership: pure logic, no I/O."""
+from __future__ import annotations
+
+from vbranch.core.ownership import UNATTRIBUTED, FileOwnership, FileState, branch_state, diff_opcodes, split_lines  # noqa: F401 (branch_state is part of split's API)
+
+
+def touches(rec: FileOwnership, branch: int) -> bool:
+    """True when the branch owns any change of the record, alone or contested."""
+    if rec.is_whole:
+        return rec.changed and branch in rec.owners
+    return any(op != "K" and branch in owners for op, owners in rec.items)
+
+
+def committable(rec: FileOwnership, branch: int) -> FileOwnership:
+    """The record as far as `branch` can commit it now: a region of changed lines holding a
+    contested change of the branch is left out whole, so that a commit never holds half of
+    an edit (the deletion of a line without what replaced it)."""
+    if rec.is_whole or not any(len(o) > 1 and branch in o for op, o in rec.items if op != "K"):
+        return rec
+    out: list = []
+    run: list = []
+
+    def flush() -> None:
+        held = any(len(o) > 1 and branch in o for _, o in run)
+        out.extend((op, (UNATTRIBUTED,) if held and o == (branch,) else o) for op, o in run)
+        run.clear()
+
+    for op, owners in rec.items:
+        if op == "K":
+            flush()
+            out.append((op, owners))
+        else:
+            run.append((op, owners))
+    flush()
+    return FileOwnership(rec.path, rec.base, rec.known, out, (), rec.stat)
+
+
+def _hunks(base: list[bytes], versions: list[list[bytes]]) -> list[tuple]:
+    """Every version's changes in base order: (start, end, replaces, version index, new lines).
+
+    Pure insertions sort before a replacement at the same position, then by version.
+    """
+    hunks = []
+    for order, version in enumerate(versions):
+        for _tag, i1, i2, j1, j2 in diff_opcodes(base, version):
+            hunks.append((i1, i2, i2 > i1, order, version[j1:j2]))
+    hunks.sort(key=lambda h: h[:4])
+    return hunks
+
+
+def merge_versions(base: list[bytes], versions: list[list[bytes]]) -> list[bytes] | None:
+    """Combine several versions of one base, each changing different lines.
+
+    Changes are placed by base position; insertions at the same position keep
+    the order of `versions`. Adjacent changes are fine (unlike git's merge);
+    overlapping different changes give None.
+    """
+    hunks = _hunks(base, versions)
+    out: list[bytes] = []
+    pos = 0
+    last = None
+    for start, end, _replaces, _order, lines in hunks:
+        if start < pos:
+            if last == (start, end, lines):
+                continue  # the same change made on two branches
+            return None
+        out.extend(base[pos:start])
+        out.extend(lines)
+        pos = end
+        last = (start, end, lines)
+    out.extend(base[pos:])
+    return out
+
+
+def merge_lines(base: list[bytes], versions: list[list[bytes]]) -> tuple[list[bytes] | None, list[tuple[int, int]]]:
+    """merge_versions that says where it fails: (merged or None, clashing base lines, 1-based).
+
+    The same change made in two versions counts once, a pure insertion too
+    (git's merge agrees), and so does a line-for-line replacement that lies
+    within another version's line-for-line replacement and agrees with it (two
+    branches' adjacent lines squashed into one commit elsewhere).
+    """
+    hunks = _hunks(base, versions)
+    chosen: list[tuple] = []
+    clashes: list[tuple[int, int]] = []
+    for hunk in hunks:
+        start, end, _replaces, _order, lines = hunk
+        last = chosen[-1] if chosen else None
+        if last is None or start >= last[1]:
+            chosen.append(hunk)
+        elif (last[0], last[1], last[4]) == (start, end, lines) or _within(hunk, last):
+            continue
+        elif _within(last, hunk) and (len(chosen) < 2 or chosen[-2][1] <= start):
+            chosen[-1] = hunk
+        else:
+            clashes.append((start + 1, max(end, last[1])))
+    if clashes:
+        return None, clashes
+    out: list[bytes] = []
+    pos = 0
+    for start, end, _replaces, _order, lines in chosen:
+        out.extend(base[pos:start])
+        out.extend(lines)
+        pos = end
+    out.extend(base[pos:])
+    return out, []
+
+
+def _within(small: tuple, big: tuple) -> bool:
+    """`small` replaces lines one for one inside `big`'s one-for-one replacement, with the same new lines."""
+    s0, s1, _, _, s_lines = small
+    b0, b1, _, _, b_lines = big
+    return (
+        b0 <= s0 and s1 <= b1 and s1 > s0
+        and len(s_lines) == s1 - s0 and len(b_lines) == b1 - b0
+        and b_lines[s0 - b0:s1 - b0] == s_lines
+    )
+
+
+def merge_states(base: FileState, ours: FileState, theirs: FileState) -> tuple[FileState | None, list[tuple[int, int]] | None]:
+    """Three-way merge of one file: (result, None), or (None, clashing base lines; None for the whole file)."""
+    if ours == theirs or theirs == base:
+        return ours, None
+    if ours == base:
+        return theirs, None
+    texts = base.is_text and ours.is_text and theirs.is_text
+    if not texts or not base.mode == ours.mode == theirs.mode:
+        return None, None
+    merged, clashes = merge_lines(split_lines(base.data), [split_lines(ours.data), split_lines(theirs.data)])
+    if merged is None:
+        return None, clashes
+    return FileState(True, base.mode, b"".join(merged)), None

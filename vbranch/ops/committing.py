@@ -1,0 +1,253 @@
+"""The split engine: one commit per branch, built in memory, and the workspace commit.
+
+A branch's tree is the base tree plus only the changes that branch owns; its
+commit goes on the branch's real ref with a compare-and-swap update. The
+workspace commit that HEAD points at merges the applied branches over the
+base, so plain `git status` shows only uncommitted work. No working file is
+touched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vbranch.core.merge import branch_state, committable, merge_versions, touches
+from vbranch.core.ownership import UNATTRIBUTED, Conflict, FileOwnership, FileState, conflicts, lines_eligible, split_lines
+from vbranch.git import gitops
+from vbranch.ops.intent import Intent, Kind, RefUpdate
+from vbranch.state.store import BranchRow
+from vbranch.state.workspace import WORKSPACE_REF, Workspace, require_branch
+
+
+@dataclass
+class CommitReport:
+    committed: list[tuple[str, str, list[str]]] = field(default_factory=list)  # branch, commit, paths
+    unchanged: list[str] = field(default_factory=list)
+    # Contested changes a branch shares: left out of its commit (the rest commits) until settled.
+    held_back: dict[str, list[Conflict]] = field(default_factory=dict)
+    unapplied: list[str] = field(default_factory=list)  # named but unapplied: not committed
+    # branch id -> (head, base, {path: digest or None}, replace all): for store.set_commit_marks
+    marks: dict[int, tuple] = field(default_factory=dict, repr=False)
+
+
+def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str) -> CommitReport:
+    """Commit the named branches (all applied ones for None) from their owned changes."""
+    from vbranch.ops.operation import operation
+
+    with operation(ws, Kind.COMMIT, at) as tx:
+        branches = [require_branch(ws, n) for n in names] if names else [b for b in ws.store.branches() if b.applied]
+        # An unapplied branch's lines are out of the files: a commit now would drop them from it.
+        parked = [b.name for b in branches if not b.applied]
+        branches = [b for b in branches if b.applied]
+        records = ws.store.files()
+        repo = gitops.open_repo(ws.top)
+        report, updates = plan_commits(ws, repo, branches, records, message)
+        report.unapplied = parked
+
+        def remember() -> None:  # what each head was built from: the next commit starts there
+            for branch_id, (head, base, changed, replace) in report.marks.items():
+                ws.store.set_commit_marks(branch_id, head, base, changed, replace)
+            ws.store.prune_commit_marks()
+
+        if updates:
+            intent = Intent(refs=list(updates))
+            intent.point_workspace(*build_workspace(ws, repo, records, ws.base, {u.ref: u.new for u in updates}))
+            detail = {"branches": [name for name, _, _ in report.committed], "refs": {u.ref: [u.old, u.new] for u in updates}}
+            tx.finish(detail, intent, remember)
+        elif any(changed or replace for _h, _b, changed, replace in report.marks.values()):
+            with ws.store.tx():  # facts about commits that exist already: no operation to log
+                remember()
+        return report
+
+
+def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[FileOwnership], message: str | None):
+    """Each branch's next commit, written to the object database: (report, ref updates).
+
+    A branch whose head is the one its marks (store.commit_marks) were taken at
+    is built on that head along the records whose digest changed since: a branch
+    with nothing new costs a comparison of digests. Otherwise (first commit, a
+    landing or undo moved the head, the base moved) it is built whole from the base.
+    """
+    contested = conflicts(records)
+    base_tree = gitops.tree_of(repo, ws.base)
+    base_key = ws.base or ""
+    digests = ws.store.raw_digests()
+    by_path = {rec.path: rec for rec in records}
+    report = CommitReport()
+    updates = []
+    for branch in branches:
+        mine = [c for c in contested if branch.id in c.owners]
+        if mine:  # ambiguity holds back only its own lines: a branch's tree has only what it owns alone
+            report.held_back[branch.name] = mine
+        head = gitops.head_of(repo, branch.ref)
+        head_tree = gitops.tree_of(repo, head) if head else base_tree
+        known = ws.store.commit_marks(branch.id)
+        if known is not None and known[0] == (head or "") and known[1] == base_key:
+            marks = known[2]
+            dirty = [p for p, d in digests.items() if marks.get(p) != d] + [p for p in marks if p not in digests]
+            changes = {}
+            for path in dirty:
+                rec = by_path.get(path)
+                state = _version(rec, branch.id) if rec is not None else None
+                if state is None:  # the base's own content there, as the base tree holds it
+                    state = gitops.entry_blob(base_tree, path)
+                if gitops.differs_at(repo, head_tree, path, state):
+                    changes[path] = state
+            tree = gitops.edit_tree(repo, head_tree, changes) if changes else head_tree.id
+            new_marks, replace = {p: digests.get(p) for p in dirty}, False
+        else:
+            tree = gitops.edit_tree(repo, base_tree, branch_changes(records, branch.id))
+            new_marks, replace = dict(digests), True
+        if tree == head_tree.id:
+            report.unchanged.append(branch.name)
+            report.marks[branch.id] = (head or "", base_key, new_marks, replace)
+            continue
+        if replace:
+            paths = gitops.changed_paths(repo, head_tree, repo[tree])
+        else:  # built along `changes`, each of which differs from the head: exactly those paths
+            paths = sorted(changes)
+            gitops.remember_changes(head_tree.id, tree, paths)
+        text = message or _default_message(branch, paths)
+        new = gitops.make_commit(repo, tree, [head] if head else [], text + _trailers(ws, branch))
+        updates.append(RefUpdate(branch.ref, new, head))
+        report.committed.append((branch.name, new, paths))
+        report.marks[branch.id] = (new, base_key, new_marks, replace)
+    return report, updates
+
+
+def _version(rec: FileOwnership, branch_id: int) -> FileState | None:
+    """The branch's version of one record; None where it is the base's."""
+    if not touches(rec, branch_id):
+        return None
+    state = branch_state(committable(rec, branch_id), branch_id)
+    return None if state == rec.base else state
+
+
+def branch_changes(records: list[FileOwnership], branch_id: int) -> dict[str, FileState]:
+    """Every path where the branch's version differs from the base."""
+    changes = {}
+    for rec in records:
+        if touches(rec, branch_id):
+            state = branch_state(committable(rec, branch_id), branch_id)
+            if state != rec.base:
+                changes[rec.path] = state
+    return changes
+
+
+def _default_message(branch: BranchRow, paths: list[str]) -> str:
+    listed = "\n".join(f"- {p}" for p in paths[:20])
+    more = f"\n- … and {len(paths) - 20} more" if len(paths) > 20 else ""
+    return f"{branch.name}: update {len(paths)} file{'s' if len(paths) != 1 else ''}\n\n{listed}{more}"
+
+
+def _trailers(ws: Workspace, branch: BranchRow) -> str:
+    sessions = [s.id for s in ws.store.sessions() if s.branch_id == branch.id]
+    lines = [f"Vbranch-Session: {s}" for s in sessions]
+    return "\n\n" + "\n".join(lines) + "\n" if lines else "\n"
+
+
+def build_workspace(
+    ws: Workspace, repo, records: list[FileOwnership], base: str | None, heads: dict[str, str | None] | None = None,
+    applied: set[int] | None = None, branches: list[BranchRow] | None = None,
+) -> tuple[str, str | None]:
+    """The workspace commit merging the applied branches over `base`, written but not pointed at.
+
+    `heads` overrides branch refs (ref -> commit) with values not yet in git;
+    `applied` overrides which branch ids are applied and `branches` the branch
+    rows (all three: a state not yet in git and the store). Returns (new, current
+    workspace commit); new is the current one when nothing differs.
+
+    When the current workspace commit merges exactly the current base and heads
+    (its parents say so), the new one is its tree edited along the paths where
+    the base or a branch's head changed (git's tree diff, which skips equal
+    subtrees): O(change). Otherwise it is built from the base.
+    """
+    heads = heads or {}
+    base_tree = gitops.tree_of(repo, base)
+    contributing: dict[int, str] = {}  # applied branch id -> head that differs from the base
+    for branch in ws.store.branches() if branches is None else branches:
+        head = heads[branch.ref] if branch.ref in heads else gitops.head_of(repo, branch.ref)
+        on = branch.applied if applied is None else branch.id in applied
+        if on and head is not None and head != base:
+            contributing[branch.id] = head
+    parents = ([base] if base else []) + list(contributing.values())
+    old = gitops.head_of(repo, WORKSPACE_REF)
+    head_trees = {bid: gitops.tree_of(repo, head) for bid, head in contributing.items()}
+    paths = _changed_since(ws, repo, old, base_tree, head_trees)
+    if paths is None:  # built whole: every path a branch changed
+        start = base_tree
+        paths = set()
+        for tree in head_trees.values():
+            paths.update(gitops.changed_paths(repo, base_tree, tree))
+    else:
+        start = gitops.tree_of(repo, old)
+    by_path = {rec.path: rec for rec in records}
+    changes = {}
+    for path in paths:
+        base_key = gitops.entry_key(base_tree, path)
+        keys = {bid: key for bid, tree in head_trees.items() if (key := gitops.entry_key(tree, path)) != base_key}
+        if len(set(keys.values())) <= 1:  # one version (or none): the blob as it is, nothing read or written
+            key = next(iter(keys.values()), base_key)
+            changes[path] = gitops.ABSENT if key is None else gitops.Blob(*key)
+            continue
+        found = [(bid, gitops.state_at(repo, head_trees[bid], path)) for bid in keys]
+        changes[path] = _merge_states(gitops.state_at(repo, base_tree, path), found, by_path.get(path))
+    tree = gitops.edit_tree(repo, start, changes)
+    if old and repo[old].tree_id == tree and [str(p) for p in repo[old].parent_ids] == parents:
+        return old, old
+    return gitops.make_commit(repo, tree, parents, WORKSPACE_MESSAGE), old
+
+
+def _changed_since(ws: Workspace, repo, old: str | None, base_tree, head_trees: dict) -> set[str] | None:
+    """Paths where the base or a branch's contribution differs from what the workspace commit `old`
+    merges; None when `old` is not the merge of the current base and heads (build whole)."""
+    if old is None:
+        return None
+    old_base = ws.base
+    current: dict[int, str] = {}
+    for branch in ws.store.branches():
+        head = gitops.head_of(repo, branch.ref)
+        if branch.applied and head is not None and head != old_base:
+            current[branch.id] = head
+    if [str(p) for p in repo[old].parent_ids] != ([old_base] if old_base else []) + list(current.values()):
+        return None
+    old_base_tree = gitops.tree_of(repo, old_base)
+    paths = set(gitops.changed_paths(repo, old_base_tree, base_tree))
+    for bid in set(current) | set(head_trees):
+        before = gitops.tree_of(repo, current[bid]) if bid in current else old_base_tree
+        after = head_trees.get(bid, base_tree)
+        if before.id != after.id:
+            paths.update(gitops.changed_paths(repo, before, after))
+    return paths
+
+
+WORKSPACE_MESSAGE = """vbranch workspace
+
+This commit merges the applied virtual branches so that `git status` shows only
+uncommitted work. Do not commit on it: use `vbranch commit`, or `vbranch
+teardown` to return to your branch.
+"""
+
+
+def _merge_states(base: FileState, found: list[tuple[int, FileState]], rec: FileOwnership | None) -> FileState:
+    """One path's content in the workspace: every branch's committed change to it."""
+    states = [state for _, state in found]
+    if len(set(states)) == 1:
+        return states[0]
+    if all(lines_eligible(base, s) for s in states):
+        order = _owner_order(rec)
+        ranked = sorted(found, key=lambda f: order.get(f[0], len(order) + f[0]))
+        merged = merge_versions(split_lines(base.data), [split_lines(s.data) for _, s in ranked])
+        if merged is not None:
+            return FileState(True, base.mode, b"".join(merged))
+    return base  # branches disagree: show the whole change as uncommitted
+
+
+def _owner_order(rec: FileOwnership | None) -> dict[int, int]:
+    """Branches in the order their lines appear in the file, to place same-spot insertions."""
+    order: dict[int, int] = {}
+    if rec is not None and rec.items is not None:
+        for op, owners in rec.items:
+            for owner in owners:
+                if op == "I" and owner != UNATTRIBUTED:
+                    order.setdefault(owner, len(order))
+    return order

@@ -1,0 +1,1 @@
+"""vbranch's own state: the SQLite store, the locks, the configuration, the workspace that opens them."""

@@ -1,0 +1,204 @@
+"""`vbranch watch`: the watcher's command line, and the place that wires it.
+
+The watcher is split by job: monitor.py (every change in the working tree as file
+paths: inotify through inotify.py, the initial scan, polling, the overflow rescan,
+ignore changes), watchproc.py (the process: lock, heartbeat, idle exit, the dirty
+set's writes, the barrier, hosting the hook server), hookserver.py (hook requests
+over a socket, answered by a handler it is given), watchctl.py (starting and
+stopping a watcher from outside) and dirtyset.py (what everyone else reads).
+
+This module is the top of them: `python -m vbranch.watch` (what `start_background`
+runs) and `vbranch watch` come here, and here the hook server is given `run_hook`,
+which hands Claude Code's payloads to hook.main and other agents' to agents.main.
+Both, and the watcher's modules (watchdog), are imported only when a watcher runs,
+so a hook that imports this module to start a watcher loads none of them.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from vbranch.errors import StateError, VbranchError
+from vbranch.watch.control import DEFAULT_IDLE_EXIT, WatcherRunning, start_background, stop_watcher
+from vbranch.watch.dirtyset import LOG_NAME, watcher_live, watcher_pid
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+__all__ = [  # the first four live lower down; hook.py, benchmarks and tests still import them from here
+    "LOG_NAME", "WatcherRunning", "start_background", "stop_watcher",
+    "cmd_watch", "run_hook", "run_watcher", "show_status", "status_lines", "stop",
+]
+
+
+def run_hook(header: str, payload: bytes, agent_pid: int | None = None) -> tuple[int, bytes, bytes]:
+    """What `vbranch hook [--agent AGENT]` would exit with and print, for this payload: the hook server's handler."""
+    import io
+
+    agent, project_dir, cwd = (header.split("\0") + ["", "", ""])[:3]
+    out, err = io.StringIO(), io.StringIO()
+    default_dir = project_dir or cwd or None
+    try:
+        if agent == "claude":
+            from vbranch.hooks.handler import main
+
+            code = main(io.BytesIO(payload), out, err, default_dir=default_dir, agent_pid=agent_pid)
+        else:
+            from vbranch.agents import main
+
+            code = main(agent, io.BytesIO(payload), out, err, default_dir=default_dir)
+    except Exception as error:  # as cmd_hook: fail open, say why
+        err.write(f"vbranch hook: internal error: {error!r}\n")
+        if agent == "cursor":
+            out.write("{}\n")
+        code = 1
+    return code, out.getvalue().encode(), err.getvalue().encode()
+
+
+def run_watcher(
+    top: Path | str,
+    git_dir: Path | str,
+    *,
+    idle_exit: float | None,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Watch the working tree at `top` in the foreground, serving hooks with `run_hook`, until idle
+    (`idle_exit` s), signalled or torn down.
+
+    Raises WatcherRunning if another watcher holds the lock. Returns 0.
+    """
+    from vbranch.watch import process as watchproc
+
+    return watchproc.run_watcher(top, git_dir, idle_exit=idle_exit, hook_handler=run_hook, clock=clock)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def cmd_watch(args) -> int:
+    """`vbranch watch [--background] [--idle-exit SECONDS] | --status [--json] | --stop`
+    (args: C, background, idle_exit; status, stop and json may be absent)."""
+    from vbranch.cli import ui
+    from vbranch.state.workspace import open_workspace
+
+    ws = open_workspace(args.C)
+    top, git_dir = ws.top, ws.git_dir
+    try:
+        if getattr(args, "status", False):
+            return show_status(ws, as_json=getattr(args, "json", False))
+        if getattr(args, "stop", False):
+            return stop(ws)
+        if args.background:
+            pid = start_background(top, idle_exit=args.idle_exit if args.idle_exit is not None else DEFAULT_IDLE_EXIT, wait=5.0)
+            if pid is None:
+                ui.line(f"a watcher is already running for {top} (pid {watcher_pid(ws)})")
+            elif watcher_live(ws):
+                ui.line(f"watcher started for {top} (pid {pid}); log: {ws.state_dir / LOG_NAME}")
+            else:
+                raise StateError(
+                    f"the watcher (pid {pid}) did not start",
+                    hint=f"see {ws.state_dir / LOG_NAME}",
+                )
+            return 0
+    finally:
+        ws.close()
+    return run_watcher(top, git_dir, idle_exit=args.idle_exit)
+
+
+STOP_WAIT = 10.0
+
+
+def status_lines(info: dict, now: float | None = None) -> list[str]:
+    """dirtyset.watcher_status as the lines `vbranch watch --status` prints."""
+    now = time.time() if now is None else now
+    if info["state"] == "stopped":
+        return ["watcher: not running (`vbranch watch --background` starts one; hooks start one at the next tool call)"]
+    lines = [f"watcher: {info['state']} (pid {info['pid'] if info['pid'] is not None else '?'})"]
+    if info["started"] is not None:
+        lines.append(f"  running since {_when(info['started'], now)}")
+    if info["state"] == "trusted":
+        lines.append(f"  dirty set complete since {_when(info['trusted_since'], now)}; {info['dirty']} changed path(s) seen")
+    elif info["state"] == "recovering":
+        lines.append(f"  dirty set not trusted yet (starting, or rescanning after a lost event); readers ask git meanwhile; "
+                     f"{info['dirty']} changed path(s) seen")
+    else:
+        age = info["heartbeat_age"]
+        lines.append(f"  no heartbeat for {age:.0f} s: hung? `vbranch watch --stop` (or kill {info['pid']}) and start a new one"
+                     if age is not None else "  no heartbeat written")
+    lines.append(f"  hook socket: {info['socket']}{'' if info['socket_present'] else ' (absent: hooks run the full hook themselves)'}")
+    if info["overflows"]:
+        lines.append(f"  recovered from {info['overflows']} inotify queue overflow(s)")
+    if info["polled_dirs"]:
+        lines.append(f"  {info['polled_dirs']} directories polled (inotify watch limit reached)")
+    lines.append(f"  log: {info['log']}")
+    return lines
+
+
+def _when(at: float | None, now: float) -> str:
+    if at is None:
+        return "?"
+    ago = max(0, int(now - at))
+    span = f"{ago} s" if ago < 120 else f"{ago // 60} min" if ago < 7200 else f"{ago // 3600} h"
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))} ({span} ago)"
+
+
+def show_status(ws, as_json: bool = False) -> int:
+    """`vbranch watch --status`: always exit 0 (the state is the answer; `vbranch doctor` judges it)."""
+    import json
+
+    from vbranch.cli import ui
+    from vbranch.watch.dirtyset import watcher_status
+
+    info = watcher_status(ws)
+    if as_json:
+        ui.write_raw(json.dumps(info, indent=2) + "\n")
+    else:
+        for text in status_lines(info):
+            ui.line(text)
+    return 0
+
+
+def stop(ws, timeout: float = STOP_WAIT) -> int:
+    """`vbranch watch --stop`: SIGTERM to the live watcher, wait until its lock is released."""
+    from vbranch.cli import ui
+
+    pid = watcher_pid(ws)
+    if pid is None:
+        ui.line(f"no watcher is running for {ws.top}")
+        return 0
+    if not stop_watcher(ws, timeout=timeout):
+        raise StateError(
+            f"the watcher (pid {pid}) did not stop within {timeout:.0f} s",
+            hint=f"it may be hung: `kill -KILL {pid}`; hooks and `vbranch watch --background` start a new one",
+        )
+    ui.line(f"watcher (pid {pid}) stopped; hooks start a new one at the next tool call (unless config watcher is \"off\")")
+    return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """`python -m vbranch.watch`: what start_background runs (the same as `vbranch watch`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="vbranch watch")
+    parser.add_argument("-C", default=".", metavar="DIR")
+    parser.add_argument("--background", action="store_true")
+    parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--status", action="store_true")
+    what.add_argument("--stop", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        return cmd_watch(args)
+    except VbranchError as error:
+        from vbranch.cli import ui
+
+        ui.show_error(error)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
