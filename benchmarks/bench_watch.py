@@ -33,8 +33,8 @@ from benchmarks import corpus
 from benchmarks.bench_commit import RESULTS, ROOT, git, machine, vbranch, vbranch_env
 from benchmarks.bench_hooks import SESSION, bash_round, edit_round, summarize, timed
 from vbranch.agents.settings import hook_command
+from vbranch.cli import watch
 from vbranch.state.workspace import open_workspace
-from vbranch.watch import command as watch
 from vbranch.watch import dirtyset
 
 CHANGED = 10

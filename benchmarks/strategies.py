@@ -232,8 +232,8 @@ def watcher_trusted(repo: Path) -> bool:
 
 
 def stop_watcher(repo: Path) -> None:
+    from vbranch.cli import watch
     from vbranch.state.workspace import open_workspace
-    from vbranch.watch import command as watch
 
     try:
         ws = open_workspace(repo)

@@ -193,14 +193,14 @@ def trusted(repo: Path) -> float | None:
 
 
 class Watcher:
-    """A `python -m vbranch.watch.command` process started by the test (and only ever stopped by its pid)."""
+    """A `python -m vbranch watch` process started by the test (and only ever stopped by its pid)."""
 
     def __init__(self, repo: Path, *args: str, prefix: list[str] | None = None):
         self.repo = repo
         self.err_path = repo.parent / f"{repo.name}-watch-{time.monotonic_ns()}.err"
         self.err = open(self.err_path, "wb")
         self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "vbranch.watch.command", *args],
+            [*(prefix or []), sys.executable, "-m", "vbranch", "watch", *args],
             cwd=repo,
             stdout=self.err,
             stderr=subprocess.STDOUT,

@@ -83,7 +83,7 @@ def test_codex_apply_patch_becomes_a_command_window():
 
 def test_codex_passes_bash_and_lifecycle_through_and_skips_other_tools():
     data = sample("codex_PreToolUse_Bash")
-    assert agents.normalize("codex", data) == {**data, "vbranch_agent": "codex"}
+    assert agents.normalize("codex", data) == {**data, "vbranch_agent": "codex", "vbranch_stop_closes_windows": True}
     assert agents.normalize("codex", sample("codex_SessionStart"))["source"] == "startup"
     assert agents.normalize("codex", sample("codex_UserPromptSubmit"))["prompt"].startswith("Greet")
     assert agents.normalize("codex", sample("codex_PreToolUse_mcp")) is None

@@ -217,8 +217,8 @@ def test_watch_install_agent_and_agent_hooks_from_the_command_line(repo):
     started = vbranch(repo, "watch", "--background", "--idle-exit", "30", env={"VBRANCH_WATCHER": "auto"})
     assert "watcher started" in started.stdout
     assert "already running" in vbranch(repo, "watch", "--background").stdout
+    from vbranch.cli.watch import stop_watcher
     from vbranch.state.workspace import open_workspace
-    from vbranch.watch.command import stop_watcher
 
     ws = open_workspace(repo)
     assert stop_watcher(ws)

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import VB
 from tests.hookdriver import Session, denied_reason
 from vbranch.state import config
-from vbranch.state.models import Config
+from vbranch.state.models import Config, write_config
 
 
 def put(state, text: str | bytes) -> None:
@@ -81,10 +81,10 @@ def test_the_pydantic_model_is_built_from_the_same_values():
 
 
 def test_write_keeps_working_and_round_trips(tmp_path):
-    written = config.write(tmp_path, {**config.load(tmp_path), "lane": "human", "guard_git": "warn"})
+    written = write_config(tmp_path, {**config.load(tmp_path), "lane": "human", "guard_git": "warn"})
     assert config.load_checked(tmp_path) == (written, []) and written["lane"] == "human"
     with pytest.raises(ValueError):
-        config.write(tmp_path, {"guard_git": "Deny"})
+        write_config(tmp_path, {"guard_git": "Deny"})
     assert config.load(tmp_path) == written  # a refused write leaves the file as it was
 
 

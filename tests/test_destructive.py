@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VB, git, tree_files, wait_for
+from tests.conftest import VB, git, wait_for
 from tests.hookdriver import Session, denied_reason
 from tests.test_tracer import all_ended, traced
 from vbranch import tracer

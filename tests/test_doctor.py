@@ -17,10 +17,8 @@ import pytest
 
 from tests.conftest import git, with_ws
 from vbranch.agents import claude_code
-from vbranch.cli import doctor
+from vbranch.cli import doctor, watch
 from vbranch.state.workspace import WORKSPACE_REF
-from vbranch.watch import command as watch
-
 
 
 def fake_claude(folder: Path, version: str = doctor.PINNED_CLAUDE) -> str:

@@ -16,10 +16,10 @@ import uuid
 
 import pytest
 
-from tests.conftest import VB, git, tree_files, write
+from tests.conftest import VB, git, write
 from tests.hookdriver import Session, denied_reason
-from vbranch.agents import claude_code as claude
 from vbranch.core import endings
+from vbranch.hooks import contract as claude
 
 
 def cli_view(data: bytes) -> tuple[str, str, str]:

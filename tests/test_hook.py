@@ -13,6 +13,7 @@ from tests.conftest import ROOT, VB, git, tree_files, write
 from tests.hookdriver import Session, denied_reason, fire, payload
 from vbranch.hooks import handler as hook
 from vbranch.state import config
+from vbranch.state.models import write_config
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def repo(make_repo):
 
 def set_config(repo, **values):
     state = repo / ".git" / "vbranch"
-    config.write(state, {**config.load(state), **values})
+    write_config(state, {**config.load(state), **values})
 
 
 def test_the_captured_session_lands_on_a_branch_named_from_its_prompt(repo):

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, VB, git, tree_files
+from tests.conftest import ROOT, VB, tree_files
 
 SESSIONS = 8
 

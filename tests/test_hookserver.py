@@ -14,7 +14,7 @@ import pytest
 from tests.hookdriver import payload
 from tests.test_agents import sample
 from vbranch import hookclient
-from vbranch.watch.command import run_hook
+from vbranch.cli.watch import run_hook
 
 
 def client(repo: Path, data: dict | bytes, *args: str, mode: str = "auto") -> subprocess.CompletedProcess:
@@ -123,7 +123,7 @@ def test_run_hook_fails_open_on_an_internal_error(monkeypatch):
 
 
 def test_the_server_answers_with_the_handler_it_is_given(tmp_path, monkeypatch):
-    from vbranch.hooks.server import HookServer
+    from vbranch.watch.hookserver import HookServer
 
     monkeypatch.chdir(tmp_path)  # hookclient.ask moves into the state directory
     asked = []

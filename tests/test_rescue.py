@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, VB, tree_files, write
+from tests.conftest import ROOT, VB
 from tests.hookdriver import Session
 from tests.test_tracer import traced
+from vbranch.core.losses import losses
 from vbranch.core.ownership import FileState, new_record, record_change
-from vbranch.ops import rescue
 
 SHARED = "".join(f"line {i}\n" for i in range(1, 7))
 
@@ -103,6 +103,6 @@ def test_losses_are_each_branch_version_that_changed():
     rec = record_change(new_record("f", base), FileState(True, 0o100644, b"1\nA\n3\n"), 1)
     rec = record_change(rec, FileState(True, 0o100644, b"1\nA\nB\n"), 2)
     reverted = record_change(rec, FileState(True, 0o100644, b"1\n2\nB\n"), 2)  # 2 undoes 1's line
-    assert [(b, v.data) for b, v in rescue.losses(rec, reverted, {2})] == [(1, b"1\nA\n3\n")]
+    assert [(b, v.data) for b, v in losses(rec, reverted, {2})] == [(1, b"1\nA\n3\n")]
     adjacent = record_change(rec, FileState(True, 0o100644, b"0\n1\nA\nB\n"), 2)
-    assert rescue.losses(rec, adjacent, {2}) == []
+    assert losses(rec, adjacent, {2}) == []

@@ -368,6 +368,6 @@ def test_caller_memory_reads_a_string_up_to_the_end_of_its_mapping():
 
 
 def test_the_hooks_and_the_tracer_name_one_lease_hint():
-    from vbranch.hooks import leases
+    from vbranch.state import leases
 
     assert leases.HINT_FILE == tracer.LEASE_HINT

@@ -36,9 +36,7 @@ def with_branches(vb, files: dict[str, dict[str, str]], commit: bool = True) -> 
 def land(v: VB, session: str, command: str, timeout: float = 60):
     ws = v.ws()
     try:
-        from vbranch.ops import landing
-
-        return landing.land(ws, v.branch_of(session), "ff", v.at(), verify=command, timeout=timeout)
+        return verify.land_verified(ws, v.branch_of(session), "ff", v.at(), command, timeout)
     finally:
         ws.close()
 
@@ -176,10 +174,11 @@ def test_two_queues_at_once_the_second_refuses(vb, tmp_path):
 
 def test_the_cli_uses_the_configured_command_and_shows_the_log(vb):
     from vbranch.state import config
+    from vbranch.state.models import write_config
 
     v = with_branches(vb, {"a": {"bad.txt": "1\n"}})
     name = v.branch_of("a")
-    config.write(v.repo / ".git" / "vbranch", {**config.load(v.repo / ".git" / "vbranch"), "land_verify": "echo tail-line; false"})
+    write_config(v.repo / ".git" / "vbranch", {**config.load(v.repo / ".git" / "vbranch"), "land_verify": "echo tail-line; false"})
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "vbranch", "-C", str(v.repo), *args], cwd=ROOT, capture_output=True, text=True)

@@ -19,8 +19,8 @@ import pytest
 
 from tests.conftest import TIMEOUT, git, trusted, wait_for, with_ws, write
 from tests.hookdriver import Session
+from vbranch.cli import watch
 from vbranch.state.workspace import ensure_session, open_workspace
-from vbranch.watch import command as watch
 from vbranch.watch import dirtyset, ignores, inotify, treesnap
 from vbranch.watch.treewalk import walk
 
@@ -223,7 +223,7 @@ def test_watch_limit_falls_back_to_polling(vb, watcher, tmp_path):
 def test_single_instance(vb, watcher):
     repo = vb({"a.txt": "a\n"}).repo
     first = watcher(repo)
-    second = subprocess.run([sys.executable, "-m", "vbranch.watch.command"], cwd=repo, capture_output=True, timeout=30)
+    second = subprocess.run([sys.executable, "-m", "vbranch", "watch"], cwd=repo, capture_output=True, timeout=30)
     assert second.returncode == watch.WatcherRunning.exit_code
     assert f"pid {first.proc.pid}" in second.stderr.decode() + second.stdout.decode()
     assert watch.start_background(repo) is None
@@ -350,7 +350,7 @@ def test_torn_down_workspace_stops_the_watcher(vb, watcher):
 
 def test_not_initialized(make_repo):
     repo = make_repo({"a.txt": "a\n"})
-    proc = subprocess.run([sys.executable, "-m", "vbranch.watch.command"], cwd=repo, capture_output=True, timeout=30)
+    proc = subprocess.run([sys.executable, "-m", "vbranch", "watch"], cwd=repo, capture_output=True, timeout=30)
     assert proc.returncode == 3
     assert not (repo / ".git" / "vbranch" / dirtyset.LOCK_NAME).exists()
 
@@ -496,32 +496,29 @@ def test_status_and_stop_commands(vb, watcher, capsys):
 
 
 def test_status_and_stop_as_a_process(vb):
-    """`python -m vbranch.watch.command --status/--stop`: what `vbranch watch` forwards to."""
+    """`vbranch watch --status/--stop` run as the watcher is (`python -m vbranch watch`)."""
     import json
 
     repo = vb({"a.txt": "a\n"}).repo
     pid = watch.start_background(repo, idle_exit=30, wait=TIMEOUT)
     try:
         assert wait_for(lambda: trusted(repo))
-        proc = subprocess.run([sys.executable, "-m", "vbranch.watch.command", "--status", "--json"], cwd=repo,
+        proc = subprocess.run([sys.executable, "-m", "vbranch", "watch", "--status", "--json"], cwd=repo,
                               capture_output=True, timeout=30)
         assert proc.returncode == 0 and json.loads(proc.stdout)["pid"] == pid
-        proc = subprocess.run([sys.executable, "-m", "vbranch.watch.command", "--stop"], cwd=repo, capture_output=True, timeout=30)
+        proc = subprocess.run([sys.executable, "-m", "vbranch", "watch", "--stop"], cwd=repo, capture_output=True, timeout=30)
         assert proc.returncode == 0 and b"stopped" in proc.stdout
         assert not live(repo)
     finally:
         with_ws(repo, watch.stop_watcher)
 
 
-# --- the watcher's modules: who imports whom ----------------------------------------------------
-
-# The watcher's layering (nothing low imports anything high) is a contract in pyproject.toml (tests/test_layers.py).
+# --- the watcher's modules: who imports whom (the layers themselves: pyproject.toml, tests/test_layers.py) ---
 
 
 def test_starting_a_watcher_loads_neither_watchdog_nor_the_hooks():
-    """hook.py imports watch(ctl) to start a watcher: that must not load the watcher, watchdog or the hooks again."""
-    code = "import sys, vbranch.watch.command; print(' '.join(m for m in sys.modules if m.startswith(('vbranch', 'watchdog'))))"
+    """The handler imports watch.control to start a watcher: that must not load the watcher, watchdog or the hooks again."""
+    code = "import sys, vbranch.watch.control; print(' '.join(m for m in sys.modules if m.startswith(('vbranch', 'watchdog'))))"
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
-    assert "vbranch.watch.control" in loaded
-    assert not loaded & {"vbranch.hooks.handler", "vbranch.agents", "vbranch.watch.monitor", "vbranch.watch.process", "vbranch.hooks.server",
+    assert not loaded & {"vbranch.hooks.handler", "vbranch.agents", "vbranch.watch.monitor", "vbranch.watch.process", "vbranch.watch.hookserver",
                          "vbranch.watch.inotify", "watchdog"}

@@ -6,6 +6,7 @@ from tests.hookdriver import Session
 from tests.test_watch import outside
 from vbranch.git import gitcli
 from vbranch.state import config
+from vbranch.state.models import write_config
 from vbranch.watch import dirtyset
 
 
@@ -94,7 +95,7 @@ def test_a_change_inside_a_sessions_command_goes_to_it(vb, watcher):
 def test_outside_changes_go_to_the_configured_lane(vb, watcher):
     v = vb({"a.txt": "one\n"})
     state = v.repo / ".git" / "vbranch"
-    config.write(state, {**config.load(state), "lane": "human"})
+    write_config(state, {**config.load(state), "lane": "human"})
     watcher(v.repo)
     outside(v.repo, "open('a.txt', 'a').write('typed by hand\\n')")
     report = v.status()
@@ -109,7 +110,7 @@ def test_session_start_starts_a_watcher(vb, monkeypatch):
     ws = v.ws()
     try:
         assert wait_for(lambda: dirtyset.watcher_live(ws), 15)
-        from vbranch.watch.command import stop_watcher
+        from vbranch.cli.watch import stop_watcher
 
         assert stop_watcher(ws)
     finally:

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
+from vbranch.cli import watch
 from vbranch.state.workspace import open_workspace
-from vbranch.watch import command as watch
 
 from .test_vbranch_sessions import (
     branch_of,

@@ -9,8 +9,8 @@ Modules load on first use, so a hook loads only its own agent's.
 `vbranch hook --agent codex|gemini|cursor` reads the agent's own payload, `normalize`
 turns it into one of our hook events (Claude Code's payload shape: hook_event_name
 PreToolUse/PostToolUse/..., session_id, cwd, tool_name Write/Edit/Bash, tool_input with
-file_path or command, tool_use_id), `hook.main` handles it, and `render` turns its answer
-back into the agent's format. Claude Code's own payloads go to `hook.main` as they are.
+file_path or command, tool_use_id), `hooks.handler.main` handles it, and `render` turns its answer
+back into the agent's format. Claude Code's own payloads go to `hooks.handler.main` as they are.
 """
 from __future__ import annotations
 

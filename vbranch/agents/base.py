@@ -1,10 +1,10 @@
 """What vbranch knows of one agent CLI: the `Agent` base class every agent module fills in.
 
-vbranch's hook handler (`hook.py`) works on one event format, Claude Code's hook contract:
+vbranch's hook handler (`hooks/handler.py`) works on one event format, Claude Code's hook contract:
 hook_event_name (SessionStart, UserPromptSubmit, PreToolUse, PostToolUse, PostToolUseFailure,
 Stop, SubagentStart/Stop, SessionEnd), session_id, cwd, tool_name (Write, Edit, MultiEdit,
 NotebookEdit, Bash, Read), tool_input (file_path or command), tool_use_id, tool_response; its
-answer is Claude Code's output JSON (`claude_code.deny`, `tell_agent`, `tell_user`). An agent maps
+answer is Claude Code's output JSON (`hooks.contract.deny`, `tell_agent`, `tell_user`). An agent maps
 its CLI onto that:
 
 - its settings file (`settings_path`, per scope: project, local, user) and how its hooks sit in it
@@ -84,13 +84,17 @@ class Agent:
         raise NotImplementedError
 
     def normalize(self, payload: object) -> dict | None:
-        """`translate`, for a payload that names a session; the result carries `vbranch_agent` (this agent's name)."""
+        """`translate`, for a payload that names a session; the result carries `vbranch_agent` (this agent's
+        name) and, for an agent that reports nothing after a failed call, `vbranch_stop_closes_windows`:
+        the handler sits below the agents and learns what it needs of one from the payload."""
         if not isinstance(payload, dict):
             return None
         out = self.translate(payload)
         if out is None or not isinstance(out.get("session_id"), str) or not out["session_id"]:
             return None
         out["vbranch_agent"] = self.name
+        if self.stop_closes_windows:
+            out["vbranch_stop_closes_windows"] = True
         return out
 
     def render(self, payload: dict, answer: str | None) -> str | None:
@@ -105,7 +109,7 @@ class Agent:
     def main(self, stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None) -> int:
         """`vbranch hook --agent NAME`: its payload on stdin, through vbranch's hook handler, its answer on stdout.
 
-        `agent_pid` is the agent's process, when the caller knows it (else the hook's parent), as for `hook.main`.
+        `agent_pid` is the agent's process, when the caller knows it (else the hook's parent), as for `hooks.handler.main`.
         """
         from vbranch.hooks import handler as hook
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 
 from vbranch.agents.base import Agent, absolute, synthetic_id, text_field
-from vbranch.agents.claude_code import read_answer
+from vbranch.hooks.contract import read_answer
 
 EVENTS = {
     "SessionStart": "SessionStart",

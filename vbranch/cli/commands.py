@@ -310,7 +310,7 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_watch(args) -> int:
-    from vbranch.watch.command import cmd_watch as run
+    from vbranch.cli.watch import cmd_watch as run
 
     return run(args)
 
@@ -383,7 +383,12 @@ def cmd_land(args) -> int:
         return 1 if held else 0
     if len(args.branch) != 1:
         raise UsageError("land takes one branch", hint="`vbranch land BRANCH`, or `vbranch land --queue BRANCH...` for several")
-    show(land(ws, args.branch[0], args.mode, now(), verify=command or None, timeout=args.timeout))
+    if command:
+        from vbranch.ops.verify import land_verified
+
+        show(land_verified(ws, args.branch[0], args.mode, now(), command, args.timeout))
+    else:
+        show(land(ws, args.branch[0], args.mode, now()))
     return 0
 
 

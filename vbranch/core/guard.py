@@ -4,7 +4,7 @@ Pure: the hook passes in records, branches and the command text.
 """
 from __future__ import annotations
 
-import os
+import posixpath
 import re
 import shlex
 from collections import namedtuple
@@ -629,7 +629,7 @@ class _Scan:
                 if m:
                     spec = spec[:m.start()].rpartition("/")[0]
             spec = spec or "."
-            out.append(os.path.join(base, spec) if base else spec)
+            out.append(posixpath.join(base, spec) if base else spec)
         return out
 
 
@@ -664,8 +664,8 @@ def _join(cwd: str | None, path: str) -> str:
     if cwd == _LOST:
         return _LOST
     if path.startswith("/") or cwd is None:
-        return os.path.normpath(path)
-    return os.path.normpath(os.path.join(cwd, path))
+        return posixpath.normpath(path)
+    return posixpath.normpath(posixpath.join(cwd, path))
 
 
 def _quote(word: str) -> str:

@@ -11,7 +11,7 @@ line, in file order, each one of
 Reading the K and D items gives the base; reading the K and I items gives the
 file as the store last saw it. There are no context lines: two branches that
 edit adjacent lines own separate items, and each branch's version of the file
-is rebuilt from the base plus only its own items (see split.py).
+is rebuilt from the base plus only its own items (see merge.py).
 
 Owners are branch ids. One owner is a plain change; several owners mean the
 line is *contested*; the owner UNATTRIBUTED means nobody known made it.
@@ -616,7 +616,7 @@ def rebase_onto(rec: FileOwnership, new_base: FileState) -> FileOwnership:
     """The record against `new_base` (the target moved): upstream's change merged into the file.
 
     Upstream's change (rec.base -> new_base) and the record's own runs of
-    changed items (one run per owner set) are merged by base position, as split.merge_versions does:
+    changed items (one run per owner set) are merged by base position, as merge.merge_versions does:
     adjacent changes are fine, the same change made on both sides counts once
     (a branch already integrated upstream), overlapping different changes raise
     RebaseConflict naming the local lines and their owners. The result's

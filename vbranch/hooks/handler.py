@@ -11,13 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from vbranch import agents
-from vbranch.agents import claude_code as claude
 from vbranch.core import guard
 from vbranch.core.ownership import FileState, conflicts
 from vbranch.errors import NotInitialized, PathError
 from vbranch.git.worktree import resolve, resolve_write_target
-from vbranch.hooks import leases
+from vbranch.hooks import contract as claude
 from vbranch.record.recording import (
     close_leftover_windows,
     close_window,
@@ -28,7 +26,7 @@ from vbranch.record.recording import (
     snapshot,
 )
 from vbranch.record.traces import read_all as read_traces
-from vbranch.state import config
+from vbranch.state import config, leases
 from vbranch.state.clock import now
 from vbranch.state.workspace import Workspace, ensure_session, open_workspace
 from vbranch.watch.dirtyset import META_PID, watcher_live
@@ -312,8 +310,7 @@ def on_stop(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     # An agent that reports no end of a failed call (Codex, with no subagents running past a turn)
     # has its windows closed here.
     session = payload["session_id"]
-    agent = payload.get("vbranch_agent")
-    if agent in agents.REGISTRY and agents.get(agent).stop_closes_windows:
+    if payload.get("vbranch_stop_closes_windows"):  # set by the agent's translation (agents/base.py)
         close_leftover_windows(ws, session, now())
     if cfg.get("commit_on") == "turn":
         return _commit_session(ws, session)

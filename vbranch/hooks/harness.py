@@ -27,10 +27,10 @@ import sqlite3
 import zlib
 from pathlib import Path
 
-from vbranch.agents import claude_code as claude
 from vbranch.core import endings, guard
 from vbranch.core.ownership import REGULAR, FileOwnership, FileState, record_change
 from vbranch.git.worktree import sha1  # the builtin module: hashlib would load OpenSSL on every Read's hook
+from vbranch.hooks import contract as claude
 from vbranch.state.clock import now
 
 WRITE_TOOLS = ("Write", "Edit", "MultiEdit")
@@ -296,7 +296,7 @@ def _path_of(payload: dict) -> str | None:
 
 def shared_path(ws, payload: dict) -> str | None:
     """The absolute path of the file a Read/Write/Edit/MultiEdit payload names, when it is a shared
-    harness file of this repository (else None): what hook.py asks before calling the rest."""
+    harness file of this repository (else None): what handler.py asks before calling the rest."""
     path = _path_of(payload)
     return path if path is not None and is_shared(ws, path, payload.get("transcript_path")) else None
 

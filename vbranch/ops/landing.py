@@ -13,7 +13,7 @@ whose whole change is already upstream are retired. This is the one command
 that writes working files, and only files without a conflicting local change,
 none under another session's write lease, each replaced atomically.
 
-`land(..., verify=CMD)` goes through verify.py: the landing is planned here without moving
+`verify.land_verified` (land --verify) plans the landing here (`plan_land`) without moving
 anything (plan_land), CMD runs on that tree in a scratch checkout, and `_land(expect=plan)`
 moves the target only onto the same target commit with the same tree.
 
@@ -121,20 +121,18 @@ class LandPlan:
     tree: str
 
 
-def land(ws: Workspace, name: str, mode: str, at: str, verify: str | None = None, timeout: float | None = None) -> LandReport:
+def land(ws: Workspace, name: str, mode: str, at: str) -> LandReport:
     """Integrate one branch into the target and rebase everything else onto it.
 
-    With `verify` (a shell command), the exact tree the target would get is checked out in
-    vbranch's scratch checkout and the command runs there (verify.py); the target moves
-    only if it exits 0 and neither the target nor the branch moved meanwhile.
+    `verify.land_verified` lands only if a command passes on the exact tree the target would get.
     """
+    check_mode(mode)
+    return _land(ws, name, mode, at)
+
+
+def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise UsageError(f"unknown landing mode {mode!r}", hint="--ff-only, --merge or --squash")
-    if verify:
-        from vbranch.ops.verify import land_verified
-
-        return land_verified(ws, name, mode, at, verify, timeout)
-    return _land(ws, name, mode, at)
 
 
 def plan_land(ws: Workspace, name: str, mode: str, at: str) -> LandPlan:

@@ -1,18 +1,15 @@
-"""Setting the workspace up and taking it down: init, teardown, the git guard."""
+"""Setting the workspace up and taking it down: init and teardown (the git guard is git/precommit.py)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from vbranch.errors import UsageError
 from vbranch.git import gitcli, gitops
+from vbranch.git.precommit import install_guard
 from vbranch.ops.intent import Guard, IndexReset, Intent, Kind, RefUpdate
-from vbranch.resources import hook_file
 from vbranch.state import config
+from vbranch.state.models import write_config
 from vbranch.state.workspace import WORKSPACE_REF, Workspace, open_state
-
-GUARD_MARKER = b"vbranch: managed git pre-commit guard"
-CHAINED = "pre-commit.before-vbranch"
 
 
 def init(start: Path | str, target: str | None, at: str) -> Workspace:
@@ -49,7 +46,7 @@ def init(start: Path | str, target: str | None, at: str) -> Workspace:
         gitcli.git(ws.top, "symbolic-ref", "HEAD", WORKSPACE_REF)
         gitcli.git(ws.top, "reset", "-q")  # index = base; the working tree is not touched
         install_guard(ws.top)
-        config.write(ws.state_dir, config.load(ws.state_dir))
+        write_config(ws.state_dir, config.load(ws.state_dir))
     from vbranch import tracefilter
 
     tracefilter.ensure(ws.state_dir)  # built once here, not by the first commands of every session at once
@@ -68,29 +65,3 @@ def teardown(ws: Workspace, at: str) -> str:
         )
         tx.finish({"origin": origin, "workspace": old}, intent, lambda: ws.store.set_meta("active", "0"))
         return origin
-
-
-def hooks_dir(top: Path) -> Path:
-    out = gitcli.git(top, "rev-parse", "--git-path", "hooks").decode().strip()
-    return (top / out) if not os.path.isabs(out) else Path(out)
-
-
-def install_guard(top: Path) -> None:
-    hooks = hooks_dir(top)
-    hooks.mkdir(parents=True, exist_ok=True)
-    hook = hooks / "pre-commit"
-    if hook.exists() and GUARD_MARKER not in hook.read_bytes():
-        hook.rename(hooks / CHAINED)
-    tmp = hooks / "pre-commit.vbranch-tmp"
-    tmp.write_bytes(hook_file("git-pre-commit"))
-    tmp.chmod(0o755)
-    tmp.replace(hook)
-
-
-def remove_guard(top: Path) -> None:
-    hooks = hooks_dir(top)
-    hook = hooks / "pre-commit"
-    if hook.exists() and GUARD_MARKER in hook.read_bytes():
-        hook.unlink()
-    if (hooks / CHAINED).exists():
-        (hooks / CHAINED).rename(hook)

@@ -212,9 +212,9 @@ def carry_out(ws: Workspace, op_id: int, op: str, intent: Intent) -> list[str]:
     elif isinstance(intent.index, IndexReset):
         gitcli.git(ws.top, "reset", "-q")
     if intent.guard:
-        from vbranch.ops import lifecycle
+        from vbranch.git import precommit
 
-        (lifecycle.install_guard if intent.guard == Guard.INSTALL else lifecycle.remove_guard)(ws.top)
+        (precommit.install_guard if intent.guard == Guard.INSTALL else precommit.remove_guard)(ws.top)
     with ws.store.tx():
         ws.store.finish_op(op_id)
     return warnings

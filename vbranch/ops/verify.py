@@ -36,7 +36,7 @@ from typing import Callable
 from vbranch.core.ownership import conflicts
 from vbranch.errors import GitError, LockTimeout, VbranchError
 from vbranch.git import gitcli
-from vbranch.ops.landing import LandReport, _land, plan_land
+from vbranch.ops.landing import LandReport, _land, check_mode, plan_land
 from vbranch.state import flock
 from vbranch.state.store import Verification
 from vbranch.state.workspace import Workspace
@@ -168,6 +168,7 @@ def run_command(command: str, cwd: Path, timeout: float, log: Path) -> tuple[int
 def land_verified(ws: Workspace, name: str, mode: str, at: str, command: str, timeout: float | None = None,
                   locked: bool = False) -> LandReport:
     """Land `name` only if `command` passes on the tree the target would get (see the module doc)."""
+    check_mode(mode)
     if not locked:
         with queue_lock(ws):
             return land_verified(ws, name, mode, at, command, timeout, locked=True)

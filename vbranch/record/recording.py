@@ -21,13 +21,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs the hook path
     from typing import Callable
 
+from vbranch.core.losses import losses
 from vbranch.core.ownership import UNATTRIBUTED, FileOwnership, FileState, adopt, new_record, record_change
 from vbranch.git import gitcli
 from vbranch.git.worktree import files_under, read_state, resolve, signature, stat_key
-from vbranch.hooks.leases import holder
-from vbranch.ops.rescue import losses
 from vbranch.record import traces
 from vbranch.state import config
+from vbranch.state.leases import holder
 from vbranch.state.workspace import Workspace, branch_for_session, create_branch
 from vbranch.watch.dirtyset import candidate_paths
 

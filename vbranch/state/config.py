@@ -114,14 +114,3 @@ def check(key: str, value: object) -> str | None:
 
 def defaults() -> dict:
     return dict(DEFAULTS)
-
-
-def write(state_dir: Path, values: dict) -> dict:
-    """Validate and write the configuration; returns what was written."""
-    from vbranch.state.models import Config
-
-    config = Config(**values).model_dump()
-    tmp = state_dir / (FILENAME + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    tmp.replace(state_dir / FILENAME)
-    return config

@@ -6,11 +6,13 @@ what leaves vbranch (`status --json`) and what a user edits (config).
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vbranch.state.config import CHOICES, DEFAULTS, check
+from vbranch.state.config import CHOICES, DEFAULTS, FILENAME, check
 
 LineRange = tuple[int, int]
 
@@ -106,3 +108,12 @@ class Config(BaseModel):
         if wrong is not None:
             raise ValueError(wrong)
         return value
+
+
+def write_config(state_dir: Path, values: dict) -> dict:
+    """Validate and write the configuration (config.FILENAME); returns what was written."""
+    config = Config(**values).model_dump()
+    tmp = state_dir / (FILENAME + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    tmp.replace(state_dir / FILENAME)
+    return config

@@ -358,7 +358,7 @@ class Store:
         )
 
     def kept_for_rescue(self, paths: list[str] | None = None):
-        from vbranch.ops.rescue import Kept
+        from vbranch.core.losses import Kept
 
         rows = self.db.execute("SELECT path, branch_id, base, version, at, by FROM rescue ORDER BY at, path")
         return [

@@ -1,7 +1,7 @@
 """Starting and stopping the watcher from outside it (hooks, `vbranch watch --background/--stop`).
 
 Light on purpose: a hook starts a watcher through this module, so it loads neither
-watchdog nor the watcher's own modules. The watcher itself is `python -m vbranch.watch`.
+watchdog nor the watcher's own modules. The watcher itself is `python -m vbranch watch`.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def start_background(
 ) -> int | None:
     """Start a detached watcher for the repository at `top` unless one is live; its pid, or None.
 
-    It runs `python -m vbranch.watch --idle-exit SECONDS` in a new session with
+    It runs `python -m vbranch watch --idle-exit SECONDS` in a new session with
     its output in `.git/vbranch/watch.log`. With `wait`, returns once it is
     live (or has exited, or `wait` seconds passed).
     """
@@ -63,7 +63,7 @@ def start_background(
             pass
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "vbranch.watch", "--idle-exit", repr(float(idle_exit))],
+                [sys.executable, "-m", "vbranch", "watch", "--idle-exit", repr(float(idle_exit))],
                 cwd=str(ws.top),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -1,7 +1,7 @@
 """The watcher's live dirty set, as everyone else reads it: is a watcher live, since when is
 its set complete, and which paths may differ from the workspace commit.
 
-Kept apart from the watcher (watchproc.py, monitor.py) so that the hook path reads it without
+Kept apart from the watcher (process.py, monitor.py) so that the hook path reads it without
 loading watchdog. The meta keys the watcher writes are defined here, with their readers.
 """
 from __future__ import annotations

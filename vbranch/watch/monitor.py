@@ -2,7 +2,7 @@
 
 Hooks see what agents do through their tools; everything else (an editor, a
 build, a person in a terminal, a command an agent started in the background)
-is seen only here. The watcher process (watchproc.py) runs one Monitor: an
+is seen only here. The watcher process (process.py) runs one Monitor: an
 inotify watch (watchdog, through inotify.py) on every directory of the working
 tree, its events turned into file paths and handed to the dirty set with the
 time they were seen, every ~50 ms (the process's loop).
@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from typing import Protocol
 
     class DirtySet(Protocol):
-        """Where the monitor's findings go (watchproc.DirtySetWriter)."""
+        """Where the monitor's findings go (process.DirtySetWriter)."""
 
         def record(self, paths: list[str], when: float) -> bool: ...  # False: not written yet (kept)
         def set_trusted(self, since: float | None) -> None: ...

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Callable
 
 from vbranch.errors import NotInitialized
-from vbranch.hooks.server import HookServer
 from vbranch.state import flock
 from vbranch.state.store import Store
 from vbranch.watch.control import WatcherRunning
@@ -39,11 +38,12 @@ from vbranch.watch.dirtyset import (
     SYNC_DIR,
     live_sessions,
 )
+from vbranch.watch.hookserver import HookServer
 from vbranch.watch.monitor import Monitor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from vbranch.hooks.server import HookHandler
+    from vbranch.watch.hookserver import HookHandler
 
 FLUSH_INTERVAL = 0.05
 HEARTBEAT_INTERVAL = 0.5

@@ -1,24 +1,18 @@
-"""`vbranch watch`: the watcher's command line, and the place that wires it.
+"""`vbranch watch`: the watcher's command line, and the place that wires it to the hook handler.
 
-The watcher is split by job: monitor.py (every change in the working tree as file
-paths: inotify through inotify.py, the initial scan, polling, the overflow rescan,
-ignore changes), watchproc.py (the process: lock, heartbeat, idle exit, the dirty
-set's writes, the barrier, hosting the hook server), hookserver.py (hook requests
-over a socket, answered by a handler it is given), watchctl.py (starting and
-stopping a watcher from outside) and dirtyset.py (what everyone else reads).
-
-This module is the top of them: `python -m vbranch.watch` (what `start_background`
-runs) and `vbranch watch` come here, and here the hook server is given `run_hook`,
-which hands Claude Code's payloads to hook.main and other agents' to agents.main.
-Both, and the watcher's modules (watchdog), are imported only when a watcher runs,
-so a hook that imports this module to start a watcher loads none of them.
+The watcher itself lives in vbranch/watch/, split by job (its __init__ lists them). This
+module sits above them, in the command line: `vbranch watch` (also what
+`watch.control.start_background` runs, as `python -m vbranch watch`) comes here, and here
+the hook server is given `run_hook`, which hands Claude Code's payloads to hooks.handler.main
+and other agents' to agents.main. Both, and the watcher's own modules (watchdog), are
+imported only when a watcher runs.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from vbranch.errors import StateError, VbranchError
+from vbranch.errors import StateError
 from vbranch.watch.control import DEFAULT_IDLE_EXIT, WatcherRunning, start_background, stop_watcher
 from vbranch.watch.dirtyset import LOG_NAME, watcher_live, watcher_pid
 
@@ -26,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
 
-__all__ = [  # the first four live lower down; hook.py, benchmarks and tests still import them from here
+__all__ = [  # the first four live in watch/ (control, dirtyset): the benchmarks and tests find them here too
     "LOG_NAME", "WatcherRunning", "start_background", "stop_watcher",
     "cmd_watch", "run_hook", "run_watcher", "show_status", "status_lines", "stop",
 ]
@@ -174,31 +168,3 @@ def stop(ws, timeout: float = STOP_WAIT) -> int:
         )
     ui.line(f"watcher (pid {pid}) stopped; hooks start a new one at the next tool call (unless config watcher is \"off\")")
     return 0
-
-
-def _main(argv: list[str] | None = None) -> int:
-    """`python -m vbranch.watch`: what start_background runs (the same as `vbranch watch`)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="vbranch watch")
-    parser.add_argument("-C", default=".", metavar="DIR")
-    parser.add_argument("--background", action="store_true")
-    parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS")
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument("--status", action="store_true")
-    what.add_argument("--stop", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        return cmd_watch(args)
-    except VbranchError as error:
-        from vbranch.cli import ui
-
-        ui.show_error(error)
-        return error.exit_code
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

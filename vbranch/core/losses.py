@@ -1,0 +1,80 @@
+"""Work a change took away from a branch: found, and merged back. Pure: records in, records out.
+
+The fold that sees a change compares each other branch's version of the file before and after
+(`losses`); `ops/rescue.py` keeps what was lost and puts it back (`merged_back`, `restored`).
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+from vbranch.core.merge import merge_states
+from vbranch.core.ownership import UNATTRIBUTED, FileOwnership, FileState, branch_state, new_record, record_change
+
+# A branch's version of a file (base plus its own changes) from before a change took some of
+# it away; `by` is the session whose change it was (None: nobody reported it).
+Kept = namedtuple("Kept", "path branch_id base version at by")
+
+
+def owners(rec: FileOwnership) -> set[int]:
+    if rec.is_whole:
+        return set(rec.owners) if rec.changed else set()
+    return {o for op, owners_ in rec.items if op != "K" for o in owners_}
+
+
+def losses(before: FileOwnership, after: FileOwnership, actors: set[int]) -> list[tuple[int, FileState]]:
+    """Branches (not `actors`) whose version of the file the change altered: (branch, its version before)."""
+    out = []
+    for branch in sorted(owners(before) - actors - {UNATTRIBUTED}):
+        mine = branch_state(before, branch)
+        if mine != before.base and mine != branch_state(after, branch):
+            out.append((branch, mine))
+    return out
+
+
+def merged_back(current: FileOwnership, kept: Kept) -> FileState | None:
+    """The working file with the kept version's changes merged back in; None when they clash."""
+    if current.base != kept.base:
+        return None  # the base moved (a landing or an update) since: merge by hand from `vbranch rescue --show`
+    if not current.known.exists:
+        return kept.version  # the file was deleted: its kept version comes back whole
+    merged, _where = merge_states(current.base, current.known, kept.version)
+    return merged
+
+
+def restored(current: FileOwnership, kept: Kept) -> FileOwnership | None:
+    """The record after putting the kept work back, its lines the branch's again; None on a clash.
+
+    Rebuilt from the base, one owner's version at a time: the kept branch's first,
+    then each other owner set's as it is now (changes about the kept branch's own
+    lines excepted: those are what took its work away). So every branch owns exactly
+    its own lines again; folding the kept version into the file as it is would leave
+    them contested with whoever took them away, or clash where lines were deleted.
+    """
+    if current.base != kept.base:
+        return None  # the base moved (a landing or an update) since
+    rec = record_change(new_record(current.path, current.base), kept.version, kept.branch_id)
+    state = kept.version
+    for owner_set in _owner_sets(current, kept.branch_id):
+        following, _clash = merge_states(current.base, state, _version(current, owner_set))
+        if following is None:
+            merged = merged_back(current, kept)  # best effort: the lines come back, maybe contested
+            return None if merged is None else record_change(current, merged, kept.branch_id)
+        rec = record_change(rec, following, owner_set[0], owner_set[1:])
+        state = following
+    return rec
+
+
+def _owner_sets(rec: FileOwnership, keep: int) -> list[tuple[int, ...]]:
+    if rec.is_whole:
+        sets = {rec.owners} if rec.changed else set()
+    else:
+        sets = {owners_ for op, owners_ in rec.items if op != "K"}
+    return sorted(s for s in sets if keep not in s)
+
+
+def _version(rec: FileOwnership, owner_set: tuple[int, ...]) -> FileState:
+    """The base plus only the changes owned by exactly `owner_set`."""
+    if rec.is_whole:
+        return rec.known if rec.owners == owner_set else rec.base
+    items = [(op, (-1,) if owners_ == owner_set else owners_) for op, owners_ in rec.items]
+    return branch_state(FileOwnership(rec.path, rec.base, rec.known, items, (), None), -1)
