@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import ROOT, VB, fingerprint, git, lock_files, work_files, write
 from tests.test_landing import outside_commit
-from vbranch.ops import committing, landing, oplog, recovery
+from vbranch.ops import committing, landing, oplog, undo
 from vbranch.state.workspace import open_state, open_workspace
 
 SESSIONS = "abc"
@@ -229,7 +229,7 @@ def test_interrupted_at_every_step_is_finished_by_the_next_command(tmp_path, pre
             elif name == "update":
                 landing.update(ws, "2030-01-01T00:00:01")
             else:
-                recovery.undo(ws, "2030-01-01T00:00:01")
+                undo.undo(ws, "2030-01-01T00:00:01")
     finally:
         ws.lock.depth, ws.lock.fd = 0, None  # the "killed" process's flock dies with it
         ws.close()

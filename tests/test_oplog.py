@@ -10,7 +10,8 @@ import pytest
 from tests.conftest import ROOT, VB, git, tree_files, work_files, write
 from tests.test_landing import BASE, outside_commit, three_sessions
 from vbranch.errors import StateError, UsageError
-from vbranch.ops import branching, landing, lifecycle, recovery
+from vbranch.ops import branching, landing, lifecycle
+from vbranch.ops import undo as undoing
 
 
 def call(v: VB, fn, *args):
@@ -24,7 +25,7 @@ def call(v: VB, fn, *args):
 def undo(v: VB):
     ws = _any(v)
     try:
-        return recovery.undo(ws, v.at())
+        return undoing.undo(ws, v.at())
     finally:
         ws.close()
 
@@ -32,7 +33,7 @@ def undo(v: VB):
 def restore(v: VB, op: int):
     ws = _any(v)
     try:
-        return recovery.restore(ws, op, v.at())
+        return undoing.restore(ws, op, v.at())
     finally:
         ws.close()
 
@@ -351,7 +352,7 @@ def test_an_old_format_row_is_finished_by_recover_and_rewound_by_undo(vb):
                 (v.at(), OLD_DETAIL % values, oplog.pack(before), oplog.pack(after), OLD_PENDING % values),
             )
         with ws.lock:
-            warnings = oplog.recover(ws)
+            warnings = oplog.finish_interrupted(ws)
         assert any("finished interrupted operation" in w for w in warnings)
         assert ws.store.pending_ops() == []
     finally:

@@ -459,7 +459,7 @@ def _show_restore(report, what: str) -> None:
 
 
 def cmd_undo(args) -> int:
-    from vbranch.ops.recovery import undo
+    from vbranch.ops.undo import undo
 
     report = undo(_open_any(args), now())
     _show_restore(report, f"undid operation {report.restored}")
@@ -467,7 +467,7 @@ def cmd_undo(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from vbranch.ops.recovery import restore
+    from vbranch.ops.undo import restore
 
     report = restore(_open_any(args), args.op, now())
     _show_restore(report, f"restored the state after operation {report.restored}")

@@ -151,10 +151,10 @@ def handle(ws: Workspace, payload: dict) -> str | None:
     if handler is None:
         return None
     if ws.store.pending_ops():  # a killed vbranch command left an operation half done: finish it first
-        from vbranch.ops.oplog import recover
+        from vbranch.ops.oplog import finish_interrupted
 
         with ws.lock:
-            recover(ws)
+            finish_interrupted(ws)
     cfg, problems = config.load_checked(ws.state_dir)
     output = handler(ws, payload, cfg)
     if payload["hook_event_name"] in ("PostToolUse", "UserPromptSubmit"):

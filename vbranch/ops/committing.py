@@ -40,7 +40,9 @@ def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str)
         branches = [b for b in branches if b.applied]
         records = ws.store.files()
         repo = gitops.open_repo(ws.top)
-        report, updates = plan_commits(ws, repo, branches, records, message)
+        with gitops.batch(repo):  # every object in one pack, written before the store transaction
+            report, updates = plan_commits(ws, repo, branches, records, message)
+            workspace = build_workspace(ws, repo, records, ws.base, {u.ref: u.new for u in updates}) if updates else None
         report.unapplied = parked
 
         def remember() -> None:  # what each head was built from: the next commit starts there
@@ -50,7 +52,7 @@ def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str)
 
         if updates:
             intent = Intent(refs=list(updates))
-            intent.point_workspace(*build_workspace(ws, repo, records, ws.base, {u.ref: u.new for u in updates}))
+            intent.point_workspace(*workspace)
             detail = {"branches": [name for name, _, _ in report.committed], "refs": {u.ref: [u.old, u.new] for u in updates}}
             tx.finish(detail, intent, remember)
         elif any(changed or replace for _h, _b, changed, replace in report.marks.values()):
@@ -105,7 +107,7 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
             paths = gitops.changed_paths(repo, head_tree, repo[tree])
         else:  # built along `changes`, each of which differs from the head: exactly those paths
             paths = sorted(changes)
-            gitops.remember_changes(head_tree.id, tree, paths)
+            gitops.remember_edit(repo, head_tree, tree, changes)
         text = message or _default_message(branch, paths)
         new = gitops.make_commit(repo, tree, [head] if head else [], text + _trailers(ws, branch))
         updates.append(RefUpdate(branch.ref, new, head))
@@ -192,6 +194,8 @@ def build_workspace(
         found = [(bid, gitops.state_at(repo, head_trees[bid], path)) for bid in keys]
         changes[path] = _merge_states(gitops.state_at(repo, base_tree, path), found, by_path.get(path))
     tree = gitops.edit_tree(repo, start, changes)
+    # The index follows from `start` along these paths (IndexSync): no tree diff needed for it.
+    gitops.remember_edit(repo, start, tree, changes)
     if old and repo[old].tree_id == tree and [str(p) for p in repo[old].parent_ids] == parents:
         return old, old
     return gitops.make_commit(repo, tree, parents, WORKSPACE_MESSAGE), old

@@ -421,6 +421,11 @@ def rebase_branches(repo, branches: list[BranchRow], old_base: str | None, new_b
     """Each branch's commits replayed onto `new_base`: ({ref: new head}, clash descriptions)."""
     rebased: dict[str, str] = {}
     clashes: list[str] = []
+    # Every branch's replay asks what the new base changed: diffed once (the trees are large, the
+    # change is small), then known to gitops.changed_paths for the rest of this command.
+    if branches:
+        old_tree, new_tree = gitops.tree_of(repo, old_base), gitops.tree_of(repo, new_base)
+        gitops.remember_changes(old_tree.id, new_tree.id, gitops.changed_paths(repo, old_tree, new_tree))
     for branch in branches:
         head = gitops.head_of(repo, branch.ref)
         if head is None or head == old_base:

@@ -5,7 +5,7 @@
         tx.finish(detail, intent, save)         # log it and carry it out
 
 `operation` takes the state lock, finishes an operation a killed process left
-half done (oplog.recover), and folds in the working tree's unseen changes
+half done (oplog.finish_interrupted), and folds in the working tree's unseen changes
 (recording.snapshot; `fold=False` for the commands that do not read the working
 files). `tx.finish` is oplog.perform: the store change (`save`) and the log row
 with its intent in one store transaction, then the intent carried out. A block
@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Callable
 
 from vbranch.ops.intent import Intent, Kind
-from vbranch.ops.oplog import perform, recover
+from vbranch.ops.oplog import finish_interrupted, perform
 from vbranch.state.workspace import Workspace
 
 
@@ -32,7 +32,7 @@ def up_to_date(ws: Workspace, at: str, fold: bool = True, lock=None):
     Yields the warnings of finishing the interrupted operation.
     """
     with ws.lock if lock is None else lock:
-        warnings = recover(ws)
+        warnings = finish_interrupted(ws)
         if fold:
             from vbranch.record.recording import snapshot
 

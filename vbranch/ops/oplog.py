@@ -2,7 +2,7 @@
 
 Every operation (commit, assign, claim/disown, land, update, branch changes,
 apply/unapply, rescue, teardown, undo, restore) runs in the same order, started
-by operation.operation (the lock, `recover`, the snapshot of the working tree)
+by operation.operation (the lock, `finish_interrupted`, the snapshot of the working tree)
 and ended by `perform`:
 
 1. write every git object it needs (commits, trees, blobs): harmless alone;
@@ -15,7 +15,7 @@ and ended by `perform`:
 4. clear the intent.
 
 A process killed anywhere leaves either no trace (before 2: only unreachable
-objects) or a pending intent, which `recover` finishes at the next command:
+objects) or a pending intent, which `finish_interrupted` finishes at the next command:
 each step checks what is already done (a ref already at its new value, a file
 already written) and does the rest. Rolling forward is always possible once
 the intent exists, because every object it names was written first.
@@ -242,7 +242,7 @@ def _set_head(ws: Workspace, head: str) -> None:
         gitcli.set_head(ws.top, head)
 
 
-def recover(ws: Workspace) -> list[str]:
+def finish_interrupted(ws: Workspace) -> list[str]:
     """Finish every operation a killed process left half done; the caller holds ws.lock."""
     warnings = []
     for op_id, op, pending in ws.store.pending_ops():

@@ -183,7 +183,7 @@ class Poller:
 
 
 class Monitor:
-    """One working tree's changes, into a dirty set: `start`, then `recover`, `flush`, `poll_if_due`
+    """One working tree's changes, into a dirty set: `start`, then `catch_up`, `flush`, `poll_if_due`
     and `check_ignores` from the process's loop, `stop` at the end.
 
     Also the sink of the watch group (inotify.Sink): its reports arrive from watchdog's threads.
@@ -272,7 +272,7 @@ class Monitor:
         self._take_failures(poll=False)  # the scan below is their baseline
         self.snapshot = self._scan([""])
         self.trusted_from = watched_from
-        self.recover()  # an overflow already: rescan first
+        self.catch_up()  # an overflow already: rescan first
         if self.vouch() is not None:  # no overflow left to recover from
             dirty.set_trusted(watched_from)
         self.log(f"watching {self.top} ({len(self.snapshot)} files) since {time.strftime('%H:%M:%S')}")
@@ -369,7 +369,7 @@ class Monitor:
 
     # recovery: overflow, watch limit
 
-    def recover(self) -> None:
+    def catch_up(self) -> None:
         """After an overflow, once watchdog has rebuilt its watches: rescan; then poll what could not be watched."""
         with self.mutex:
             started, done = self.overflow_started, self.overflow_done

@@ -224,7 +224,7 @@ class Watcher:
             tick = time.monotonic()
             now = self.clock()
             self.dirty.write_pending()
-            self.monitor.recover()
+            self.monitor.catch_up()
             if self.monitor.flush(now):
                 last_activity = now
             self._answer_tokens()
