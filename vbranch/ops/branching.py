@@ -298,9 +298,9 @@ def _back_from_shelf(ws: Workspace, repo, row: BranchRow):
 
 
 def _refuse_leased(ws: Workspace, paths: list[str]) -> None:
-    import time
+    from vbranch.state import leases
 
-    busy = [p for p in paths if (held := ws.store.lease(p)) and held[2] >= time.time()]
+    busy = [p for p in paths if leases.live(ws, p)]
     if busy:
         raise StateError(
             f"{', '.join(busy[:5])} {'is' if len(busy) == 1 else 'are'} being written by a session right now",

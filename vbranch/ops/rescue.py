@@ -10,9 +10,8 @@ No spelling of a command matters: only what happened to the file.
 """
 from __future__ import annotations
 
-import time
-
 from vbranch.core.losses import restored
+from vbranch.state import leases
 
 
 def rescue(ws, paths: list[str] | None, at: str) -> tuple[list[str], list[str]]:
@@ -37,8 +36,7 @@ def rescue(ws, paths: list[str] | None, at: str) -> tuple[list[str], list[str]]:
             if kept.path not in before:
                 before[kept.path] = ws.store.file(kept.path) or new_record(kept.path, gitops.state_at(repo, base_tree, kept.path))
             back = restored(records.get(kept.path) or before[kept.path], kept)
-            held = ws.store.lease(kept.path)
-            if back is None or (held is not None and held[2] >= time.time()):
+            if back is None or leases.live(ws, kept.path):
                 clashing.append(kept.path)
                 continue
             records[kept.path] = back

@@ -110,7 +110,13 @@ def release(ws: Workspace, session: str, tool_use_id: str | None = None) -> None
         ws.store.release_leases(session, tool_use_id)
 
 
+def live(ws: Workspace, path: str, clock: Callable[[], float] = time.time) -> tuple[str, str, float] | None:
+    """The lease on `path` if it has not expired: (session, tool_use_id, expires)."""
+    held = ws.store.lease(path)
+    return held if held and held[2] >= clock() else None
+
+
 def holder(ws: Workspace, path: str, clock: Callable[[], float] = time.time) -> str | None:
     """The session holding a live lease on `path`, if any."""
-    held = ws.store.lease(path)
-    return held[0] if held and held[2] >= clock() else None
+    held = live(ws, path, clock)
+    return held[0] if held else None
