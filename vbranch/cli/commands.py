@@ -110,14 +110,12 @@ def _settle_hint(held_back) -> str:
 
 def _describe_blocked(ws, blocked) -> list[str]:
     """One line per contested change: path, lines, and every branch with its sessions."""
+    from vbranch.state.workspace import owner_label
+
     sessions = ws.store.sessions()
 
     def who(owner: int) -> str:
-        branch = ws.store.branch_by_id(owner)
-        if branch is None:
-            return "unattributed"
-        ids = [s.id for s in sessions if s.branch_id == owner]
-        return f"{branch.name} (session {', '.join(ids)})" if ids else branch.name
+        return owner_label(ws, owner, sessions)
 
     lines = []
     for name, found in blocked.items():

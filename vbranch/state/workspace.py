@@ -207,3 +207,12 @@ def require_branch(ws: Workspace, name: str) -> BranchRow:
         known = ", ".join(b.name for b in ws.store.branches()) or "none yet"
         raise UsageError(f"no vbranch branch named {name!r}", hint=f"known branches: {known}")
     return row
+
+
+def owner_label(ws: Workspace, owner: int, sessions=None) -> str:
+    """An owner as people read it: `branch (session a, b)`, the branch alone, or `unattributed`."""
+    branch = ws.store.branch_by_id(owner)
+    if branch is None:
+        return "unattributed"
+    ids = [s.id for s in (ws.store.sessions() if sessions is None else sessions) if s.branch_id == owner]
+    return f"{branch.name} (session {', '.join(ids)})" if ids else branch.name
