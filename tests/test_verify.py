@@ -146,6 +146,19 @@ def test_a_landing_by_another_process_during_verification_lands_nothing(vb):
     assert tree_files(v.repo, "main") == {"app.txt": b"app\n", "b.txt": b"b\n"}
 
 
+def test_a_change_recorded_to_the_branch_during_verification_lands_nothing(vb):
+    """The final landing does not fold the working tree in again, but a change a hook recorded
+    to the branch meanwhile changes its tree: refused, the change kept for the next landing."""
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}})
+    target = rev(v)
+    record = f"cd {v.repo} && printf 'a2\\n' > a.txt && cd {ROOT} && {sys.executable} -m vbranch -C {v.repo} record --session a a.txt"
+    with pytest.raises(StateError, match="changed while it was being verified"):
+        land(v, "a", record)
+    assert rev(v) == target
+    report = land(v, "a", "grep -q a2 a.txt")
+    assert tree_files(v.repo, "main")["a.txt"] == b"a2\n" and report.new == rev(v)
+
+
 def test_two_queues_at_once_the_second_refuses(vb, tmp_path):
     v = with_branches(vb, {"a": {"a.txt": "a\n"}, "b": {"b.txt": "b\n"}})
     started, go = tmp_path / "started", tmp_path / "go"
@@ -292,3 +305,71 @@ def test_the_session_whose_branch_failed_is_told_once_at_its_next_hook(vb):
     assert "was not landed" in told and f"vbranch land --log {v.branch_of('a')}" in told
     _, again = me.prompt("and the next")
     assert again is None or "was not landed" not in again["hookSpecificOutput"].get("additionalContext", "")
+
+
+def scratch_registered(repo) -> bool:
+    listed = git(repo, "worktree", "list", "--porcelain")
+    return "vbranch/verify/tree" in listed or any((repo / ".git" / "worktrees").glob("*"))
+
+
+def teardown(v: VB):
+    from vbranch.ops.lifecycle import teardown as down
+
+    ws = v.ws()
+    try:
+        return down(ws, v.at())
+    finally:
+        ws.close()
+
+
+def test_teardown_removes_the_scratch_checkout(vb):
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}})
+    land(v, "a", "touch litter")
+    scratch = v.repo / ".git" / "vbranch" / "verify"
+    assert (scratch / "tree" / "a.txt").exists() and scratch_registered(v.repo)
+    before = fingerprint(v.repo)
+    teardown(v)
+    assert not scratch.exists() and not scratch_registered(v.repo)
+    assert fingerprint(v.repo) == before
+    git(v.repo, "worktree", "prune")  # nothing of it left for git to find either
+    assert "vbranch" not in git(v.repo, "worktree", "list", "--porcelain")
+
+
+def test_teardown_without_a_scratch_checkout(vb):
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}})
+    teardown(v)
+    assert not (v.repo / ".git" / "vbranch" / "verify").exists() and not scratch_registered(v.repo)
+
+
+@pytest.mark.parametrize("damage", ["files", "dotgit", "registration"])
+def test_teardown_of_a_half_deleted_scratch_checkout(vb, damage):
+    import shutil
+
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}})
+    land(v, "a", "true")
+    tree = v.repo / ".git" / "vbranch" / "verify" / "tree"
+    if damage == "files":  # the checkout's directory gone, its registration left
+        shutil.rmtree(tree)
+    elif damage == "dotgit":  # its files there, its link to the repository gone
+        (tree / ".git").unlink()
+    else:  # registered nowhere, its files still there
+        shutil.rmtree(v.repo / ".git" / "worktrees")
+    teardown(v)
+    assert not tree.parent.exists() and not scratch_registered(v.repo)
+
+
+def test_teardown_refuses_while_a_queue_runs(vb):
+    from vbranch.state.workspace import WORKSPACE_REF
+
+    """A running queue keeps its scratch checkout: teardown refuses at once, changing nothing."""
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}})
+    land(v, "a", "true")
+    ws = v.ws()
+    try:
+        with verify.queue_lock(ws):
+            with pytest.raises(LockTimeout, match="already running"):
+                teardown(v)
+    finally:
+        ws.close()
+    assert (v.repo / ".git" / "vbranch" / "verify" / "tree" / "a.txt").exists() and scratch_registered(v.repo)
+    assert git(v.repo, "symbolic-ref", "HEAD").strip() == WORKSPACE_REF  # still set up

@@ -143,7 +143,13 @@ def plan_land(ws: Workspace, name: str, mode: str, at: str) -> LandPlan:
 
 
 def _land(ws: Workspace, name: str, mode: str, at: str, expect: LandPlan | None = None, dry: bool = False):
-    with operation(ws, Kind.LAND, at, lock=one_landing(ws, f"landing {name}")) as tx:
+    # A verified landing (`expect`) lands what was verified: its plan folded the working tree in,
+    # and a change recorded since (by a hook) changes the branch's tree, which refuses. A change
+    # nobody reported is folded by the next command, measured against the new base, as one made
+    # just after the landing would be; folding it here could only refuse, at the cost of a
+    # `git status` of the whole shared tree.
+    fold = expect is None
+    with operation(ws, Kind.LAND, at, fold=fold, lock=one_landing(ws, f"landing {name}")) as tx:
         row = require_branch(ws, name)
         if not row.applied:
             raise UsageError(f"{name} is unapplied", hint=f"`vbranch apply {name}` first")

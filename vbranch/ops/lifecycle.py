@@ -54,14 +54,21 @@ def init(start: Path | str, target: str | None, at: str) -> Workspace:
 
 
 def teardown(ws: Workspace, at: str) -> str:
-    """Return HEAD to where init found it, keep every working file; branches stay."""
-    from vbranch.ops.operation import operation
+    """Return HEAD to where init found it, keep every working file; branches stay.
 
-    with operation(ws, Kind.TEARDOWN, at, fold=False) as tx:
-        origin = ws.store.get_meta("origin")
-        old = gitcli.rev_parse(ws.top, WORKSPACE_REF)
-        intent = Intent(
-            refs=[RefUpdate(WORKSPACE_REF, None, old)] if old else [], head=origin, index=IndexReset(), guard=Guard.REMOVE
-        )
-        tx.finish({"origin": origin, "workspace": old}, intent, lambda: ws.store.set_meta("active", "0"))
-        return origin
+    The scratch checkout of verified landings goes too (its files and its worktree
+    registration), under the queue lock so that no verification runs in it meanwhile.
+    """
+    from vbranch.ops.operation import operation
+    from vbranch.ops.verify import queue_lock, remove_scratch
+
+    with queue_lock(ws):
+        remove_scratch(ws)
+        with operation(ws, Kind.TEARDOWN, at, fold=False) as tx:
+            origin = ws.store.get_meta("origin")
+            old = gitcli.rev_parse(ws.top, WORKSPACE_REF)
+            intent = Intent(
+                refs=[RefUpdate(WORKSPACE_REF, None, old)] if old else [], head=origin, index=IndexReset(), guard=Guard.REMOVE
+            )
+            tx.finish({"origin": origin, "workspace": old}, intent, lambda: ws.store.set_meta("active", "0"))
+            return origin

@@ -103,6 +103,28 @@ def scratch_checkout(ws: Workspace, commit: str) -> Path:
     return tree
 
 
+def remove_scratch(ws: Workspace) -> None:
+    """Take the scratch checkout away (teardown): its files and its registration as a git worktree.
+
+    Works on one that was never made or is half deleted: whatever git no longer recognizes as
+    a worktree is unregistered by hand (only its own entry under `worktrees/`, not a prune of
+    the user's other worktrees), then the directory goes.
+    """
+    root = ws.state_dir / "verify"
+    tree = root / "tree"
+    stop_leftovers(tree)
+    gitcli.git(ws.top, "worktree", "remove", "--force", "--force", str(tree), check=False)
+    common = Path(gitcli.git(ws.top, "rev-parse", "--path-format=absolute", "--git-common-dir").decode().strip())
+    for gitdir in (common / "worktrees").glob("*/gitdir"):
+        try:
+            registered = Path(gitdir.read_text().strip())
+        except OSError:
+            continue
+        if registered == tree / ".git" or registered.resolve() == (tree / ".git").resolve():
+            shutil.rmtree(gitdir.parent, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def stop_leftovers(tree: Path) -> None:
     """Stop what a verification whose vbranch was killed left running in the scratch checkout.
 
