@@ -330,22 +330,12 @@ def _warn(lines: list[str]) -> None:
 
 
 def cmd_land(args) -> int:
-    from vbranch.cli import ui
     from vbranch.ops.landing import land
     from vbranch.state.workspace import open_workspace
 
     ws = open_workspace(args.C)
     if args.log:
-        if len(args.branch) != 1:
-            raise UsageError("--log takes one branch", hint="vbranch land --log BRANCH")
-        found = ws.store.verification(args.branch[0])
-        if found is None:
-            raise UsageError(f"{args.branch[0]} has not been verified", hint=f"`vbranch land {args.branch[0]} --verify CMD`")
-        result = "passed" if found.exit_code == 0 else f"exit {found.exit_code}" if found.exit_code is not None else "timed out or did not start"
-        ui.line(f"{found.branch}: `{found.command}` {result} at {found.at} on {(found.target or '(no commits)')[:12]}"
-                + (" (landed)" if found.landed else ""))
-        ui.write_raw(found.tail if found.tail.endswith("\n") else found.tail + "\n" if found.tail else "(no output)\n")
-        return 0
+        return _show_land_log(ws, args.branch)
     if args.verify is not None and args.no_verify:
         raise UsageError("--verify and --no-verify contradict each other")
     command = "" if args.no_verify else args.verify
@@ -353,41 +343,63 @@ def cmd_land(args) -> int:
         from vbranch.state.config import load
 
         command = load(ws.state_dir)["land_verify"]
-
-    def show(report) -> None:
-        how = {"ff": "fast-forward", "merge": "merge commit", "squash": "squashed"}[report.mode]
-        if report.committed:
-            ui.line(f"{report.branch}: committed its changes as {report.committed[:12]}")
-        checked = f", `{report.verified}` passed" if report.verified else ""
-        ui.line(f"landed {report.branch} on {report.target}: {(report.old or '(none)')[:12]} -> {report.new[:12]} ({how}{checked})")
-        for name, head in sorted(report.rebased.items()):
-            ui.line(f"  {name} now starts from it ({head[:12]})")
-        _warn(report.warnings)
-
     if args.queue:
-        from vbranch.ops.verify import land_queue
-
-        results = land_queue(ws, args.branch or None, args.mode, now(), command, args.timeout, clock=now)
-        if not results:
-            ui.line("nothing to land: no applied branch has commits and nothing contested")
-        for result in results:
-            if result.landed:
-                show(result.report)
-            else:
-                ui.line(f"held out {result.branch}: {result.reason.splitlines()[0]}", style="red")
-        held = [r.branch for r in results if not r.landed]
-        if held:
-            ui.line(f"{len(held)} branch(es) held out; `vbranch land --log BRANCH` shows a failed verification's output")
-        return 1 if held else 0
+        return _land_queue(ws, args, command)
     if len(args.branch) != 1:
         raise UsageError("land takes one branch", hint="`vbranch land BRANCH`, or `vbranch land --queue BRANCH...` for several")
     if command:
         from vbranch.ops.verify import land_verified
 
-        show(land_verified(ws, args.branch[0], args.mode, now(), command, args.timeout))
+        _show_landed(land_verified(ws, args.branch[0], args.mode, now(), command, args.timeout))
     else:
-        show(land(ws, args.branch[0], args.mode, now()))
+        _show_landed(land(ws, args.branch[0], args.mode, now()))
     return 0
+
+
+def _land_queue(ws, args, command: str) -> int:
+    from vbranch.cli import ui
+    from vbranch.ops.verify import land_queue
+
+    results = land_queue(ws, args.branch or None, args.mode, now(), command, args.timeout, clock=now)
+    if not results:
+        ui.line("nothing to land: no applied branch has commits and nothing contested")
+    for result in results:
+        if result.landed:
+            _show_landed(result.report)
+        else:
+            ui.line(f"held out {result.branch}: {result.reason.splitlines()[0]}", style="red")
+    held = [r.branch for r in results if not r.landed]
+    if held:
+        ui.line(f"{len(held)} branch(es) held out; `vbranch land --log BRANCH` shows a failed verification's output")
+    return 1 if held else 0
+
+
+def _show_land_log(ws, branches: list[str]) -> int:
+    from vbranch.cli import ui
+
+    if len(branches) != 1:
+        raise UsageError("--log takes one branch", hint="vbranch land --log BRANCH")
+    found = ws.store.verification(branches[0])
+    if found is None:
+        raise UsageError(f"{branches[0]} has not been verified", hint=f"`vbranch land {branches[0]} --verify CMD`")
+    result = "passed" if found.exit_code == 0 else f"exit {found.exit_code}" if found.exit_code is not None else "timed out or did not start"
+    ui.line(f"{found.branch}: `{found.command}` {result} at {found.at} on {(found.target or '(no commits)')[:12]}"
+            + (" (landed)" if found.landed else ""))
+    ui.write_raw(found.tail if found.tail.endswith("\n") else found.tail + "\n" if found.tail else "(no output)\n")
+    return 0
+
+
+def _show_landed(report) -> None:
+    from vbranch.cli import ui
+
+    how = {"ff": "fast-forward", "merge": "merge commit", "squash": "squashed"}[report.mode]
+    if report.committed:
+        ui.line(f"{report.branch}: committed its changes as {report.committed[:12]}")
+    checked = f", `{report.verified}` passed" if report.verified else ""
+    ui.line(f"landed {report.branch} on {report.target}: {(report.old or '(none)')[:12]} -> {report.new[:12]} ({how}{checked})")
+    for name, head in sorted(report.rebased.items()):
+        ui.line(f"  {name} now starts from it ({head[:12]})")
+    _warn(report.warnings)
 
 
 def cmd_update(args) -> int:
