@@ -386,3 +386,59 @@ def test_incremental_commit_matches_a_whole_build(vb, monkeypatch):
         finally:
             ws.close()
     assert git(v.repo, "status", "--porcelain") == ""
+
+
+def _objects(repo) -> tuple[set[str], set[str]]:
+    """(loose object files, packs) in the repository."""
+    objects = repo / ".git" / "objects"
+    loose = {f"{d.name}/{f.name}" for d in objects.iterdir() if len(d.name) == 2 for f in d.iterdir()}
+    return loose, {p.name for p in (objects / "pack").glob("*.pack")}
+
+
+def test_a_commit_writes_its_objects_as_one_pack_git_reads(vb):
+    v = vb({"a/b.txt": "1\n", "x": "a file\n", "k.txt": "k\n"})
+    v.edit("s0", "a/b.txt", "2\n")
+    v.edit("s1", "c/d/e.txt", "new\n")
+    loose, packs = _objects(v.repo)
+    commit_all(v)
+    after_loose, after_packs = _objects(v.repo)
+    assert after_loose == loose and len(after_packs - packs) == 1  # blobs, trees, 3 commits: one pack
+    assert subprocess.run(["git", "-C", str(v.repo), "fsck", "--strict", "--no-dangling"], capture_output=True).returncode == 0
+    assert git(v.repo, "status", "--porcelain") == ""
+    assert v.files_of("s1")["c/d/e.txt"] == b"new\n"
+    # A file turned into a directory (and the index follows it), then back.
+    os.remove(v.repo / "x")
+    write(v.repo, "x/y.txt", "inside\n")
+    v.record("s2", "x", "x/y.txt")
+    commit_all(v)
+    assert v.files_of("s2")["x/y.txt"] == b"inside\n" and "x" not in v.files_of("s2")
+    assert git(v.repo, "status", "--porcelain") == ""
+    assert git(v.repo, "ls-files", "x", "x/y.txt").split() == ["x/y.txt"]
+    (v.repo / "x" / "y.txt").unlink()
+    (v.repo / "x").rmdir()
+    write(v.repo, "x", "a file again\n")
+    v.record("s2", "x/y.txt", "x")
+    commit_all(v)
+    assert v.files_of("s2")["x"] == b"a file again\n"
+    assert git(v.repo, "status", "--porcelain") == ""
+    assert subprocess.run(["git", "-C", str(v.repo), "fsck", "--strict", "--no-dangling"], capture_output=True).returncode == 0
+
+
+def test_objects_written_after_a_batch_are_loose_and_readable(make_repo):
+    from vbranch.git import gitops
+
+    repo = gitops.open_repo(make_repo({"f.txt": "f\n"}))
+    with gitops.batch(repo):
+        inside = gitops.write_blob(repo, b"in the batch\n")
+        assert repo[inside].data == b"in the batch\n"  # readable before it is on disk
+    after = gitops.write_blob(repo, b"after the batch\n")
+    top = repo.workdir
+    assert git(top, "cat-file", "blob", inside) == "in the batch\n"
+    assert git(top, "cat-file", "blob", after) == "after the batch\n"
+    try:
+        with gitops.batch(repo):
+            lost = gitops.write_blob(repo, b"never written\n")
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    assert subprocess.run(["git", "-C", top, "cat-file", "-e", lost], capture_output=True).returncode != 0

@@ -92,8 +92,8 @@ def edit_tree(repo: pygit2.Repository, tree: pygit2.Tree | None, changes: dict[s
         entry = builder.get(name)
         subtree = entry if isinstance(entry, pygit2.Tree) else None
         oid = edit_tree(repo, subtree, sub)
-        if len(repo[oid]) == 0:
-            if entry is not None:
+        if len(repo[oid]) == 0:  # a directory left empty goes; a file there (set above, or kept) stays
+            if subtree is not None:
                 builder.remove(name)
         else:
             builder.insert(name, oid, TREE_MODE)
@@ -301,8 +301,14 @@ def batch(repo: pygit2.Repository):
     block (`repo` finds them in memory); on disk, for every other reader, once the block is left
     normally. A block left by an exception writes nothing (the objects were unreachable anyway).
     """
-    pending = _Pending(Path(repo.path))
-    repo.odb.add_backend(pending, 1 << 20)  # above the loose and pack backends: written here first
+    pending = getattr(repo, "_vbranch_pending", None)
+    if pending is None:  # one per repository object (a backend cannot be taken out again)
+        pending = repo._vbranch_pending = _Pending(Path(repo.path))
+        repo.odb.add_backend(pending, 1 << 20)  # above the loose and pack backends: written here first
+    elif not pending.closed:  # within a batch already: that one writes the pack
+        yield
+        return
+    pending.objects, pending.closed = {}, False
     try:
         yield
     finally:
