@@ -4,7 +4,7 @@
 state lock), checks that commit out in a scratch checkout vbranch keeps under
 `.git/vbranch/verify/tree` (a detached `git worktree`, reused: `git checkout --detach
 --force` rewrites only the files that differ, `git clean -ffd` drops what the last run
-left untracked, ignored build caches stay), runs the command there with the state lock
+left untracked, run while the landing is planned; ignored build caches stay), runs the command there with the state lock
 released (hooks go on), then lands under the lock only if the command exited 0 and the
 landing still computes the same tree onto the same target commit. Anything else (a
 non-zero exit, a timeout, a command that cannot start, a crash of vbranch itself, a target
@@ -84,8 +84,31 @@ def queue_lock(ws: Workspace):
         flock.release(fd)
 
 
-def scratch_checkout(ws: Workspace, commit: str) -> Path:
-    """The kept scratch checkout, at `commit` (detached), with nothing left from the last run but ignored files."""
+@contextmanager
+def tidying(tree: Path):
+    """`git clean -ffdq` of the kept scratch checkout, run while the block runs (the landing is
+    planned meanwhile); yields a list that holds True once it has succeeded.
+
+    It does not depend on the commit to check out: with the command's leftovers stopped first,
+    what it removes is what the last run left untracked, whichever commit comes next.
+    """
+    done: list[bool] = []
+    proc = None
+    if (tree / ".git").is_file():
+        proc = subprocess.Popen(["git", "--no-optional-locks", "-C", str(tree), "clean", "-ffdq"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield done
+    finally:
+        if proc is not None and proc.wait() == 0:
+            done.append(True)
+
+
+def scratch_checkout(ws: Workspace, commit: str, cleaned: bool = False) -> Path:
+    """The kept scratch checkout, at `commit` (detached), with nothing left from the last run but ignored files.
+
+    `cleaned`: its untracked files were removed already (`tidying`), only the commit is checked out.
+    """
     root = ws.state_dir / "verify"
     root.mkdir(exist_ok=True)
     tree = root / "tree"
@@ -93,7 +116,8 @@ def scratch_checkout(ws: Workspace, commit: str) -> Path:
     if (tree / ".git").is_file():
         try:
             gitcli.git(tree, *quiet, "checkout", "--detach", "--force", "--quiet", commit)
-            gitcli.git(tree, "clean", "-ffdq")
+            if not cleaned:
+                gitcli.git(tree, "clean", "-ffdq")
             return tree
         except GitError:
             pass  # a broken scratch checkout is made again
@@ -198,9 +222,11 @@ def land_verified(ws: Workspace, name: str, mode: str, at: str, command: str, ti
         from vbranch.state.config import load
 
         timeout = load(ws.state_dir)["land_verify_timeout"]
-    plan = plan_land(ws, name, mode, at)  # under the state lock, released again
-    stop_leftovers(ws.state_dir / "verify" / "tree")
-    tree = scratch_checkout(ws, plan.new)
+    tree = ws.state_dir / "verify" / "tree"
+    stop_leftovers(tree)
+    with tidying(tree) as cleaned:  # the last run's litter removed while the landing is planned
+        plan = plan_land(ws, name, mode, at)  # under the state lock, released again
+    tree = scratch_checkout(ws, plan.new, cleaned=bool(cleaned))
     code, tail = run_command(command, tree, timeout, ws.state_dir / "verify" / "output")
     ws.store.put_verification(Verification(name, plan.base, plan.head, plan.tree, command, code, tail, at, False))
     if code != 0:
