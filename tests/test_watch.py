@@ -264,6 +264,27 @@ def test_a_crashed_watcher_is_replaced_at_the_next_tool_call(vb, watcher, monkey
     assert not live(repo) and with_ws(repo, dirtyset.watcher_pid) is None
 
 
+def test_a_slow_watcher_is_not_taken_for_a_crashed_one(vb, watcher, monkeypatch):
+    """On a loaded machine the heartbeat can be late while the watcher lives (it holds its lock):
+    a tool call must leave it be, not clear its pid and start another one that cannot run."""
+    repo = vb({"a.txt": "a\n"}).repo
+    monkeypatch.delenv("VBRANCH_WATCHER", raising=False)
+    from vbranch.watch import control
+
+    started = []
+    monkeypatch.setattr(control, "start_background", lambda *a, **k: started.append(a))
+    w = watcher(repo)
+    assert wait_for(lambda: with_ws(repo, dirtyset.watcher_pid) == w.proc.pid)
+    w.proc.send_signal(signal.SIGSTOP)  # its heartbeat goes stale; its lock stays held
+    try:
+        assert wait_for(lambda: not live(repo), timeout=dirtyset.HEARTBEAT_FRESH + 3)
+        Session(repo, "s1").bash("ls")
+        assert started == [] and with_ws(repo, dirtyset.watcher_pid) == w.proc.pid
+    finally:
+        w.proc.send_signal(signal.SIGCONT)
+    assert wait_for(lambda: live(repo))
+
+
 def test_hung_watcher_is_not_trusted(vb, watcher):
     repo = vb({"a.txt": "a\n"}).repo
     w = watcher(repo)

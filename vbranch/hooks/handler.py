@@ -29,7 +29,7 @@ from vbranch.record.traces import read_all as read_traces
 from vbranch.state import config, leases
 from vbranch.state.clock import now
 from vbranch.state.workspace import Workspace, ensure_session, open_workspace
-from vbranch.watch.dirtyset import META_PID, watcher_live
+from vbranch.watch.dirtyset import META_PID, watch_lock_held
 
 SESSION_CONTEXT = (
     "vbranch: this git working directory is shared with other coding sessions. Each session's changes "
@@ -181,8 +181,13 @@ def _watcher_wanted(cfg: dict) -> bool:
 
 
 def _replace_crashed_watcher(ws: Workspace, cfg: dict) -> None:
-    """A watcher that died without saying so (its pid still in the store) is started again, once."""
-    if not ws.store.get_meta(META_PID) or not _watcher_wanted(cfg) or watcher_live(ws):
+    """A watcher that died without saying so (its pid still in the store) is started again, once.
+
+    Died: its watch lock is free (the kernel drops it with the process). One that holds the lock
+    with a stale heartbeat is slow (a loaded machine) or hung, not gone: a new one could not start,
+    and clearing its pid would only lose it (readers then ask git, as for any watcher not live).
+    """
+    if not ws.store.get_meta(META_PID) or not _watcher_wanted(cfg) or watch_lock_held(ws):
         return
     with ws.lock, ws.store.tx():
         ws.store.set_meta(META_PID, "")  # should the new one fail too, the next session start tries again
