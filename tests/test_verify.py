@@ -159,6 +159,18 @@ def test_a_change_recorded_to_the_branch_during_verification_lands_nothing(vb):
     assert tree_files(v.repo, "main")["a.txt"] == b"a2\n" and report.new == rev(v)
 
 
+def test_a_queue_lands_what_a_session_recorded_while_it_ran(vb):
+    """Later branches of a queue are planned from the store as it is then: a change a hook
+    recorded while an earlier branch was verified is in the later branch's landing."""
+    v = with_branches(vb, {"a": {"a.txt": "a\n"}, "b": {"b.txt": "b\n"}})
+    a, b = v.branch_of("a"), v.branch_of("b")
+    record = (f"if [ -f a.txt ] && [ ! -f b.txt ]; then cd {v.repo} && printf 'b2\\n' > b.txt && cd {ROOT} && "
+              f"{sys.executable} -m vbranch -C {v.repo} record --session b b.txt; fi")
+    results = queue(v, [a, b], record)
+    assert [(r.branch, r.landed) for r in results] == [(a, True), (b, True)]
+    assert tree_files(v.repo, "main") == {"app.txt": b"app\n", "a.txt": b"a\n", "b.txt": b"b2\n"}
+
+
 def test_two_queues_at_once_the_second_refuses(vb, tmp_path):
     v = with_branches(vb, {"a": {"a.txt": "a\n"}, "b": {"b.txt": "b\n"}})
     started, go = tmp_path / "started", tmp_path / "go"

@@ -135,20 +135,26 @@ def check_mode(mode: str) -> None:
         raise UsageError(f"unknown landing mode {mode!r}", hint="--ff-only, --merge or --squash")
 
 
-def plan_land(ws: Workspace, name: str, mode: str, at: str) -> LandPlan:
-    """The landing's result, computed under the lock, nothing moved (only unreachable objects written)."""
+def plan_land(ws: Workspace, name: str, mode: str, at: str, fold: bool = True) -> LandPlan:
+    """The landing's result, computed under the lock, nothing moved (only unreachable objects written).
+
+    `fold=False`: the working tree's unreported changes are not folded in first (a queue folds
+    them in once, before its first branch; what hooks record meanwhile is in the store anyway).
+    """
     if mode not in MODES:
         raise UsageError(f"unknown landing mode {mode!r}", hint="--ff-only, --merge or --squash")
-    return _land(ws, name, mode, at, dry=True)
+    return _land(ws, name, mode, at, dry=True, fold=fold)
 
 
-def _land(ws: Workspace, name: str, mode: str, at: str, expect: LandPlan | None = None, dry: bool = False):
-    # A verified landing (`expect`) lands what was verified: its plan folded the working tree in,
-    # and a change recorded since (by a hook) changes the branch's tree, which refuses. A change
-    # nobody reported is folded by the next command, measured against the new base, as one made
-    # just after the landing would be; folding it here could only refuse, at the cost of a
-    # `git status` of the whole shared tree.
-    fold = expect is None
+def _land(ws: Workspace, name: str, mode: str, at: str, expect: LandPlan | None = None, dry: bool = False,
+          fold: bool = True):
+    """Land `name` (see the module doc); `dry`: plan only; `expect`: refuse unless it computes that plan.
+
+    `fold`: fold in the shared tree's unreported changes first (a `git status` of the whole tree).
+    A verified landing's final step does not: it lands what was verified, a change a hook recorded
+    to the branch meanwhile changes its tree and refuses, and a change nobody reported is folded by
+    the next command, measured against the new base, as one made just after the landing would be.
+    """
     with operation(ws, Kind.LAND, at, fold=fold, lock=one_landing(ws, f"landing {name}")) as tx:
         row = require_branch(ws, name)
         if not row.applied:

@@ -212,12 +212,15 @@ def run_command(command: str, cwd: Path, timeout: float, log: Path) -> tuple[int
 
 
 def land_verified(ws: Workspace, name: str, mode: str, at: str, command: str, timeout: float | None = None,
-                  locked: bool = False) -> LandReport:
-    """Land `name` only if `command` passes on the tree the target would get (see the module doc)."""
+                  locked: bool = False, fold: bool = True) -> LandReport:
+    """Land `name` only if `command` passes on the tree the target would get (see the module doc).
+
+    `fold=False`: the plan does not fold the shared tree's unreported changes in (a queue did, once).
+    """
     check_mode(mode)
     if not locked:
         with queue_lock(ws):
-            return land_verified(ws, name, mode, at, command, timeout, locked=True)
+            return land_verified(ws, name, mode, at, command, timeout, locked=True, fold=fold)
     if timeout is None:
         from vbranch.state.config import load
 
@@ -225,7 +228,7 @@ def land_verified(ws: Workspace, name: str, mode: str, at: str, command: str, ti
     tree = ws.state_dir / "verify" / "tree"
     stop_leftovers(tree)
     with tidying(tree) as cleaned:  # the last run's litter removed while the landing is planned
-        plan = plan_land(ws, name, mode, at)  # under the state lock, released again
+        plan = plan_land(ws, name, mode, at, fold)  # under the state lock, released again
     tree = scratch_checkout(ws, plan.new, cleaned=bool(cleaned))
     code, tail = run_command(command, tree, timeout, ws.state_dir / "verify" / "output")
     ws.store.put_verification(Verification(name, plan.base, plan.head, plan.tree, command, code, tail, at, False))
@@ -237,7 +240,7 @@ def land_verified(ws: Workspace, name: str, mode: str, at: str, command: str, ti
             f"({(plan.base or 'no commits')[:12]} + {name}); {plan.target} is unchanged\n{last}",
             hint=f"`vbranch land --log {name}` shows the end of its output",
         )
-    report = _land(ws, name, mode, at, expect=plan)
+    report = _land(ws, name, mode, at, expect=plan, fold=False)
     ws.store.set_verification_landed(name)
     report.verified = command
     return report
@@ -257,13 +260,16 @@ def land_queue(ws: Workspace, names: list[str] | None, mode: str, at: str, comma
     """Land each branch in turn, each verified on top of those landed before it; a failing one stays out."""
     results = []
     with queue_lock(ws):
-        for name in names or queue_candidates(ws):
+        for i, name in enumerate(names or queue_candidates(ws)):
             when = clock() if clock else at
+            # The shared tree's unreported changes are folded in once, by the first landing: a
+            # `git status` of the whole tree per branch would cost more than the rest of landing
+            # it, and what hooks record while the queue runs is in the store without it.
             try:
                 if command:
-                    report = land_verified(ws, name, mode, when, command, timeout, locked=True)
+                    report = land_verified(ws, name, mode, when, command, timeout, locked=True, fold=i == 0)
                 else:
-                    report = _land(ws, name, mode, when)
+                    report = _land(ws, name, mode, when, fold=i == 0)
             except VbranchError as error:
                 results.append(QueueResult(name, False, None, error.message))
                 continue
