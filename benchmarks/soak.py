@@ -134,14 +134,31 @@ def sample(repo: Path) -> dict:
     state = repo / ".git" / "vbranch"
     size = sum(p.stat().st_size for p in state.glob("state.db*"))
     rss = None
-    pid_file = vbranch(repo, "watch", "--status", "--json")
+    pid = watcher_process(repo)
     try:
-        pid = json.loads(pid_file.stdout).get("pid")
-        with open(f"/proc/{int(pid)}/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-    except (ValueError, TypeError, OSError, StopIteration):
+    except (TypeError, OSError, StopIteration):
         pass
     return {"store_bytes": size, "watcher_rss_bytes": rss}
+
+
+def watcher_process(repo: Path) -> int | None:
+    """The watcher's pid: from `vbranch watch --status`, else the `vbranch watch` process working in `repo`."""
+    try:
+        pid = json.loads(vbranch(repo, "watch", "--status", "--json").stdout).get("pid")
+    except ValueError:
+        pid = None
+    if pid:
+        return int(pid)
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"vbranch" in argv and b"watch" in argv and os.readlink(entry / "cwd") == str(repo):
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
 
 
 def run_sessions(repo: Path, plans: list[dict], cfg: dict, work_dir: Path, progress) -> tuple[list[dict], list[dict]]:

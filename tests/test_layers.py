@@ -20,7 +20,7 @@ import grimp
 import pytest
 
 from tests.conftest import ROOT
-from tests.hookdriver import payload
+from tests.hookdriver import CAPTURED_ROOT, PAYLOADS, payload
 
 # What no hook may load: the UI, validation, argument parsing, the watcher's inotify layer, the
 # typing module. pygit2 builds commits: only a Stop that commits the turn may load it.
@@ -98,22 +98,38 @@ EVENTS = [  # (captured payload, fields, which heavy modules it may load)
     ("SessionEnd", {}, ()),
 ]
 
+AGENT_EVENTS = [  # another agent's hook: `vbranch hook --agent NAME`, its own payload
+    ("codex", "codex_PreToolUse_Bash"), ("codex", "codex_PostToolUse_apply_patch"),
+    ("gemini", "gemini_BeforeTool_write_file"), ("cursor", "cursor_afterShellExecution"),
+]
+
 PROBE = (
     "import atexit, runpy, sys\n"
     "atexit.register(lambda: sys.stderr.write('\\nLOADED ' + ' '.join(sorted(m for m in sys.modules if '.' not in m)) + '\\n'))\n"
-    "sys.argv = ['vbranch', 'hook']\n"
+    "sys.argv = ['vbranch', 'hook'] + sys.argv[1:]\n"
     "runpy.run_module('vbranch', run_name='__main__')\n"
 )
+
+
+def loaded_by_hook(repo: Path, data: dict, *args: str) -> set[str]:
+    env = {**os.environ, "VBRANCH_WATCHER": "off"}
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], input=json.dumps(data).encode(), cwd=repo, env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    loaded = set(proc.stderr.decode().rsplit("LOADED ", 1)[1].split())
+    assert "vbranch" in loaded  # the probe ran the hook
+    return loaded
 
 
 @pytest.mark.parametrize("name, fields, allowed", EVENTS, ids=[e[0] for e in EVENTS])
 def test_a_hook_loads_no_heavy_module(vb, name, fields, allowed):
     repo = vb({"app.py": "x = 1\n"}).repo
-    data = payload(name, repo, session_id="layers-1", **fields)
-    env = {**os.environ, "VBRANCH_WATCHER": "off"}
-    proc = subprocess.run([sys.executable, "-c", PROBE], input=json.dumps(data).encode(), cwd=repo, env=env,
-                          capture_output=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    loaded = set(proc.stderr.decode().rsplit("LOADED ", 1)[1].split())
-    assert "vbranch" in loaded  # the probe ran the hook
+    loaded = loaded_by_hook(repo, payload(name, repo, session_id="layers-1", **fields))
     assert sorted(loaded & set(HEAVY) - set(allowed)) == []
+
+
+@pytest.mark.parametrize("agent, name", AGENT_EVENTS, ids=[e[1] for e in AGENT_EVENTS])
+def test_another_agent_s_hook_loads_no_heavy_module(vb, agent, name):
+    repo = vb({"app.py": "x = 1\n"}).repo
+    data = json.loads((PAYLOADS / "agents" / f"{name}.json").read_text().replace(CAPTURED_ROOT, str(repo)))
+    assert sorted(loaded_by_hook(repo, data, "--agent", agent) & set(HEAVY)) == []

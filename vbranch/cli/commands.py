@@ -710,10 +710,22 @@ def _change_directory(args) -> None:
         args.C = "."
 
 
+def _hook_agent(argv: list[str]) -> str | None:
+    """The agent of a plain `vbranch hook [--agent NAME]`, as the installed hooks run it; else None."""
+    if argv == ["hook"]:
+        return "claude"
+    if len(argv) == 3 and argv[:2] == ["hook", "--agent"]:
+        return argv[2]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args_given = sys.argv[1:] if argv is None else argv
-    if args_given == ["hook"]:
-        return cmd_hook(None)  # the hot path: skip building the whole parser
+    agent = _hook_agent(args_given)
+    if agent is not None:  # the hot path: every hook, so no parser is built (argparse costs a hook ~10 ms)
+        from types import SimpleNamespace
+
+        return cmd_hook(SimpleNamespace(agent=agent))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command_name == "branch" and args.action != "list" and not args.name:
