@@ -94,14 +94,21 @@ def tidying(tree: Path):
     """
     done: list[bool] = []
     proc = None
+    fresh = tree.parent / "fresh"
     if (tree / ".git").is_file():
-        proc = subprocess.Popen(["git", "--no-optional-locks", "-C", str(tree), "clean", "-ffdq"],
+        clean = "exec git --no-optional-locks clean -ffdq"
+        if fresh.exists():
+            # Just made: its index was written in the same second as many of its files, which git
+            # then compares by content at every use (racy git) until the index is written again.
+            clean = "git update-index -q --refresh >/dev/null 2>&1; " + clean
+        proc = subprocess.Popen(["/bin/sh", "-c", clean], cwd=tree,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield done
     finally:
         if proc is not None and proc.wait() == 0:
             done.append(True)
+            fresh.unlink(missing_ok=True)
 
 
 def scratch_checkout(ws: Workspace, commit: str, cleaned: bool = False) -> Path:
@@ -124,6 +131,7 @@ def scratch_checkout(ws: Workspace, commit: str, cleaned: bool = False) -> Path:
     shutil.rmtree(tree, ignore_errors=True)
     gitcli.git(ws.top, "worktree", "prune")
     gitcli.git(ws.top, *quiet, "worktree", "add", "--detach", "--force", "--quiet", str(tree), commit)
+    (root / "fresh").touch()
     return tree
 
 
