@@ -54,10 +54,45 @@ def symbolic_head(top: Path) -> str | None:
     return out.decode() or None
 
 
+_STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules")
+# (top, thread) -> the `git status` of the whole tree started by prefetch_dirty_paths, not yet read.
+_PREFETCHED: dict[tuple[str, int], subprocess.Popen] = {}
+
+
+def prefetch_dirty_paths(top: Path) -> None:
+    """Start the `git status` the next `dirty_paths(top)` of this thread reads, so that it runs while
+    this process does other work (a commit imports pygit2 meanwhile). End with `drop_prefetch`."""
+    import threading
+
+    key = (str(top), threading.get_ident())
+    if key not in _PREFETCHED:
+        cmd = ["git", "--literal-pathspecs", "--no-optional-locks", "-C", str(top), *_STATUS, "--"]
+        _PREFETCHED[key] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def drop_prefetch(top: Path) -> None:
+    """Forget a prefetched status nobody read (it would be stale by the next call)."""
+    import threading
+
+    proc = _PREFETCHED.pop((str(top), threading.get_ident()), None)
+    if proc is not None:
+        proc.kill()
+        proc.communicate()
+
+
 def dirty_paths(top: Path, pathspecs: list[str] | None = None) -> set[str]:
     """Paths that differ from the index (the workspace commit), untracked ones included."""
-    args = ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules"]
-    out = git(top, *args, "--", *(pathspecs or []))
+    proc = None
+    if not pathspecs and _PREFETCHED:
+        import threading
+
+        proc = _PREFETCHED.pop((str(top), threading.get_ident()), None)
+    if proc is not None:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise GitError(f"`git status` failed: {err.decode(errors='replace').strip()}")
+    else:
+        out = git(top, *_STATUS, "--", *(pathspecs or []))
     paths = set()
     for entry in out.split(b"\0"):
         if entry:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from vbranch.core.merge import branch_state, committable, merge_versions, touches
 from vbranch.core.ownership import UNATTRIBUTED, Conflict, FileOwnership, FileState, conflicts, lines_eligible, split_lines
-from vbranch.git import gitops
+from vbranch.git import gitcli
 from vbranch.ops.intent import Intent, Kind, RefUpdate
 from vbranch.state.store import BranchRow
 from vbranch.state.workspace import WORKSPACE_REF, Workspace, require_branch
@@ -31,6 +31,19 @@ class CommitReport:
 
 def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str) -> CommitReport:
     """Commit the named branches (all applied ones for None) from their owned changes."""
+    from vbranch.ops.oplog import has_pending
+    from vbranch.record.recording import prefetch_snapshot
+
+    if not has_pending(ws):  # (an interrupted operation is finished first, and may change files)
+        prefetch_snapshot(ws)  # git status runs while pygit2 loads
+    try:
+        return _commit(ws, names, message, at)
+    finally:
+        gitcli.drop_prefetch(ws.top)
+
+
+def _commit(ws: Workspace, names: list[str] | None, message: str | None, at: str) -> CommitReport:
+    from vbranch.git import gitops
     from vbranch.ops.operation import operation
 
     with operation(ws, Kind.COMMIT, at) as tx:
@@ -69,7 +82,9 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
     with nothing new costs a comparison of digests. Otherwise (first commit, a
     landing or undo moved the head, the base moved) it is built whole from the base.
     """
-    contested = conflicts(records)
+    from vbranch.git import gitops
+
+    contested = conflicts([rec for rec in records if _may_be_contested(rec)])
     base_tree = gitops.tree_of(repo, ws.base)
     base_key = ws.base or ""
     digests = ws.store.raw_digests()
@@ -114,6 +129,13 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
         report.committed.append((branch.name, new, paths))
         report.marks[branch.id] = (new, base_key, new_marks, replace)
     return report, updates
+
+
+def _may_be_contested(rec: FileOwnership) -> bool:
+    """False where `conflicts` finds nothing: no changed item (or whole file) has two owners."""
+    if rec.items is None:
+        return len(rec.owners) > 1
+    return any(len(owners) > 1 for op, owners in rec.items if op != "K")
 
 
 def _version(rec: FileOwnership, branch_id: int) -> FileState | None:
@@ -163,6 +185,8 @@ def build_workspace(
     the base or a branch's head changed (git's tree diff, which skips equal
     subtrees): O(change). Otherwise it is built from the base.
     """
+    from vbranch.git import gitops
+
     heads = heads or {}
     base_tree = gitops.tree_of(repo, base)
     contributing: dict[int, str] = {}  # applied branch id -> head that differs from the base
@@ -204,6 +228,8 @@ def build_workspace(
 def _changed_since(ws: Workspace, repo, old: str | None, base_tree, head_trees: dict) -> set[str] | None:
     """Paths where the base or a branch's contribution differs from what the workspace commit `old`
     merges; None when `old` is not the merge of the current base and heads (build whole)."""
+    from vbranch.git import gitops
+
     if old is None:
         return None
     old_base = ws.base

@@ -29,7 +29,7 @@ from vbranch.record import traces
 from vbranch.state import config
 from vbranch.state.leases import holder
 from vbranch.state.workspace import Workspace, branch_for_session, create_branch
-from vbranch.watch.dirtyset import candidate_paths
+from vbranch.watch.dirtyset import candidate_paths, trusted_since
 
 # Claude Code's Bash tool stops a command after 10 minutes at most: a window open
 # longer lost its PostToolUse (the agent was killed) and no longer counts.
@@ -77,6 +77,13 @@ def record(
         return sorted(set(changed))
 
 
+def prefetch_snapshot(ws: Workspace) -> None:
+    """Start what the next `snapshot` of the whole tree asks git (its `git status`, when no watcher
+    answers instead), to run while the caller does other work; `gitcli.drop_prefetch` ends it."""
+    if trusted_since(ws) is None:
+        gitcli.prefetch_dirty_paths(ws.top)
+
+
 def snapshot(
     ws: Workspace, at: str, paths: list[str] | None = None, session: str | None = None, call: str | None = None
 ) -> list[str]:
@@ -93,16 +100,17 @@ def snapshot(
     changed = candidate_paths(ws) if paths is None else None  # before the lock: it may seed the set
     with ws.lock, ws.store.tx():
         logs = traces.read_all(ws.state_dir, done=True)
-        if paths is None:
-            known = {rec.path: rec for rec in ws.store.files()}
-            candidates = changed | set(known)
+        if paths is None:  # stat signatures of every record; whole records only of paths that changed
+            stats = ws.store.stats()
+            unseen = [p for p in sorted(changed | set(stats)) if p not in stats or stats[p] != stat_key(ws.top, p)]
+            known = {p: rec for p in unseen if (rec := ws.store.file(p)) is not None}
         else:
             known = {p: rec for p in paths if (rec := ws.store.file(p)) is not None}
             candidates = set(paths) - set(known)
             # A path nobody recorded is as in HEAD unless its content says otherwise.
             head = gitcli.tree_signatures(ws.top, "HEAD", sorted(candidates))
             candidates = {p for p in candidates if head[p] != signature(read_state(ws.top, p))} | set(known)
-        unseen = [p for p in sorted(candidates) if p not in known or known[p].stat != stat_key(ws.top, p)]
+            unseen = [p for p in sorted(candidates) if p not in known or known[p].stat != stat_key(ws.top, p)]
         busy = {p for p in unseen if _leased_elsewhere(ws, p, call)}
         others = _unseen_attribution(ws, at, None, session, logs)
         folded = _fold(ws, [p for p in unseen if p not in busy], others, logs, at, None, "snapshot", known)

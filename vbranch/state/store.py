@@ -334,6 +334,11 @@ class Store:
         rows = self.db.execute("SELECT path, base, known, items, owners, stat FROM files ORDER BY path").fetchall()
         return [_file_from_row(r) for r in rows]
 
+    def stats(self) -> dict[str, tuple | None]:
+        """Each recorded path's stat signature as last folded: what a snapshot compares, without the records."""
+        rows = self.db.execute("SELECT path, stat FROM files").fetchall()
+        return {path: None if stat is None else tuple(json.loads(stat)) for path, stat in rows}
+
     def paths(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT path FROM files")]
 
