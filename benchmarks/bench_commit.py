@@ -81,12 +81,22 @@ def vbranch_available():
     return proc.returncode == 0
 
 
+LAST_CPU = {"seconds": None}  # CPU time (user + system) of the last `timed` commands
+
+
 def timed(commands, cwd, env=None):
-    """Wall time of running `commands` one after another (each must succeed)."""
+    """Wall time of running `commands` one after another (each must succeed); their CPU time
+    (user + system, children included) in LAST_CPU, which other processes' load disturbs less."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     for cmd in commands:
         subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CPU["seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall
 
 
 def snapshot(repo):
@@ -262,13 +272,16 @@ def bench_rounds(args, tmp):
         for side in ("git", "vbranch") if r % 2 == 0 else ("vbranch", "git"):
             if side == "git":
                 row["git"] = round(time_git(repos["git"]), 4)
+                row["git_cpu"] = round(LAST_CPU["seconds"], 4)
             elif error is None:
                 try:
                     row["vbranch"] = round(time_vbranch(repos["vbranch"]), 4)
+                    row["vbranch_cpu"] = round(LAST_CPU["seconds"], 4)
                 except RuntimeError as exc:
                     error = str(exc)
         if "vbranch" in row:
             row["ratio"] = round(row["vbranch"] / row["git"], 2)
+            row["cpu_ratio"] = round(row["vbranch_cpu"] / row["git_cpu"], 2)
         rounds.append(row)
         print("  round %d/%d: %s" % (r + 1, args.rounds, row), file=sys.stderr)
     done = [[p for paths in chosen for p in paths[:args.per_branch * args.rounds]]]
@@ -284,11 +297,15 @@ def print_rounds(result):
     p = result["params"]
     print("commit benchmark, %d rounds: %d files, %d branches x %d more files per round (seed %d)"
           % (p["rounds"], p["files"], p["branches"], p["per_branch"], p["seed"]))
-    print("  %5s %7s %9s %9s %7s" % ("round", "owned", "git", "vbranch", "ratio"))
+    print("  %5s %7s %9s %9s %7s %9s %9s %7s" % ("round", "owned", "git", "vbranch", "ratio",
+                                                 "git cpu", "vb cpu", "ratio"))
     for row in result["rounds"]:
-        print("  %5d %7d %8.3fs %8s %7s" % (row["round"], row["owned_files"], row["git"],
-              "%.3fs" % row["vbranch"] if "vbranch" in row else "n/a",
-              "%.2fx" % row["ratio"] if "ratio" in row else "n/a"))
+        print("  %5d %7d %8.3fs %8s %7s %8.3fs %8s %7s" % (
+            row["round"], row["owned_files"], row["git"],
+            "%.3fs" % row["vbranch"] if "vbranch" in row else "n/a",
+            "%.2fx" % row["ratio"] if "ratio" in row else "n/a", row["git_cpu"],
+            "%.3fs" % row["vbranch_cpu"] if "vbranch_cpu" in row else "n/a",
+            "%.2fx" % row["cpu_ratio"] if "cpu_ratio" in row else "n/a"))
     if result["vbranch_error"]:
         print("  vbranch: %s" % result["vbranch_error"])
     for side, check in result["checks"].items():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 from tests.conftest import VB, fingerprint, git, lock_files, tree_files, work_files, write
 
@@ -395,7 +396,10 @@ def _objects(repo) -> tuple[set[str], set[str]]:
     return loose, {p.name for p in (objects / "pack").glob("*.pack")}
 
 
-def test_a_commit_writes_its_objects_as_one_pack_git_reads(vb):
+def test_a_commit_writes_its_objects_as_one_pack_git_reads(vb, monkeypatch):
+    from vbranch.git import gitops
+
+    monkeypatch.setattr(gitops, "PACK_AT_LEAST", 1)  # this small commit too
     v = vb({"a/b.txt": "1\n", "x": "a file\n", "k.txt": "k\n"})
     v.edit("s0", "a/b.txt", "2\n")
     v.edit("s1", "c/d/e.txt", "new\n")
@@ -433,6 +437,7 @@ def test_objects_written_after_a_batch_are_loose_and_readable(make_repo):
         assert repo[inside].data == b"in the batch\n"  # readable before it is on disk
     after = gitops.write_blob(repo, b"after the batch\n")
     top = repo.workdir
+    assert _objects(Path(top))[1] == set()  # a batch of one object: loose, no pack
     assert git(top, "cat-file", "blob", inside) == "in the batch\n"
     assert git(top, "cat-file", "blob", after) == "after the batch\n"
     try:
@@ -442,3 +447,24 @@ def test_objects_written_after_a_batch_are_loose_and_readable(make_repo):
     except RuntimeError:
         pass
     assert subprocess.run(["git", "-C", top, "cat-file", "-e", lost], capture_output=True).returncode != 0
+
+
+def test_many_packs_are_rolled_up(make_repo, monkeypatch):
+    import time
+
+    from vbranch.git import gitops
+
+    monkeypatch.setattr(gitops, "PACK_AT_LEAST", 1)
+    monkeypatch.setattr(gitops, "ROLL_UP_PACKS", 4)
+    top = make_repo({"f.txt": "f\n"})
+    repo = gitops.open_repo(top)
+    blobs = []
+    for i in range(6):
+        with gitops.batch(repo):
+            blobs.append(gitops.write_blob(repo, b"blob %d\n" % i))
+    deadline = time.monotonic() + 30
+    while len(_objects(top)[1]) > 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_objects(top)[1]) <= 4
+    for i, oid in enumerate(blobs):
+        assert git(top, "cat-file", "blob", oid) == "blob %d\n" % i

@@ -307,7 +307,7 @@ def batch(repo: pygit2.Repository):
     """
     pending = getattr(repo, "_vbranch_pending", None)
     if pending is None:  # one per repository object (a backend cannot be taken out again)
-        pending = repo._vbranch_pending = _Pending(Path(repo.path))
+        pending = repo._vbranch_pending = _Pending(_common_dir(Path(repo.path)))
         repo.odb.add_backend(pending, 1 << 20)  # above the loose and pack backends: written here first
     elif not pending.closed:  # within a batch already: that one writes the pack
         yield
@@ -317,7 +317,15 @@ def batch(repo: pygit2.Repository):
         yield
     finally:
         pending.closed = True
-    write_pack(Path(repo.path), pending.objects)
+    write_pack(pending.git_dir, pending.objects)
+
+
+def _common_dir(git_dir: Path) -> Path:
+    """Where the objects are: a linked worktree's git directory names the main one in `commondir`."""
+    try:
+        return git_dir / (git_dir / "commondir").read_text().strip()
+    except FileNotFoundError:
+        return git_dir
 
 
 def write_pack(git_dir: Path, objects: dict[bytes, tuple[int, bytes]]) -> None:
@@ -328,6 +336,10 @@ def write_pack(git_dir: Path, objects: dict[bytes, tuple[int, bytes]]) -> None:
     at most an unindexed pack or a temporary file, which git ignores.
     """
     if not objects:
+        return
+    if len(objects) < PACK_AT_LEAST:  # a few objects: loose files cost less than another pack to look in
+        for raw, (kind, data) in objects.items():
+            _write_loose(git_dir, raw.hex(), kind, data)
         return
     order = sorted(objects)
     body = [b"PACK", struct.pack(">II", 2, len(order))]
@@ -374,6 +386,36 @@ def write_pack(git_dir: Path, objects: dict[bytes, tuple[int, bytes]]) -> None:
             f.write(data)
         os.chmod(tmp, 0o444)
         os.replace(tmp, folder / (name + suffix))
+    if sum(1 for _ in folder.glob("pack-*.pack")) > ROLL_UP_PACKS:
+        _roll_up(git_dir)
+
+
+# A batch of fewer objects than this is written loose; more, as one pack. Once there are more
+# than ROLL_UP_PACKS packs, git merges the small ones (`repack --geometric`, in the background,
+# as `gc --auto` runs): every reader looks in every pack, so their number must stay small.
+PACK_AT_LEAST = 32
+ROLL_UP_PACKS = 32
+
+
+def _roll_up(git_dir: Path) -> None:
+    """One roll-up at a time (its lock file goes when it ends; one left by a kill, after 10 minutes)."""
+    import subprocess
+    import time
+
+    lock = git_dir / "vbranch-rollup.lock"
+    try:
+        if time.time() - lock.stat().st_mtime > 600:
+            lock.unlink()
+    except FileNotFoundError:
+        pass
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return
+    subprocess.Popen(
+        ["sh", "-c", 'git --git-dir "$1" repack --geometric=2 -d -q; rm -f "$2"', "sh", str(git_dir), str(lock)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
 
 
 _TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
