@@ -50,7 +50,7 @@ from vbranch.ops.intent import Intent, Kind, RefUpdate
 from vbranch.ops.operation import operation
 from vbranch.ops.oplog import file_write
 from vbranch.state.store import BranchRow, pack_record, unpack_record
-from vbranch.state.workspace import Workspace, require_branch
+from vbranch.state.workspace import Workspace, owner_label, require_branch
 
 MODES = ("ff", "merge", "squash")
 
@@ -554,15 +554,7 @@ def _leased(ws: Workspace, path: str) -> bool:
 
 def _who(ws: Workspace, owners) -> str:
     sessions = ws.store.sessions()
-    names = []
-    for owner in owners:
-        branch = ws.store.branch_by_id(owner)
-        if branch is None:
-            names.append("unattributed")
-            continue
-        ids = [s.id for s in sessions if s.branch_id == owner]
-        names.append(f"{branch.name} (session {', '.join(ids)})" if ids else branch.name)
-    return " and ".join(names)
+    return " and ".join(owner_label(ws, owner, sessions) for owner in owners)
 
 
 def _describe(ws: Workspace, found: list[Conflict]) -> list[str]:
