@@ -226,7 +226,7 @@ def test_a_landing_conflict_changes_nothing(vb):
     v.commit("session-b")
     v.edit("a", "f.txt", "1\nA\n3\n")  # a rewrites b's line: contested
     ws = v.ws()
-    with pytest.raises(Blocked, match="f.txt lines 2-2"):
+    with pytest.raises(Blocked, match=r"f.txt lines 2-2: session-[ab] \(session [ab]\) and session-[ab] \(session [ab]\)"):
         landing.land(ws, "session-a", "ff", v.at())
     from vbranch.ops.branching import assign
 
