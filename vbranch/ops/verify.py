@@ -3,15 +3,18 @@
 `land_verified` computes the landing without moving anything (landing.plan_land, under the
 state lock), checks that commit out in a scratch checkout vbranch keeps under
 `.git/vbranch/verify/tree` (a detached `git worktree`, reused: `git checkout --detach
---force` rewrites only the files that differ, `git clean -ffd` drops what the last run
-left untracked, run while the landing is planned; ignored build caches stay), runs the command there with the state lock
-released (hooks go on), then lands under the lock only if the command exited 0 and the
-landing still computes the same tree onto the same target commit. Anything else (a
-non-zero exit, a timeout, a command that cannot start, a crash of vbranch itself, a target
-or branch that moved meanwhile) lands nothing: the target moves only in the final
-oplog.perform, after the check. The shared working directory is never read or written.
+--force` rewrites only the files that differ; `git clean -ffd` drops what the last run left
+untracked, run while the landing is planned; ignored build caches stay), runs the command
+there with the state lock released (hooks go on), then lands under the lock only if the
+command exited 0 and the landing still computes the same tree onto the same target commit.
+Anything else (a non-zero exit, a timeout, a command that cannot start, a crash of vbranch
+itself, a target or branch that moved meanwhile) lands nothing: the target moves only in the
+final oplog.perform, after the check. That final step does not fold the shared tree in again
+(a change a hook recorded meanwhile still changes the branch's tree and refuses); a queue
+folds it in once, before its first branch. The shared working directory is never written.
 A command left running by a killed vbranch is stopped before the next verification starts
-(stop_leftovers), so it cannot write into the next run's checkout.
+(stop_leftovers), so it cannot write into the next run's checkout. `vbranch teardown`
+removes the scratch checkout (remove_scratch).
 
 Each run's result (target commit, branch head, command, exit status, the last 4 KB of its
 output) is kept in the store's `verifications` table: `vbranch land --log BRANCH` and
