@@ -371,3 +371,30 @@ def test_the_hooks_and_the_tracer_name_one_lease_hint():
     from vbranch.state import leases
 
     assert leases.HINT_FILE == tracer.LEASE_HINT
+
+
+def test_a_command_s_file_the_dirty_set_had_not_heard_of_stays_its_session_s(repo, monkeypatch):
+    """A command writes a new file and ends; before its PostToolUse, another session's commit folds
+    the tree with a dirty set that has not heard of the file yet (asked a moment before), then
+    another with one that has. The trace says whose the file is: it is never left unattributed."""
+    from vbranch.record import recording
+
+    a = Session(repo, "A")
+    a.start()
+    a.prompt("task a")
+    tool_input, proc = _bash(a, "t1", "echo late > late.txt", None)
+    assert proc.wait(timeout=60) == 0
+    ws = open_workspace(repo)
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(recording, "candidate_paths", lambda ws: set())  # the dirty set's answer came first
+            recording.snapshot(ws, "2030-01-01T00:00:00")
+        recording.snapshot(ws, "2030-01-01T00:00:01")
+    finally:
+        ws.close()
+    assert a.post("Bash", tool_input, "t1", {"stdout": ""})[1] is None
+    report = VB(repo).status()
+    assert report.unattributed == [] and report.contested == []
+    v = VB(repo)
+    v.commit()
+    assert v.files_of("A")["late.txt"] == b"late\n"

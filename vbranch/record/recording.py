@@ -100,6 +100,10 @@ def snapshot(
     changed = candidate_paths(ws) if paths is None else None  # before the lock: it may seed the set
     with ws.lock, ws.store.tx():
         logs = traces.read_all(ws.state_dir, done=True)
+        if paths is None:
+            # What traced commands wrote is looked at whether or not the dirty set had heard of it when
+            # asked: a command can write and end in between, and its log is marked done below.
+            changed = changed | {p for t in logs if not t.done for p in traces.worktree_paths(t)}
         if paths is None:  # stat signatures of every record; whole records only of paths that changed
             stats = ws.store.stats()
             unseen = [p for p in sorted(changed | set(stats)) if p not in stats or stats[p] != stat_key(ws.top, p)]
