@@ -388,8 +388,8 @@ def test_a_command_s_file_the_dirty_set_had_not_heard_of_stays_its_session_s(rep
     try:
         with monkeypatch.context() as m:
             m.setattr(recording, "candidate_paths", lambda ws: set())  # the dirty set's answer came first
-            recording.snapshot(ws, "2030-01-01T00:00:00")
-        recording.snapshot(ws, "2030-01-01T00:00:01")
+            recording.fold_unseen(ws, "2030-01-01T00:00:00")
+        recording.fold_unseen(ws, "2030-01-01T00:00:01")
     finally:
         ws.close()
     assert a.post("Bash", tool_input, "t1", {"stdout": ""})[1] is None

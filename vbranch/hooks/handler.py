@@ -21,9 +21,9 @@ from vbranch.record.recording import (
     close_window,
     command_traces,
     expects_trace,
+    fold_unseen,
     open_window,
     record_write,
-    snapshot,
 )
 from vbranch.record.traces import read_all as read_traces
 from vbranch.state import config, leases
@@ -384,7 +384,7 @@ def _pre_write(ws: Workspace, payload: dict, cfg: dict) -> str | None:
             f"vbranch: {rel} is being written right now by {busy} sharing this directory. "
             "Retry this edit in a moment; re-read the file first, since it may have changed."
         )
-    snapshot(ws, now(), [rel], session, tool_use_id)  # fold in what changed since the store last looked, so the check is current
+    fold_unseen(ws, now(), [rel], session, tool_use_id)  # fold in what changed since the store last looked, so the check is current
     if cfg["guard_lines"] == "off":
         return None
     reason = _line_conflict(ws, payload, rel)

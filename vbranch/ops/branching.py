@@ -11,7 +11,7 @@ from vbranch.ops.committing import branch_changes
 from vbranch.ops.intent import Intent, Kind, RefUpdate
 from vbranch.ops.operation import operation
 from vbranch.ops.oplog import shelf_ref
-from vbranch.record.recording import snapshot
+from vbranch.record.recording import fold_unseen
 from vbranch.state.store import BranchRow
 from vbranch.state.workspace import Workspace, require_branch
 
@@ -168,7 +168,7 @@ def settle_lines(ws: Workspace, spec: str, session: str, claim: bool, at: str) -
 
 def branch_diff(ws: Workspace, name: str, at: str) -> str:
     """The branch's whole change against the base, committed and not, as a patch."""
-    snapshot(ws, at)
+    fold_unseen(ws, at)
     row = require_branch(ws, name)
     repo = gitops.open_repo(ws.top)
     base_tree = gitops.tree_of(repo, ws.base)

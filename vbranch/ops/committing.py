@@ -32,10 +32,10 @@ class CommitReport:
 def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str) -> CommitReport:
     """Commit the named branches (all applied ones for None) from their owned changes."""
     from vbranch.ops.oplog import has_pending
-    from vbranch.record.recording import prefetch_snapshot
+    from vbranch.record.recording import prefetch_fold
 
     if not has_pending(ws):  # (an interrupted operation is finished first, and may change files)
-        prefetch_snapshot(ws)  # git status runs while pygit2 loads
+        prefetch_fold(ws)  # git status runs while pygit2 loads
     try:
         return _commit(ws, names, message, at)
     finally:

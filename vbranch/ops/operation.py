@@ -6,7 +6,7 @@
 
 `operation` takes the state lock, finishes an operation a killed process left
 half done (oplog.finish_interrupted), and folds in the working tree's unseen changes
-(recording.snapshot; `fold=False` for the commands that do not read the working
+(recording.fold_unseen; `fold=False` for the commands that do not read the working
 files). `tx.finish` is oplog.perform: the store change (`save`) and the log row
 with its intent in one store transaction, then the intent carried out. A block
 left without `finish` (a refusal, nothing to do, a dry run) logs nothing; any
@@ -34,9 +34,9 @@ def up_to_date(ws: Workspace, at: str, fold: bool = True, lock=None):
     with ws.lock if lock is None else lock:
         warnings = finish_interrupted(ws)
         if fold:
-            from vbranch.record.recording import snapshot
+            from vbranch.record.recording import fold_unseen
 
-            snapshot(ws, at)
+            fold_unseen(ws, at)
         yield warnings
 
 

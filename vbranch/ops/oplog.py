@@ -2,7 +2,7 @@
 
 Every operation (commit, assign, claim/disown, land, update, branch changes,
 apply/unapply, rescue, teardown, undo, restore) runs in the same order, started
-by operation.operation (the lock, `finish_interrupted`, the snapshot of the working tree)
+by operation.operation (the lock, `finish_interrupted`, `fold_unseen` of the working tree)
 and ended by `perform`:
 
 1. write every git object it needs (commits, trees, blobs): harmless alone;

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from vbranch.core.ownership import ABSENT, SYMLINK, UNATTRIBUTED, FileOwnership, OwnedSpan, is_binary, spans
 from vbranch.git import gitcli
-from vbranch.record.recording import snapshot
+from vbranch.record.recording import fold_unseen
 from vbranch.state.workspace import Workspace
 
 TYPE_CHECKING = False
@@ -23,7 +23,7 @@ def status(ws: Workspace, at: str) -> StatusReport:
 
 
 def collect(ws: Workspace, at: str) -> dict:
-    snapshot(ws, at)
+    fold_unseen(ws, at)
     records = [rec for rec in ws.store.files() if rec.changed]
     branches = ws.store.branches()
     names = {b.id: b.name for b in branches}

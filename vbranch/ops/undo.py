@@ -36,7 +36,7 @@ from vbranch.ops.committing import build_workspace
 from vbranch.ops.intent import Guard, IndexSync, Intent, Kind, RefUpdate, writes_from_json
 from vbranch.ops.operation import Operation, operation
 from vbranch.ops.oplog import capture, file_write, read_refs, unpack
-from vbranch.record.recording import snapshot
+from vbranch.record.recording import fold_unseen
 from vbranch.state.store import BranchRow, OpRow, unpack_record
 from vbranch.state.workspace import WORKSPACE_REF, Workspace
 
@@ -91,7 +91,7 @@ def _return_to(tx: Operation, target: dict, op: OpRow, reverted: list[OpRow], un
         raise UsageError("that state has the workspace torn down", hint="`vbranch teardown` does that")
     was_active = ws.active
     if was_active:  # folded in here, not by operation(): only once the target state is known to be usable
-        snapshot(ws, tx.at)
+        fold_unseen(ws, tx.at)
     plan = plan_restore(ws, target, op.at, reverted)
     if not was_active:
         plan.intent.guard = Guard.INSTALL

@@ -77,14 +77,14 @@ def record(
         return sorted(set(changed))
 
 
-def prefetch_snapshot(ws: Workspace) -> None:
+def prefetch_fold(ws: Workspace) -> None:
     """Start what the next `snapshot` of the whole tree asks git (its `git status`, when no watcher
     answers instead), to run while the caller does other work; `gitcli.drop_prefetch` ends it."""
     if trusted_since(ws) is None:
         gitcli.prefetch_dirty_paths(ws.top)
 
 
-def snapshot(
+def fold_unseen(
     ws: Workspace, at: str, paths: list[str] | None = None, session: str | None = None, call: str | None = None
 ) -> list[str]:
     """Fold every change the store has not seen into ownership (or only those of `paths`).
