@@ -116,7 +116,7 @@ def fold_unseen(
             candidates = {p for p in candidates if head[p] != signature(read_state(ws.top, p))} | set(known)
             unseen = [p for p in sorted(candidates) if p not in known or known[p].stat != stat_key(ws.top, p)]
         busy = {p for p in unseen if _leased_elsewhere(ws, p, call)}
-        others = _unseen_attribution(ws, at, None, session, logs)
+        others = _unseen_attribution(ws, at, None, session, logs, reread=True)
         folded = _fold(ws, [p for p in unseen if p not in busy], others, logs, at, None, "snapshot", known)
     if paths is None:  # every change is folded now, but for files a tool is writing
         traces.mark_done([t for t in logs if t.ended is not None and not (traces.worktree_paths(t) & busy)])
@@ -398,7 +398,8 @@ def _suspected(attribution: Attribution, path: str, state: FileState) -> bool:
 
 
 def _unseen_attribution(
-    ws: Workspace, at: str, exclude: str | None, own_lease: str | None = None, logs: list | None = None
+    ws: Workspace, at: str, exclude: str | None, own_lease: str | None = None, logs: list | None = None,
+    reread: bool = False,
 ) -> Attribution:
     """Who made a change that no one reported (`exclude` is the caller's session, never a suspect).
 
@@ -418,7 +419,10 @@ def _unseen_attribution(
 
     def attribute(path: str, state: FileState) -> tuple[int, tuple[int, ...]]:
         now = signature(state)
-        sessions = traces.writers(pending, path, ws.store.folded_at(path))
+        since = ws.store.folded_at(path)
+        sessions = traces.writers(pending, path, since)
+        if not sessions and reread:
+            sessions = _opened_before_now(ws, path, since, exclude)
         for window in windows:
             if path not in window.before:
                 if window.partial:
@@ -442,6 +446,21 @@ def _unseen_attribution(
         return lane_id[0]
 
     return attribute
+
+
+def _opened_before_now(ws: Workspace, path: str, since: int, exclude: str | None) -> set[str]:
+    """Sessions whose traced processes opened `path` for writing after `since` and before now.
+
+    A fold reads the logs, then the files: a process that opened the file in between (its event
+    logged before its write went ahead) made a change the fold sees but the logs it read do not
+    name. Read again after the file, the logs name it. Only events up to now count: a write
+    opened later is not in what was read.
+    """
+    bound = time.time_ns()
+    return {
+        e.session for t in traces.read_all(ws.state_dir, done=True) if not t.done and t.session != exclude
+        for e in t.events if e.path == path and since < e.ns <= bound
+    }
 
 
 def _traced_window(ws: Workspace, window, logs: list) -> bool:
