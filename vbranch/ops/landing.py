@@ -49,6 +49,7 @@ from vbranch.ops.committing import branch_changes, build_workspace, plan_commits
 from vbranch.ops.intent import Intent, Kind, RefUpdate
 from vbranch.ops.operation import operation
 from vbranch.ops.oplog import file_write
+from vbranch.state import leases
 from vbranch.state.store import BranchRow, pack_record, unpack_record
 from vbranch.state.workspace import Workspace, owner_label, require_branch
 
@@ -326,7 +327,7 @@ def plan_update(ws: Workspace, target: str, base: str | None, new: str) -> Updat
             hint="finish or undo the local change to those lines (or move a file that is in the way), "
             "then run `vbranch update` again",
         )
-    busy = [w.path for w in writes if _leased(ws, w.path)]
+    busy = [w.path for w in writes if leases.live(ws, w.path)]
     if busy:
         raise StateError(
             f"{', '.join(busy[:5])} {'is' if len(busy) == 1 else 'are'} being written by a session right now",
@@ -545,11 +546,6 @@ def _squash_message(repo, name: str, base: str | None, head: str) -> str:
     subjects = [gitops.message_of(repo, c).splitlines()[0] for c in chain if gitops.message_of(repo, c).strip()]
     body = "\n".join(f"- {s}" for s in subjects)
     return f"{name} ({len(chain)} commit{'s' if len(chain) != 1 else ''} squashed)\n\n{body}\n"
-
-
-def _leased(ws: Workspace, path: str) -> bool:
-    held = ws.store.lease(path)
-    return held is not None and held[2] >= time.time()
 
 
 def _who(ws: Workspace, owners) -> str:
