@@ -104,6 +104,20 @@ def wait_for_group(pgid: int, limit: float = 10.0) -> None:
     raise AssertionError("a child of the killed vbranch process is still running")
 
 
+def kill_after(repo: Path, command: tuple[str, ...], delay: float) -> None:
+    """Start `vbranch COMMAND`, SIGKILL it after `delay` seconds (if still running), wait until its
+    process group is gone, and check the repository is consistent."""
+    proc = start(repo, *command)
+    time.sleep(delay)
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    wait_for_group(proc.pid)
+    fsck_clean(repo)
+
+
 def fsck_clean(repo: Path) -> None:
     proc = subprocess.run(["git", "-C", str(repo), "fsck", "--strict", "--no-dangling"], capture_output=True, text=True)
     assert proc.returncode == 0 and "error" not in proc.stderr.lower(), proc.stderr
@@ -149,18 +163,9 @@ def test_killed_at_random_points(tmp_path, prepared, name):
         repo = tmp_path / f"trial{trial}"
         shutil.copytree(template, repo, symlinks=True)
         files = fingerprint(repo)
-        proc = start(repo, *command)
         # Half the kills anywhere in the run, half in its last part, where the work is
         # done (the start is mostly Python loading modules).
-        time.sleep(rng.uniform(0, duration * 1.1) if trial % 2 else rng.uniform(0.55 * duration, 1.05 * duration))
-        try:
-            os.kill(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        wait_for_group(proc.pid)
-
-        fsck_clean(repo)
+        kill_after(repo, command, rng.uniform(0, duration * 1.1) if trial % 2 else rng.uniform(0.55 * duration, 1.05 * duration))
         if name != "update":  # update writes files: they are checked against the outcome below
             assert fingerprint(repo) == files, f"trial {trial}: a working file changed"
         assert lock_files(repo) == [], f"trial {trial}: a lock file was left"

@@ -373,6 +373,16 @@ def test_the_hooks_and_the_tracer_name_one_lease_hint():
     assert leases.HINT_FILE == tracer.LEASE_HINT
 
 
+def _committed_after_post(repo: Path, s: Session, tool_input: dict, call: str) -> dict[str, bytes]:
+    """The command's PostToolUse, then: nothing unattributed or contested, and the files of `s`'s commit."""
+    assert s.post("Bash", tool_input, call, {"stdout": ""})[1] is None
+    report = VB(repo).status()
+    assert report.unattributed == [] and report.contested == []
+    v = VB(repo)
+    v.commit()
+    return v.files_of(s.id)
+
+
 def test_a_command_s_file_the_dirty_set_had_not_heard_of_stays_its_session_s(repo, monkeypatch):
     """A command writes a new file and ends; before its PostToolUse, another session's commit folds
     the tree with a dirty set that has not heard of the file yet (asked a moment before), then
@@ -392,12 +402,7 @@ def test_a_command_s_file_the_dirty_set_had_not_heard_of_stays_its_session_s(rep
         recording.fold_unseen(ws, "2030-01-01T00:00:01")
     finally:
         ws.close()
-    assert a.post("Bash", tool_input, "t1", {"stdout": ""})[1] is None
-    report = VB(repo).status()
-    assert report.unattributed == [] and report.contested == []
-    v = VB(repo)
-    v.commit()
-    assert v.files_of("A")["late.txt"] == b"late\n"
+    assert _committed_after_post(repo, a, tool_input, "t1")["late.txt"] == b"late\n"
 
 
 def test_a_write_opened_between_reading_the_logs_and_the_file_is_its_command_s(repo, monkeypatch):
@@ -429,9 +434,4 @@ def test_a_write_opened_between_reading_the_logs_and_the_file_is_its_command_s(r
         monkeypatch.setattr(traces, "read_all", real)
     finally:
         ws.close()
-    assert a.post("Bash", tool_input, "t1", {"stdout": ""})[1] is None
-    report = VB(repo).status()
-    assert report.unattributed == [] and report.contested == []
-    v = VB(repo)
-    v.commit()
-    assert v.files_of("A")["shared.txt"] == tree_files(repo, "main")["shared.txt"] + b"line 7 by A\n"
+    assert _committed_after_post(repo, a, tool_input, "t1")["shared.txt"] == tree_files(repo, "main")["shared.txt"] + b"line 7 by A\n"

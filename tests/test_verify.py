@@ -262,11 +262,10 @@ def test_killed_at_random_points_of_a_verified_landing(tmp_path):
     """test_kill's random SIGKILLs, on `land --verify`: the state before or after, never between."""
     import random
     import shutil
-    import signal
     import time
 
     from tests.conftest import lock_files
-    from tests.test_kill import fsck_clean, make_template, outcome, start, wait_for_group
+    from tests.test_kill import kill_after, make_template, outcome
     from tests.test_kill import vbranch as run
 
     template = make_template(tmp_path / "t", committed="bc")
@@ -284,15 +283,7 @@ def test_killed_at_random_points_of_a_verified_landing(tmp_path):
         repo = tmp_path / f"trial{trial}"
         shutil.copytree(template, repo, symlinks=True)
         files = fingerprint(repo)
-        proc = start(repo, *command)
-        time.sleep(rng.uniform(0, duration * 1.1))
-        try:
-            os.kill(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        wait_for_group(proc.pid)
-        fsck_clean(repo)
+        kill_after(repo, command, rng.uniform(0, duration * 1.1))
         assert fingerprint(repo) == files, f"trial {trial}: a working file changed"
         assert lock_files(repo) == [], f"trial {trial}: a lock file was left"
         run(repo, "status")
