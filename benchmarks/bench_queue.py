@@ -8,7 +8,9 @@ measured beyond it is vbranch's own work: computing the landing, switching the k
 checkout, moving the refs). Reports the time per branch beyond the verify command (goal: 1 s or
 less) and the disk the scratch checkout takes. The first landing also makes the scratch checkout (a
 full checkout of the repository, once per repository: it is kept until `vbranch teardown`), so it is
-reported apart as well: the mean over all branches, the first landing, the mean of the others.
+reported apart as well: the mean over all branches, the first landing, the mean of the others, and
+beside the first a plain `git worktree add` of the same repository in the same run (its baseline:
+disk speed here varies several-fold from run to run).
 Results go to benchmarks/results/queue-<date>.md/json, or queue-<date>-b, -c… when those exist.
 """
 from __future__ import annotations
@@ -63,6 +65,7 @@ def run(n_files: int, n_branches: int) -> dict:
         finally:
             ws.close()
         landed = [r for r in results if r.landed]
+        worktree_s = time_worktree_add(repo, Path(tmp) / "baseline")
         scratch = repo / ".git" / "vbranch" / "verify"
         disk = int(subprocess.run(["du", "-sk", str(scratch)], capture_output=True, text=True).stdout.split()[0]) * 1024
     beyond = (total - VERIFY_SECONDS * len(results)) / max(1, len(results))
@@ -76,7 +79,17 @@ def run(n_files: int, n_branches: int) -> dict:
         "other_landings_beyond_verify_max_s": round(max(rest), 3) if rest else None,
         "each_beyond_verify_s": [round(x, 3) for x in each],
         "scratch_checkout_bytes": disk,
+        "git_worktree_add_s": round(worktree_s, 3),
     }
+
+
+def time_worktree_add(repo: Path, where: Path) -> float:
+    """The baseline for the first landing, in the same run on the same disk: `git worktree add` of
+    the same repository, which is what making the scratch checkout is (and what one worktree per
+    session costs for every session)."""
+    started = time.perf_counter()
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", "--quiet", str(where), "HEAD"], check=True)
+    return time.perf_counter() - started
 
 
 def io_pressure() -> float | None:
@@ -124,7 +137,8 @@ def main() -> None:
         f"`{VERIFY}`: {result['landed']} landed in {result['total_s']} s.",
         f"- Per branch beyond the verify command, all {len(result['each_beyond_verify_s'])} landings: "
         f"{result['per_branch_beyond_verify_s']} s (goal 1 s or less: {goal(result['per_branch_beyond_verify_s'])}).",
-        f"- The first landing, which makes the scratch checkout (once per repository): {result['first_landing_beyond_verify_s']} s.",
+        f"- The first landing, which makes the scratch checkout (once per repository): {result['first_landing_beyond_verify_s']} s; "
+        f"`git worktree add` of the same repository, right after on the same disk: {result['git_worktree_add_s']} s.",
         f"- The other landings (scratch checkout reused): mean {result['other_landings_beyond_verify_mean_s']} s, "
         f"max {result['other_landings_beyond_verify_max_s']} s (goal: {goal(result['other_landings_beyond_verify_mean_s'])}).",
         f"- Each landing beyond the verify command: {', '.join(f'{x} s' for x in result['each_beyond_verify_s'])}.",
