@@ -183,6 +183,19 @@ def test_codex_apply_patch_is_attributed(vb):
     assert run("codex", sample("codex_Stop", repo))[0] == 0
 
 
+@pytest.mark.parametrize("agent, first", [("codex", "codex_UserPromptSubmit"), ("gemini", "gemini_BeforeAgent"),
+                                          ("cursor", "cursor_beforeSubmitPrompt")])
+def test_a_session_first_seen_at_its_prompt_is_its_agent_s(vb, agent, first):
+    """A session can start before vbranch is installed: its first hook is then a prompt. It was recorded as Claude Code's."""
+    v = vb({"a.txt": "a\n"})
+    assert run(agent, sample(first, v.repo))[0] == 0
+    ws = open_workspace(v.repo)
+    try:
+        assert [s.agent for s in ws.store.sessions()] == [agent]
+    finally:
+        ws.close()
+
+
 def test_codex_patch_window_covers_only_the_files_it_names(vb):
     v = vb({"src/app.py": "def greet():\n    print('Hi')\n", "obsolete.txt": "old\n", "old_name.py": "x = 1\n",
             "scripts/release.sh": "set -e\n", "notes.txt": "mine\n"})

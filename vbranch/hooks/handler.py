@@ -168,12 +168,17 @@ def handle(ws: Workspace, payload: dict) -> str | None:
 
 def on_session_start(ws: Workspace, payload: dict, cfg: dict) -> str:
     with ws.lock, ws.store.tx():
-        ensure_session(ws, payload["session_id"], now(), agent=payload.get("vbranch_agent") or "claude-code")
+        ensure_session(ws, payload["session_id"], now(), agent=_agent_name(payload))
     if _watcher_wanted(cfg):
         from vbranch.watch.control import start_background
 
         start_background(ws.top)  # catches the changes no hook reports; does nothing if one is live
     return claude.tell_agent("SessionStart", SESSION_CONTEXT)
+
+
+def _agent_name(payload: dict) -> str:
+    """Which CLI the session runs in: set by its agent's translation (agents/), Claude Code's payloads come as they are."""
+    return payload.get("vbranch_agent") or "claude-code"
 
 
 def _watcher_wanted(cfg: dict) -> bool:
@@ -199,7 +204,7 @@ def _replace_crashed_watcher(ws: Workspace, cfg: dict) -> None:
 def on_prompt(ws: Workspace, payload: dict, cfg: dict) -> str | None:
     prompt = payload.get("prompt") if isinstance(payload.get("prompt"), str) else ""
     with ws.lock, ws.store.tx():
-        ensure_session(ws, payload["session_id"], now(), agent="claude-code")
+        ensure_session(ws, payload["session_id"], now(), agent=_agent_name(payload))
         ws.store.start_turn(payload["session_id"], prompt, now())
     return _pending_contests(ws, payload)
 
