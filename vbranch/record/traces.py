@@ -40,11 +40,45 @@ def read_all(state_dir: Path, done: bool = False) -> list[Trace]:
         return []
     out = []
     for name in names:
-        if name.endswith(".log") or (done and name.endswith(".done")):
+        if name.endswith(".log"):
             trace = _read(folder / name)
-            if trace is not None:
-                out.append(trace)
+        elif done and name.endswith(".done"):
+            trace = _read_done(folder / name)
+        else:
+            continue
+        if trace is not None:
+            out.append(trace)
+    if done:
+        _forget_done(folder, names)
     return sorted(out, key=lambda t: t.started)
+
+
+# Done logs no longer change (renamed once folded, by then ended): each is parsed once per process,
+# which for the watcher's hook server means once, not at every hook for the DONE_KEPT they are kept.
+# Keyed by path, with the size and mtime it had: a log written again anyway is read again.
+_DONE: dict[str, tuple[tuple[int, int], Trace]] = {}
+
+
+def _read_done(path: Path) -> Trace | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    key, cached = (st.st_size, st.st_mtime_ns), _DONE.get(str(path))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    trace = _read(path)
+    if trace is not None:
+        _DONE[str(path)] = (key, trace)
+    return trace
+
+
+def _forget_done(folder: Path, names: list[str]) -> None:
+    """Drop the parsed logs of this folder that are gone (pruned, by us or another process)."""
+    present = {str(folder / name) for name in names}
+    prefix = str(folder) + os.sep
+    for path in [p for p in _DONE if p.startswith(prefix) and p not in present]:
+        _DONE.pop(path, None)
 
 
 def _read(path: Path) -> Trace | None:
@@ -135,14 +169,25 @@ def mark_done(traces: list[Trace]) -> None:
 
 
 def prune(state_dir: Path, now: float | None = None) -> None:
+    """Drop done logs (and their kept versions) last written more than DONE_KEPT ago: by the
+    time of their last write (their end), not by parsing them, so that this costs a stat each."""
     cutoff = (now or time.time()) - DONE_KEPT
-    for trace in read_all(state_dir, done=True):
-        if trace.done and trace.started < cutoff:
+    folder = Path(state_dir) / TRACE_DIR
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if not name.endswith(".done"):
+            continue
+        path = folder / name
+        try:
+            if os.stat(path).st_mtime >= cutoff:
+                continue
+        except FileNotFoundError:
+            continue
+        for gone in (path.with_suffix(".v"), path):
             try:
-                os.unlink(trace.file.with_suffix(".v"))
-            except FileNotFoundError:
-                pass
-            try:
-                os.unlink(trace.file)
+                os.unlink(gone)
             except FileNotFoundError:
                 pass
