@@ -140,3 +140,87 @@ def test_the_server_answers_with_the_handler_it_is_given(tmp_path, monkeypatch):
         server.stop()
     assert asked == [("cursor\0/project\0/cwd", b"{}", os.getppid())]  # the client (this process)'s parent
     assert not (tmp_path / hookclient.SOCKET_NAME).exists()
+
+
+# --- `vbranch status`, answered by the watcher (cli/served.py) ---------------------------------
+
+
+def vbranch_status(repo: Path, *args: str, mode: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "VBRANCH_HOOK_SERVER": mode, "COLUMNS": "100", **env}
+    full_env.pop("NO_COLOR", None)
+    return subprocess.run([sys.executable, "-m", "vbranch", "status", *args], cwd=repo, env=full_env, capture_output=True, text=True)
+
+
+def busy_workspace(vb):
+    """Two branches, one file each, a line both changed (contested), a file nobody reported."""
+    v = vb({"a.txt": "a\n", "shared.txt": "one\ntwo\n"})
+    v.edit("s1", "a.txt", "a by s1\n")
+    v.edit("s2", "b.txt", "b by s2\n")
+    v.edit("s1", "shared.txt", "one by s1\ntwo\n")
+    v.edit("s2", "shared.txt", "one by s2\ntwo\n")
+    (v.repo / "stray.txt").write_text("nobody\n")
+    return v
+
+
+def test_status_from_the_watcher_is_what_the_command_prints(vb, watcher):
+    v = busy_workspace(vb)
+    watcher(v.repo)
+    for args in ((), ("--json",)):
+        served = vbranch_status(v.repo, *args, mode="only")
+        direct = vbranch_status(v.repo, *args, mode="off")
+        assert served.returncode == direct.returncode == 0, served.stderr + direct.stderr
+        assert served.stdout == direct.stdout and served.stderr == direct.stderr == ""
+    assert "stray.txt" in served.stdout and "contested" in vbranch_status(v.repo, mode="only").stdout
+
+
+def test_status_from_the_watcher_on_a_terminal_has_the_terminal_s_width_and_colours(vb, watcher):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    v = busy_workspace(vb)
+    watcher(v.repo)
+
+    def on_a_terminal(mode: str) -> bytes:
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 72, 0, 0))
+        env = {**os.environ, "VBRANCH_HOOK_SERVER": mode, "TERM": "xterm-256color"}
+        for name in ("COLUMNS", "NO_COLOR", "COLORTERM", "FORCE_COLOR"):
+            env.pop(name, None)
+        proc = subprocess.Popen([sys.executable, "-m", "vbranch", "status"], cwd=v.repo, env=env, stdout=follower,
+                                stderr=subprocess.PIPE)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 1 << 16)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(leader)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        return b"".join(chunks)
+
+    served = on_a_terminal("only")
+    assert served == on_a_terminal("off")
+    assert b"\x1b[" in served  # coloured, as rich colours a terminal
+
+
+def test_status_is_left_to_the_command_when_the_watcher_should_not_answer(vb, watcher, monkeypatch):
+    from vbranch.cli import served
+    from vbranch.ops import oplog
+
+    v = busy_workspace(vb)
+    request = b'{"json": false, "width": 80, "color_system": null}'
+    assert served.answer(str(v.repo), request)[0] == 0
+    assert served.answer(str(v.repo), b"{not json")[0] == served.NOT_SERVED
+    assert served.answer(str(v.repo.parent), request)[0] == served.NOT_SERVED  # not a workspace
+    monkeypatch.setattr(oplog, "has_pending", lambda ws: True)  # an interrupted operation: the command finishes it
+    assert served.answer(str(v.repo), request)[0] == served.NOT_SERVED
+    # No watcher: the command runs itself, or with VBRANCH_HOOK_SERVER=only says it was not answered.
+    assert vbranch_status(v.repo, mode="auto").stdout == vbranch_status(v.repo, mode="off").stdout
+    only = vbranch_status(v.repo, mode="only")
+    assert only.returncode == 1 and "the watcher did not answer" in only.stderr

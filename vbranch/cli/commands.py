@@ -726,6 +726,12 @@ def main(argv: list[str] | None = None) -> int:
         from types import SimpleNamespace
 
         return cmd_hook(SimpleNamespace(agent=agent))
+    if args_given in (["status"], ["status", "--json"]):  # answered warm by the live watcher, else run below
+        from vbranch.cli import served
+
+        code = served.ask(as_json=len(args_given) == 2)
+        if code is not None:
+            return code
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command_name == "branch" and args.action != "list" and not args.name:

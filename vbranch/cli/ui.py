@@ -35,10 +35,11 @@ def describe(f: dict) -> str:
     return "; ".join(parts)
 
 
-def show_status(report: dict) -> None:
-    """The status report (status.collect's plain data, shaped as models.StatusReport)."""
+def show_status(report: dict, console: Console | None = None) -> None:
+    """The status report (status.collect's plain data, shaped as models.StatusReport), on `console` (default: stdout)."""
+    console = console or out
     base = report["base"][:12] if report["base"] else "(no commits)"
-    out.print(f"base {base}  target {report['target'] or '-'}")
+    console.print(f"base {base}  target {report['target'] or '-'}")
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("branch")
     table.add_column("sessions")
@@ -51,54 +52,66 @@ def show_status(report: dict) -> None:
             table.add_row(name, sessions, "-", "no changes")
         for i, f in enumerate(branch["files"]):
             table.add_row(name if i == 0 else "", sessions if i == 0 else "", f["path"], describe(f))
-    out.print(table)
-    _show_landing(report["branches"])
+    console.print(table)
+    _show_landing(report["branches"], console)
     if report["unattributed"]:
-        out.print(Text("unattributed (no known session made these; `vbranch assign` gives them to a branch):", style="yellow"))
+        console.print(Text("unattributed (no known session made these; `vbranch assign` gives them to a branch):", style="yellow"))
         for f in report["unattributed"]:
-            out.print(f"  {f['path']}: {describe(f)}")
+            console.print(f"  {f['path']}: {describe(f)}")
     if report["contested"]:
-        out.print(Text("contested (changed by more than one branch; held out of their commits until settled with "
+        console.print(Text("contested (changed by more than one branch; held out of their commits until settled with "
                        "`vbranch claim`/`disown` or `assign`):", style="red"))
         for c in report["contested"]:
             where = f"lines {ranges([c['lines']])}" if c["lines"] else (f"{c['removed']} removed line(s)" if c["removed"] else "whole file")
             who = ", ".join(c["branches"] + (["unattributed"] if c["unattributed"] else []))
-            out.print(f"  {c['path']} {where}: {who}")
+            console.print(f"  {c['path']} {where}: {who}")
     if not report["unattributed"] and not report["contested"]:
-        out.print("nothing unattributed or contested")
+        console.print("nothing unattributed or contested")
     if report.get("rescue"):
-        out.print(Text("work another change took away, kept (`vbranch rescue` puts it back):", style="red"))
+        console.print(Text("work another change took away, kept (`vbranch rescue` puts it back):", style="red"))
         for r in report["rescue"]:
             by = f" by session {r['by']}" if r["by"] else ""
-            out.print(f"  {r['path']}: {r['branch']}'s changes, taken away at {r['at']}{by}")
+            console.print(f"  {r['path']}: {r['branch']}'s changes, taken away at {r['at']}{by}")
     tracer = report.get("tracer")
     if tracer:
-        out.print(Text(f"commands: attributed by {tracer['mode']} ({tracer['why']})", style=None if tracer["mode"] == "process" else "yellow"))
+        console.print(Text(f"commands: attributed by {tracer['mode']} ({tracer['why']})", style=None if tracer["mode"] == "process" else "yellow"))
 
 
-def _show_landing(branches: list[dict]) -> None:
+def _show_landing(branches: list[dict], console: Console) -> None:
     """Verified at a target commit, or failed (and why): a line each; the branches waiting to land: one line."""
     waiting = [b["name"] for b in branches if (b.get("landing") or {}).get("state") == "waiting"]
     for branch in branches:
         landing = branch.get("landing") or {}
         state = landing.get("state")
         if state == "verified":
-            out.print(Text(f"  {branch['name']}: verified at {landing['target'][:12]} (`{landing['command']}`)", style="green"))
+            console.print(Text(f"  {branch['name']}: verified at {landing['target'][:12]} (`{landing['command']}`)", style="green"))
         elif state == "failed":
             code = landing["exit_code"]
             why = f"exit {code}" if code is not None else "timed out or did not start"
-            out.print(Text(f"  {branch['name']}: failed verification at {(landing['target'] or '')[:12]}: `{landing['command']}` {why} "
+            console.print(Text(f"  {branch['name']}: failed verification at {(landing['target'] or '')[:12]}: `{landing['command']}` {why} "
                            f"(`vbranch land --log {branch['name']}`)", style="red"))
             for text in (landing.get("tail") or "").rstrip("\n").splitlines()[-3:]:
-                out.print(f"    | {text}")
+                console.print(f"    | {text}")
     if waiting:
-        out.print(f"waiting to land (not verified at this target): {', '.join(waiting)}")
+        console.print(f"waiting to land (not verified at this target): {', '.join(waiting)}")
 
 
 def show_error(error: VbranchError) -> None:
     err.print(Text("error: ", style="bold red") + Text(error.message))
     if error.hint:
         err.print(Text("hint: ", style="bold cyan") + Text(error.hint))
+
+
+def rendered(show, width: int, color_system: str | None) -> str:
+    """What `show(console)` prints, as text, for a terminal `width` wide with these colours (None: plain,
+    as for a pipe): the watcher renders `vbranch status` for a client this way (cli/served.py)."""
+    import io
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=color_system is not None, no_color=color_system is None,
+                      color_system=color_system, highlight=False, soft_wrap=True)
+    show(console)
+    return buffer.getvalue()
 
 
 def line(text: str = "", style: str | None = None) -> None:

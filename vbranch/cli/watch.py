@@ -33,6 +33,10 @@ def run_hook(header: str, payload: bytes, agent_pid: int | None = None) -> tuple
     agent, project_dir, cwd = (header.split("\0") + ["", "", ""])[:3]
     out, err = io.StringIO(), io.StringIO()
     default_dir = project_dir or cwd or None
+    if agent == "status":  # not a hook: `vbranch status`, asked by cli/served.py
+        from vbranch.cli import served
+
+        return served.answer(cwd, payload)
     try:
         if agent == "claude":
             from vbranch.hooks.handler import main
