@@ -145,10 +145,10 @@ def test_the_server_answers_with_the_handler_it_is_given(tmp_path, monkeypatch):
 # --- `vbranch status`, answered by the watcher (cli/served.py) ---------------------------------
 
 
-def vbranch_status(repo: Path, *args: str, mode: str, **env: str) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "VBRANCH_HOOK_SERVER": mode, "COLUMNS": "100", **env}
-    full_env.pop("NO_COLOR", None)
-    return subprocess.run([sys.executable, "-m", "vbranch", "status", *args], cwd=repo, env=full_env, capture_output=True, text=True)
+def vbranch_status(repo: Path, *args: str, mode: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VBRANCH_HOOK_SERVER": mode, "COLUMNS": "100"}
+    env.pop("NO_COLOR", None)
+    return subprocess.run([sys.executable, "-m", "vbranch", "status", *args], cwd=repo, env=env, capture_output=True, text=True)
 
 
 def busy_workspace(vb):

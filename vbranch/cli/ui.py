@@ -55,12 +55,13 @@ def show_status(report: dict, console: Console | None = None) -> None:
     console.print(table)
     _show_landing(report["branches"], console)
     if report["unattributed"]:
-        console.print(Text("unattributed (no known session made these; `vbranch assign` gives them to a branch):", style="yellow"))
+        console.print(Text("unattributed (no known session made these; `vbranch assign` gives them to a branch):",
+                           style="yellow"))
         for f in report["unattributed"]:
             console.print(f"  {f['path']}: {describe(f)}")
     if report["contested"]:
         console.print(Text("contested (changed by more than one branch; held out of their commits until settled with "
-                       "`vbranch claim`/`disown` or `assign`):", style="red"))
+                           "`vbranch claim`/`disown` or `assign`):", style="red"))
         for c in report["contested"]:
             where = f"lines {ranges([c['lines']])}" if c["lines"] else (f"{c['removed']} removed line(s)" if c["removed"] else "whole file")
             who = ", ".join(c["branches"] + (["unattributed"] if c["unattributed"] else []))
@@ -74,7 +75,8 @@ def show_status(report: dict, console: Console | None = None) -> None:
             console.print(f"  {r['path']}: {r['branch']}'s changes, taken away at {r['at']}{by}")
     tracer = report.get("tracer")
     if tracer:
-        console.print(Text(f"commands: attributed by {tracer['mode']} ({tracer['why']})", style=None if tracer["mode"] == "process" else "yellow"))
+        style = None if tracer["mode"] == "process" else "yellow"
+        console.print(Text(f"commands: attributed by {tracer['mode']} ({tracer['why']})", style=style))
 
 
 def _show_landing(branches: list[dict], console: Console) -> None:
@@ -84,12 +86,13 @@ def _show_landing(branches: list[dict], console: Console) -> None:
         landing = branch.get("landing") or {}
         state = landing.get("state")
         if state == "verified":
-            console.print(Text(f"  {branch['name']}: verified at {landing['target'][:12]} (`{landing['command']}`)", style="green"))
+            console.print(Text(f"  {branch['name']}: verified at {landing['target'][:12]} (`{landing['command']}`)",
+                               style="green"))
         elif state == "failed":
             code = landing["exit_code"]
             why = f"exit {code}" if code is not None else "timed out or did not start"
-            console.print(Text(f"  {branch['name']}: failed verification at {(landing['target'] or '')[:12]}: `{landing['command']}` {why} "
-                           f"(`vbranch land --log {branch['name']}`)", style="red"))
+            console.print(Text(f"  {branch['name']}: failed verification at {(landing['target'] or '')[:12]}: "
+                               f"`{landing['command']}` {why} (`vbranch land --log {branch['name']}`)", style="red"))
             for text in (landing.get("tail") or "").rstrip("\n").splitlines()[-3:]:
                 console.print(f"    | {text}")
     if waiting:
