@@ -1,6 +1,6 @@
 """The command tracer's cost: a command under `vbranch/tracer.py` against the same command run bare.
 
-    python -m benchmarks.bench_tracer [--quick] [--reps 5] [--files 5000] [--out DIR]
+    python -m benchmarks.bench_tracer [--quick] [--reps 5] [--files 5000] [--no-python-loop] [--out DIR]
 
 Claude Code runs every Bash command as `$CLAUDE_CODE_SHELL_PREFIX '<command>'`, and
 `vbranch install` sets that prefix to the tracer (`vbranch.tracer_command()`),
@@ -8,10 +8,12 @@ so every command pays what the tracer costs. Here each workload runs as
 
     bare:   bash -c '<command>'
     traced: python -S vbranch/tracer.py '<command>'   (CLAUDE_CODE_SESSION_ID set)
+    python: the same with VBRANCH_TRACER_NATIVE=off   (the supervisor's Python loop, not supervise.c)
 
 in a repository where `vbranch init` ran, alternately (bare first on even repetitions,
-traced first on odd ones), same run, same machine, same environment otherwise. Each
-traced run must really be traced (its trace log says so), and every run must succeed.
+last on odd ones), same run, same machine, same environment otherwise. Each traced run
+must really be traced (its trace log says so, and which loop answered: the results name
+it), and every run must succeed.
 After a traced run its trace logs are counted (files the tracer logged) and removed,
 so later runs start alike. Workloads:
 
@@ -47,6 +49,7 @@ from benchmarks.measure import ROOT, clean_env, load, machine
 from vbranch.agents.claude_code import tracer_command
 
 RESULTS = Path(__file__).resolve().parent / "results"
+NATIVE_SWITCH = "VBRANCH_TRACER_NATIVE"  # tracer.NATIVE_SWITCH (not imported: the tracer is run, not loaded)
 SESSION = "bench-tracer"
 GOAL = 1.10  # traced within 10% of bare wall time (issue 10), for the syscall-heavy workload
 PYTEST_FILES = ("tests/test_ownership.py", "tests/test_config.py", "tests/test_symlink_guard.py")  # tracked, quick, pure and git-heavy
@@ -100,7 +103,10 @@ def trace_dir(repo: Path) -> Path:
 
 
 def run_once(how: str, command: str, cwd: Path, env: dict) -> float:
-    argv = shlex.split(tracer_command()) + [command] if how == "traced" else ["bash", "-c", command]
+    argv = ["bash", "-c", command] if how == "bare" else shlex.split(tracer_command()) + [command]
+    env = {k: v for k, v in env.items() if k != NATIVE_SWITCH}
+    if how == "python":
+        env[NATIVE_SWITCH] = "off"
     started = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE)
@@ -126,30 +132,40 @@ def collect_traces(repo: Path) -> dict:
     heads = [t.split("\n", 1)[0].split("\t") for t in texts]
     found = {"logs": len(logs), "traced": bool(heads) and all(len(h) > 6 and h[6] == "1" for h in heads),
              "why_not": sorted({h[7] for h in heads if len(h) > 7 and h[7]}),
-             "write_events": sum(t.count("\nW\t") for t in texts)}
+             "write_events": sum(t.count("\nW\t") for t in texts),
+             "loops": sorted({h[8].split(":")[0] if len(h) > 8 else "python" for h in heads})}
     shutil.rmtree(folder, ignore_errors=True)
     return found
 
 
-def measure(name: str, command: str, cwd: Path, reps: int, env: dict, progress) -> dict:
-    """Warm-up (one of each, not counted), then `reps` alternating pairs."""
-    times: dict[str, list[float]] = {"bare": [], "traced": []}
-    run_once("bare", command, cwd, env)
-    run_once("traced", command, cwd, env)
-    warm = collect_traces(cwd)
-    if not warm["traced"]:
-        raise RuntimeError(f"{name}: the command ran untraced: {warm['why_not'] or 'no trace log'}")
-    events = []
+def measure(name: str, command: str, cwd: Path, reps: int, env: dict, progress, hows=("bare", "traced", "python")) -> dict:
+    """Warm-up (one of each, not counted), then `reps` alternating rounds (bare, traced, python)."""
+    times: dict[str, list[float]] = {how: [] for how in hows}
+    events, loops = [], {}
+    for how in hows:
+        run_once(how, command, cwd, env)
+        if how != "bare":
+            warm = collect_traces(cwd)
+            if not warm["traced"]:
+                raise RuntimeError(f"{name}: the command ran untraced: {warm['why_not'] or 'no trace log'}")
     for i in range(reps):
-        for how in ("bare", "traced") if i % 2 == 0 else ("traced", "bare"):
+        for how in hows if i % 2 == 0 else hows[::-1]:
             progress(f"{name}: {how} {i + 1}/{reps}")
             times[how].append(run_once(how, command, cwd, env))
-            if how == "traced":
+            if how != "bare":
                 seen = collect_traces(cwd)
                 if not seen["traced"]:
                     raise RuntimeError(f"{name}: the command ran untraced: {seen['why_not'] or 'no trace log'}")
-                events.append(seen["write_events"])
-    return summarize(command, reps, times["bare"], times["traced"], events[-1] if events else None)
+                loops.setdefault(how, set()).update(seen["loops"])
+                if how == "traced":
+                    events.append(seen["write_events"])
+    out = summarize(command, reps, times["bare"], times["traced"], events[-1] if events else None)
+    out["loop"] = ", ".join(sorted(loops.get("traced", ())))
+    if "python" in times:
+        python = summarize(command, reps, times["bare"], times["python"], None)
+        out.update({"python_s": python["traced_s"], "python_median_s": python["traced_median_s"], "python_ratio": python["ratio"],
+                    "python_pair_ratio_median": python["pair_ratio_median"], "python_extra_ms": python["extra_ms"]})
+    return out
 
 
 def summarize(command: str, reps: int, bare_s: list[float], traced_s: list[float], events: int | None) -> dict:
@@ -186,20 +202,25 @@ def markdown(r: dict) -> str:
              f"Each workload: one warm-up run of each, then {r['config']['reps']} alternating pairs (pytest: "
              f"{r['config']['pytest_reps']}, true: {r['config']['true_reps']}); bare = `bash -c '<command>'`, traced = "
              "`python -S vbranch/tracer.py '<command>'` with CLAUDE_CODE_SESSION_ID set, in a repository where `vbranch init` "
-             f"ran. vbranch at {r['checkout']}.", "",
+             "ran; its supervisor's loop is the one the logs named (`native`: supervise.c); python = the same with "
+             f"VBRANCH_TRACER_NATIVE=off, the supervisor's Python loop. vbranch at {r['checkout']}.", "",
              "| workload | bare median | traced median | traced / bare (medians) | median of pair ratios | extra per run | "
+             "loop | python loop median | python / bare | python: median of pair ratios | "
              "paths logged per traced run (inside the repository) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     for name, w in r["workloads"].items():
+        python = (f"{w['python_median_s'] * 1000:.0f} ms | {w['python_ratio']:.2f}x | {w['python_pair_ratio_median']:.2f}x"
+                  if "python_median_s" in w else "- | - | -")
         lines.append(f"| {name} | {w['bare_median_s'] * 1000:.0f} ms | {w['traced_median_s'] * 1000:.0f} ms | {w['ratio']:.2f}x | "
-                     f"{w['pair_ratio_median']:.2f}x | {w['extra_ms']:.0f} ms | {w['traced_write_events']} |")
+                     f"{w['pair_ratio_median']:.2f}x | {w['extra_ms']:.0f} ms | {w.get('loop', '?')} | {python} | {w['traced_write_events']} |")
     g = r["goal"]
     lines += ["", f"Goal (issue 10): {g['goal']}: {g['value']:.2f}x, {'met' if g['met'] else 'NOT met'}.", "",
               f"The first traced command in a freshly initialised repository (it builds the seccomp filter once): "
               f"{r['first_command_ms']:.0f} ms.", "", "Workloads:", ""]
     lines += [f"- {name}: `{w['command'][:300]}`" for name, w in r["workloads"].items()]
     lines += ["", "Every run, in seconds (bare and traced of one repetition ran back to back):", ""]
-    lines += [f"- {name}: bare {w['bare_s']}; traced {w['traced_s']}" for name, w in r["workloads"].items() if name != "true"]
+    lines += [f"- {name}: bare {w['bare_s']}; traced {w['traced_s']}" + (f"; python {w['python_s']}" if "python_s" in w else "")
+              for name, w in r["workloads"].items() if name != "true"]
     lines += ["", f"Machine: {m['platform']} (kernel {m['kernel']}), {m['cpus']} CPUs, Python {m['python']}, {m['git']}. "
               f"Load average (1/5/15 min) before {fmt_load(r['load_average_before'])}, after {fmt_load(r['load_average_after'])}: "
               "other work on the machine slows bare and traced runs alike, which is why they alternate.", ""]
@@ -212,6 +233,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, help="alternating pairs per workload (pytest and true have their own counts)")
     parser.add_argument("--files", type=int, help="files in the git-status-loop repository")
     parser.add_argument("--no-pytest", action="store_true", help="skip the pytest workload")
+    parser.add_argument("--no-python-loop", action="store_true", help="measure only the default loop, not also VBRANCH_TRACER_NATIVE=off")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
@@ -221,6 +243,7 @@ def main(argv=None) -> int:
         cfg["files"] = args.files
     env = clean_env({"CLAUDE_CODE_SESSION_ID": SESSION})
     env.pop("VBRANCH_TRACED", None)
+    hows = ("bare", "traced") if args.no_python_loop else ("bare", "traced", "python")
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = load()
 
@@ -233,16 +256,16 @@ def main(argv=None) -> int:
         progress(f"repository of {cfg['files']} files")
         repo = prepare_repo(tmp / "repo", cfg["files"])
         first_ms = first_command(tmp / "fresh", env) * 1000
-        workloads[f"git-status-loop ({cfg['loop']}x)"] = measure("git-status-loop", loop_command(cfg["loop"]), repo, cfg["reps"], env, progress)
+        workloads[f"git-status-loop ({cfg['loop']}x)"] = measure("git-status-loop", loop_command(cfg["loop"]), repo, cfg["reps"], env, progress, hows)
         workloads[f"many-writes ({2 * cfg['writes']} write-opens)"] = measure("many-writes", many_writes_command(cfg["writes"]), repo,
-                                                                               cfg["reps"], env, progress)
+                                                                               cfg["reps"], env, progress, hows)
         if not args.no_pytest:
             progress("clone of this checkout for its tests")
             project = prepare_project(tmp / "project")
             penv = dict(env, PYTHONPATH=str(project))
             workloads[f"pytest ({len(cfg['pytest'])} test files)"] = measure("pytest", pytest_command(cfg["pytest"]), project,
-                                                                           cfg["pytest_reps"], penv, progress)
-        workloads["true"] = measure("true", "true", repo, cfg["true_reps"], env, progress)
+                                                                           cfg["pytest_reps"], penv, progress, hows)
+        workloads["true"] = measure("true", "true", repo, cfg["true_reps"], env, progress, hows)
     loop = next(w for k, w in workloads.items() if k.startswith("git-status-loop"))
     result = {"date": started.date().isoformat(), "started": started.isoformat(timespec="seconds"),
               "mode": "quick" if args.quick else "full",
@@ -251,10 +274,12 @@ def main(argv=None) -> int:
               "tracer_command": tracer_command(), "first_command_ms": round(first_ms, 1), "workloads": workloads,
               "goal": {"goal": f"git-status-loop traced / bare <= {GOAL:.2f}", "value": loop["ratio"], "met": loop["ratio"] <= GOAL},
               "load_average_before": load_before, "load_average_after": load()}
-    print(f"{'workload':40} {'bare ms':>9} {'traced ms':>10} {'ratio':>6} {'pairs':>6} {'extra ms':>9} {'logged':>7}")
+    print(f"{'workload':40} {'bare ms':>9} {'traced ms':>10} {'ratio':>6} {'pairs':>6} {'extra ms':>9} {'logged':>7}  loop"
+          f"{'':8} {'python ms':>10} {'ratio':>6}")
     for name, w in workloads.items():
         print(f"{name:40} {w['bare_median_s'] * 1000:>9.0f} {w['traced_median_s'] * 1000:>10.0f} {w['ratio']:>6.2f} "
-              f"{w['pair_ratio_median']:>6.2f} {w['extra_ms']:>9.0f} {w['traced_write_events']!s:>7}")
+              f"{w['pair_ratio_median']:>6.2f} {w['extra_ms']:>9.0f} {w['traced_write_events']!s:>7}  {w['loop']:12}"
+              + (f" {w['python_median_s'] * 1000:>10.0f} {w['python_ratio']:>6.2f}" if "python_median_s" in w else ""))
     print(f"{result['goal']['goal']}: {loop['ratio']:.2f} -> {'met' if result['goal']['met'] else 'NOT met'}")
     print(f"first traced command in a fresh repository: {first_ms:.0f} ms; load average before {fmt_load(load_before)}, "
           f"after {fmt_load(result['load_average_after'])}")

@@ -2,7 +2,8 @@
 
 Commands run through the real tracer (`python -S vbranch/tracer.py '<command>'`, as Claude Code
 runs them with the installed shell prefix); the hooks around them are fired as Claude Code would.
-Interleavings are fixed with FIFOs the commands block on, never with sleeps.
+Interleavings are fixed with FIFOs the commands block on, never with sleeps. Every test with a
+repository runs twice: with the supervisor's native loop (supervise.c) and with its Python loop.
 """
 from __future__ import annotations
 
@@ -47,8 +48,28 @@ def release(fifo: Path) -> None:
         f.write("go\n")
 
 
+def loop_of(trace: traces.Trace) -> str:
+    """Who answered the notifications: the header's last field (`native`, or `python: why`)."""
+    return trace.file.read_text().split("\n")[0].split("\t")[8]
+
+
+def counts_of(trace: traces.Trace) -> tuple[int, int]:
+    """A native loop's N line: notifications it answered, and those it left to Python."""
+    [line] = [l for l in trace.file.read_text().splitlines() if l.startswith("N\t")]
+    return tuple(int(x) for x in line.split("\t")[1:])
+
+
+@pytest.fixture(params=["native", "python"])
+def loop(request, monkeypatch):
+    if request.param == "python":
+        monkeypatch.setenv(tracer.NATIVE_SWITCH, "off")
+    else:
+        monkeypatch.delenv(tracer.NATIVE_SWITCH, raising=False)
+    return request.param
+
+
 @pytest.fixture
-def repo(make_repo):
+def repo(make_repo, loop):
     repo = make_repo({
         "a.txt": "a\n",
         "b.txt": "b\n",
@@ -59,7 +80,7 @@ def repo(make_repo):
     return repo
 
 
-def test_log_names_every_file_the_command_changes(repo, tmp_path):
+def test_log_names_every_file_the_command_changes(repo, tmp_path, loop):
     outside = tmp_path / "scratch.txt"
     command = (
         "echo x > new.txt; rm a.txt; mv b.txt moved.txt; sed -i s/c/C/ dir/c.txt; ln -s new.txt link; "
@@ -72,6 +93,7 @@ def test_log_names_every_file_the_command_changes(repo, tmp_path):
     assert wait_for(lambda: all_ended(repo))
     [trace] = logs(repo)
     assert trace.session == "s1" and trace.traced and trace.reason is None
+    assert loop_of(trace) == "native" if loop == "native" else loop_of(trace).startswith("python: ")
     written = traces.worktree_paths(trace)
     assert {"new.txt", "a.txt", "b.txt", "moved.txt", "dir/c.txt", "link", "py.txt", "dir/deep.txt"} <= written
     assert "shared.txt" not in written  # read, not written
@@ -446,3 +468,79 @@ def test_a_write_opened_between_reading_the_logs_and_the_file_is_its_command_s(r
     finally:
         ws.close()
     assert _committed_after_post(repo, a, tool_input, "t1")["shared.txt"] == tree_files(repo, "main")["shared.txt"] + b"line 7 by A\n"
+
+
+def _events(repo: Path, session: str) -> list[tuple[str, str, object]]:
+    [trace] = [t for t in logs(repo) if t.session == session]
+    return [(e.path, e.version.partition("+")[0] if e.version[:1].isdigit() else e.version, traces.version(e)) for e in trace.events]
+
+
+def test_the_native_and_the_python_loop_write_the_same_log(make_repo, monkeypatch, tmp_path):
+    """Every kind of path the supervisor resolves (relative to the cwd or a dirfd, `..`, a symlinked
+    directory, quoting), versions kept, a path opened twice unchanged (one event), git's files and
+    files outside: the two loops' logs say the same, byte for byte but the times."""
+    outside = tmp_path / "outside.txt"
+    command = (
+        "echo x > new.txt; echo more >> a.txt; rm b.txt; mv new.txt moved.txt; ln -s moved.txt link; "
+        "mkdir -p dir/sub; ln -s dir alias; echo y > alias/via-link.txt; echo z > dir/sub/../up.txt; "
+        "printf 't' > \"$(printf 'tab\\tname\\\\x')\"; chmod +x a.txt; truncate -s 1 a.txt; "
+        f"echo o > {outside}; echo n > /dev/null; git status --porcelain > /dev/null; "
+        "python3 -c \"import os; d = os.open('dir', os.O_RDONLY); os.close(os.open('at.txt', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=d)); "
+        "open('a.txt', 'a'); open('a.txt', 'a'); os.rename('dir/at.txt', 'dir/sub/at2.txt')\""
+    )
+    seen = {}
+    for how in ("native", "python"):
+        repo = make_repo({"a.txt": "a\n", "b.txt": "b\n"})
+        VB(repo).init()
+        if how == "python":
+            monkeypatch.setenv(tracer.NATIVE_SWITCH, "off")
+        assert traced(repo, "s1", command).wait(timeout=60) == 0
+        assert wait_for(lambda repo=repo: all_ended(repo))
+        [trace] = logs(repo)
+        assert loop_of(trace) == "native" if how == "native" else loop_of(trace).startswith("python: ")
+        seen[how] = _events(repo, "s1")
+        if how == "native":
+            answered, handed = counts_of(trace)
+            assert answered > handed > 0  # the first write in the tree asks Python about leases; most are answered in C
+        (repo / "alias").unlink()  # the other repository gets its own
+    assert seen["native"] == seen["python"]
+    paths = [p for p, _, _ in seen["native"]]
+    assert {"dir/via-link.txt", "dir/up.txt", "tab\tname\\x", "dir/at.txt", "dir/sub/at2.txt"} <= set(paths)
+    assert paths.count("a.txt") == 4  # append, chmod, truncate, the first of the two unchanged opens
+
+
+def test_a_failed_build_of_the_native_loop_falls_back_and_says_so(make_repo, monkeypatch, tmp_path):
+    import shutil
+
+    from vbranch import tracefilter
+
+    repo = make_repo({"a.txt": "a\n"})
+    VB(repo).init()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", "false")  # a compiler that fails
+    why = tracefilter.build_native()
+    assert why is not None and "could not build" in why
+    assert Path(tracer.native_library()).with_suffix(".failed").exists()
+    assert traced(repo, "s1", "echo x > x.txt").wait(timeout=60) == 0
+    assert wait_for(lambda: all_ended(repo))
+    [trace] = logs(repo)
+    assert loop_of(trace) == f"python: {why}" and traces.worktree_paths(trace) == {"x.txt"}
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache2"))
+    monkeypatch.delenv("CC")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert "no C compiler" in tracefilter.build_native()
+
+
+def test_a_command_builds_the_native_loop_when_it_is_missing(make_repo, monkeypatch, tmp_path):
+    """`vbranch init` builds it; a command after an upgrade (a new source) or with a new cache builds it once."""
+    repo = make_repo({"a.txt": "a\n"})
+    VB(repo).init()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(tracer.NATIVE_SWITCH, raising=False)
+    assert not Path(tracer.native_library()).exists()
+    assert traced(repo, "s1", "echo x > x.txt").wait(timeout=60) == 0
+    assert wait_for(lambda: all_ended(repo))
+    [trace] = logs(repo)
+    assert loop_of(trace) == "native" and traces.worktree_paths(trace) == {"x.txt"}
+    assert Path(tracer.native_library()).exists()

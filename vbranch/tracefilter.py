@@ -12,13 +12,22 @@ rename or remove a file by path: open/openat only with a write flag (reads
 stay in the kernel, which is what keeps the cost near zero), the rest always.
 io_uring is refused with ENOSYS: its operations bypass seccomp, and programs
 fall back to plain syscalls when it is missing.
+
+It also compiles the supervisor's native loop (supervise.c) when a C compiler
+is there; without one, the supervisor's Python loop answers every notification.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from vbranch.tracer import FILTER_FILE, FILTER_VERSION, read_filter
+from vbranch.tracer import (
+    FILTER_FILE,
+    FILTER_VERSION,
+    NATIVE_SOURCE,
+    native_library,
+    read_filter,
+)
 
 # syscall -> the (dirfd argument or None, path argument) pairs naming the files it changes.
 PATH_ARGS: dict[str, tuple[tuple[int | None, int], ...]] = {
@@ -76,7 +85,9 @@ def build() -> bytes:
 
 
 def ensure(state_dir: Path) -> dict | None:
-    """The cached filter, built now if missing or stale; None when libseccomp is unavailable."""
+    """The cached filter, built now if missing or stale; None when libseccomp is unavailable.
+    The native loop too, when missing (its failure is only noted: Python's loop does the same work)."""
+    build_native()
     cached = read_filter(str(state_dir))
     if cached is not None:
         return cached
@@ -89,6 +100,45 @@ def ensure(state_dir: Path) -> dict | None:
     tmp.write_bytes(built)
     tmp.replace(path)
     return read_filter(str(state_dir))
+
+
+def build_native() -> str | None:
+    """supervise.c compiled into the per-user cache (tracer.native_library) unless it is there; else why not,
+    also written to the `.failed` file beside it, which the tracer's log header then quotes. Tried again
+    at every `vbranch init` (a compiler installed since); a command only builds when neither file is there."""
+    import shlex
+    import shutil
+    import subprocess
+
+    try:
+        target = Path(native_library())
+    except OSError as error:
+        return f"no {NATIVE_SOURCE} ({error.strerror})"
+    if target.exists():
+        return None
+    failed = target.with_suffix(".failed")
+    source = Path(__file__).with_name(NATIVE_SOURCE)
+    cc = shlex.split(os.environ.get("CC", "")) or [c for c in (shutil.which("cc") or shutil.which("gcc"),) if c]
+    why = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not cc:
+            why = "no C compiler (cc or gcc) to build the native loop"
+        else:
+            tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+            proc = subprocess.run([*cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(source)],
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False)
+            if proc.returncode == 0:
+                tmp.replace(target)
+                failed.unlink(missing_ok=True)
+                return None
+            tmp.unlink(missing_ok=True)
+            said = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+            why = f"{' '.join(cc)} could not build {NATIVE_SOURCE}: {said[-1] if said else f'status {proc.returncode}'}"
+        failed.write_text(why[:300] + "\n")
+    except (OSError, subprocess.SubprocessError) as error:
+        why = why or f"the native loop's build failed ({error})"
+    return why
 
 
 if __name__ == "__main__":  # `python -m vbranch.tracefilter STATE_DIR`: what the tracer runs when the cache is missing

@@ -37,6 +37,8 @@ TRACE_DIR = "traces"
 FILTER_FILE = "tracer-filter"
 FILTER_VERSION = "v2"
 LEASE_HINT = "leases.hint"  # leases.HINT_FILE: grows by a byte each time a lease is taken
+NATIVE_SOURCE = "supervise.c"  # S's loop in C (tracefilter.build_native); Python's loop is the fallback
+NATIVE_SWITCH = "VBRANCH_TRACER_NATIVE"  # "off": Python's loop (tests, benchmarks)
 VERSION_LIMIT = 4 << 20  # a file larger than this is not kept before a command writes it
 
 # <linux/seccomp.h>
@@ -178,16 +180,20 @@ def _supervise(program, session, state_dir, top, command, status_w, to_child, to
     except OSError:
         pass  # W is gone already
     listener, reason = _receive_listener(to_child)
+    lib, loop = None, "-"
     if listener is not None:
         _wake_on_our_cpu(listener)  # False on a kernel before 6.6: the same, slower
-    log = TraceLog.create(state_dir, session, command, reason)
+        lib, why = _load_native(state_dir)
+        loop = "native" if lib is not None else f"python: {why}"
+    log = TraceLog.create(state_dir, session, command, reason, loop)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)  # Claude Code waits for the command's output pipes to close, not for us
     os.close(devnull)
     where = (top, os.path.dirname(os.path.realpath(state_dir)), child, Leases(state_dir), CallerMemory())
+    native = None if lib is None else Native.start(lib, listener, filt, where, log, state_dir)
     try:
-        _serve(listener, child, filt, where, log, status_w)
+        _serve(listener, child, filt, where, log, status_w, native)
     finally:
         log.end()
     return 0
@@ -212,15 +218,59 @@ def _load_filter(state_dir: str) -> dict | str:
         if filt is not None:
             return filt
         if attempt == 1:
-            import subprocess
-
-            package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            subprocess.run(
-                [sys.executable or "python3", "-m", "vbranch.tracefilter", state_dir],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
-                env={**os.environ, "PYTHONPATH": package_root},
-            )
+            _build_caches(state_dir)
     return "no seccomp filter could be built (is libseccomp installed?)"
+
+
+def _build_caches(state_dir: str) -> None:
+    """`vbranch init` builds the filter and the native loop; a command finding one missing builds it."""
+    import subprocess
+
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run(
+        [sys.executable or "python3", "-m", "vbranch.tracefilter", state_dir],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+        env={**os.environ, "PYTHONPATH": package_root},
+    )
+
+
+def native_library() -> str:
+    """Where supervise.c's build is cached: per user and by the source's hash, so it is compiled once
+    per machine and version (not at every `vbranch init`: the tests set up hundreds of repositories),
+    and a changed source is never run with an old build. `.failed` beside it: why it could not be built."""
+    from _sha1 import sha1
+
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.environ.get("HOME") or "/nonexistent", ".cache")
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), NATIVE_SOURCE), "rb") as f:
+        digest = sha1(f.read()).hexdigest()[:16]
+    return os.path.join(cache, "vbranch", f"supervise-{digest}.so")
+
+
+def _load_native(state_dir: str):
+    """supervise.c's library, loaded (built first if neither it nor a failed build is there); else why not."""
+    if os.environ.get(NATIVE_SWITCH) == "off":
+        return None, f"{NATIVE_SWITCH}=off"
+    try:
+        path = native_library()
+    except OSError as error:
+        return None, f"no {NATIVE_SOURCE} ({error.strerror})"
+    failed = path[:-len(".so")] + ".failed"
+    for attempt in (1, 2):
+        if os.path.exists(path):
+            import ctypes
+
+            try:
+                return ctypes.CDLL(path, use_errno=True), None
+            except OSError as error:
+                return None, f"cannot load {path}: {error}"
+        try:
+            with open(failed, encoding="utf-8", errors="replace") as f:
+                return None, f.read().strip() or "its build failed"
+        except OSError:
+            pass
+        if attempt == 1:
+            _build_caches(state_dir)
+    return None, f"not built ({path})"
 
 
 def read_filter(state_dir: str) -> dict | None:
@@ -315,11 +365,12 @@ def _receive_listener(sock) -> tuple[int | None, str | None]:
     return None, text[3:] if text.startswith("no ") else (text or "the command did not start")
 
 
-def _serve(listener, child, filt, where, log, status_w) -> None:
+def _serve(listener, child, filt, where, log, status_w, native=None) -> None:
     """Answer notifications until nothing traced is left; report the command's (C's) status as soon as it exits.
 
     Processes the command left running (servers, `&`) are still traced after that,
     until they exit too: the listener reports POLLHUP when no traced task is left.
+    With `native`, C waits and answers what needs no Python; it returns for the rest.
     """
     import _signal as signal
     import select
@@ -343,7 +394,20 @@ def _serve(listener, child, filt, where, log, status_w) -> None:
             os.close(status_w)
             reported = True
             continue
-        for fd, events in poller.poll():
+        if native is not None and traced_left:
+            got = native.serve(wake_r)
+            if got == Native.PYTHON:
+                _respond(listener, filt, where, log, *native.notification())
+                native.after(where[3])
+                continue
+            if got not in (Native.WAKE, Native.HANGUP):
+                log.problem(f"the native loop failed ({os.strerror(-got)}): Python's loop goes on")
+                native = None
+                continue
+            ready = [(wake_r, select.POLLIN)] if got == Native.WAKE else [(listener, select.POLLHUP)]
+        else:
+            ready = poller.poll()
+        for fd, events in ready:
             if fd == wake_r:
                 _drain(wake_r)
                 found = _reap(child)  # only after a SIGCHLD: a waitpid per notification is measurable
@@ -392,6 +456,12 @@ def _answer(listener: int, filt: dict, where: tuple, log: TraceLog) -> None:
     except OSError:
         return  # the task died (or was interrupted) before we read it
     notif_id, pid, _flags, nr, _arch, _ip, *args = NOTIF.unpack(buf)
+    _respond(listener, filt, where, log, notif_id, pid, nr, args)
+
+
+def _respond(listener: int, filt: dict, where: tuple, log: TraceLog, notif_id: int, pid: int, nr: int, args: list[int]) -> None:
+    import fcntl
+
     refused = None
     try:
         refused = _look(listener, filt, where, log, notif_id, pid, nr, args)
@@ -507,6 +577,73 @@ class CallerMemory:
         return data[:end] if end >= 0 else None
 
 
+class Native:
+    """supervise.c's loop, loaded in S (tracefilter.build_native): it waits on the listener and the
+    wake fd and answers, without Python, the notifications that need nothing but a path resolved and
+    maybe a W line (Python's loop took 60-160 us of CPU each, C ~a tenth). It returns to Python for a
+    SIGCHLD, the listener's hang-up, and any notification it leaves to `_respond` (a protected git
+    path, a write while a lease may be held, anything it is unsure about). All W lines of a native
+    supervisor are written by C (`TraceLog.add` calls it), so one table says what was logged last."""
+
+    WAKE, HANGUP, PYTHON = 0, 1, 2
+
+    @classmethod
+    def start(cls, lib, listener: int, filt: dict, where: tuple, log: TraceLog, state_dir: str) -> Native | None:
+        import ctypes
+
+        top, git_dir = where[0], where[1]
+        rows = []
+        for nr, spec in filt["syscalls"].items():
+            pairs = [(-1 if d is None else d, p) for d, p in spec["paths"]][:2]
+            rows += [nr, int(spec["name"] == "openat2"), len(pairs), *[x for pair in pairs + [(-1, -1)] * (2 - len(pairs)) for x in pair]]
+        table = (ctypes.c_int * len(rows))(*rows)
+        lib.vb_add.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        lib.vb_leases.argtypes = [ctypes.c_int, ctypes.c_uint64, ctypes.c_int64]
+        if lib.vb_setup(listener, log.fd, os.fsencode(log.versions), os.fsencode(top), os.fsencode(git_dir),
+                        os.fsencode(os.path.join(state_dir, LEASE_HINT)), table, len(filt["syscalls"])) != 0:
+            log.problem("the native loop refused its setup (a path too long?): Python's loop answers")
+            return None
+        log.native = native = cls(lib)
+        return native
+
+    def __init__(self, lib):
+        import ctypes
+
+        class Notification(ctypes.Structure):  # supervise.c's struct vb_notif
+            _fields_ = [("id", ctypes.c_uint64), ("pid", ctypes.c_uint32), ("nr", ctypes.c_int32), ("args", ctypes.c_uint64 * 6)]
+
+        self.lib, self.ctypes = lib, ctypes
+        self.got = Notification()
+        self.pointer = ctypes.byref(self.got)
+
+    def serve(self, wake: int) -> int:
+        """WAKE, HANGUP or PYTHON (`notification()` is Python's to answer); -errno if the loop failed."""
+        got = self.lib.vb_serve(wake, self.pointer)
+        return got if got >= 0 else -(self.ctypes.get_errno() or 5)
+
+    def notification(self) -> tuple:
+        got = self.got
+        return got.id, got.pid, got.nr, list(got.args)
+
+    def after(self, leases: Leases) -> None:
+        """Tell C whether a lease can be held now: only once Python has asked the store (an in-repository write)."""
+        if leases.db is not None:
+            hint = leases.quiet()
+            self.lib.vb_leases(hint is not None, *(hint or (0, 0)))
+
+    def add(self, rel: str, full: str) -> None:
+        if self.lib.vb_add(os.fsencode(rel), os.fsencode(full)) != 0:
+            raise OSError(f"the native loop could not log {rel}")
+
+    def counts(self) -> tuple[int, int]:
+        handled, passed = self.ctypes.c_uint64(), self.ctypes.c_uint64()
+        self.lib.vb_counts(self.ctypes.byref(handled), self.ctypes.byref(passed))
+        return handled.value, passed.value
+
+    def close(self) -> None:
+        self.lib.vb_close()
+
+
 class Leases:
     """The hooks' write leases (leases.py), read from the store: a traced write to a file a tool call
     is writing waits until that call is done, so neither overwrites the other.
@@ -537,6 +674,22 @@ class Leases:
         except Exception:  # noqa: BLE001 - no store, or busy: never block a command on our own trouble
             return False
         return bool(row) and row[0][0] >= time.time()
+
+    def quiet(self) -> tuple[int, int] | None:
+        """The hint's (inode, size) if no lease is live: while the hint stays so, none can be (for Native)."""
+        import time
+
+        try:
+            hint = self._hint()
+            if hint is None:
+                return None
+            if hint != self.seen or any(expires >= time.time() for expires in self.leased.values()):
+                self.leased = dict(self._query("SELECT path, expires FROM leases", ()))  # released ones are gone
+                self.seen = hint
+        except Exception:  # noqa: BLE001 - no store, or busy: Python's loop decides then
+            return None
+        now = time.time()
+        return hint if all(expires < now for expires in self.leased.values()) else None
 
     def _hint(self) -> tuple[int, int] | None:
         try:
@@ -622,12 +775,15 @@ def _resolved(path: str) -> str:
 class TraceLog:
     """One traced command's log, read by traces.py. Tab-separated lines:
 
-        H  session  sha1(command)  supervisor pid  its start time  started (unix time)  traced (1/0)  why not
+        H  session  sha1(command)  supervisor pid  its start time  started (unix time)  traced (1/0)  why not  loop
         W  time (ns)  version  path     a process is about to write `path` (repository-relative)
         D  path                         a write into git's directory was refused (path relative to it)
         L  path                         a write waits for a file tool's lease on `path` (then its W follows)
         X  text                         the supervisor's own trouble with one syscall (it went ahead)
+        N  answered  handed on          a native loop's count of notifications it answered and left to Python
         E  time (ns)                    the supervisor is done: nothing traced is running any more
+
+    `loop` says who answered: `native` (supervise.c, Python for the rest) or `python: why not native`.
 
     `version` is what the path held just before: `a` (absent), `-` (not kept: a directory, or
     over VERSION_LIMIT), or `OFFSET+LENGTH:MODE`, its bytes at that place in the log's `.v` file. So
@@ -639,9 +795,10 @@ class TraceLog:
     def __init__(self, fd: int, versions: str):
         self.fd, self.versions, self.last = fd, versions, {}
         self.kept, self.count = None, 0  # the versions file, and its size
+        self.native = None  # a Native: it writes every W line then
 
     @classmethod
-    def create(cls, state_dir: str, session: str, command: str, reason: str | None) -> TraceLog:
+    def create(cls, state_dir: str, session: str, command: str, reason: str | None, loop: str = "-") -> TraceLog:
         import time
         from _sha1 import sha1
 
@@ -650,11 +807,14 @@ class TraceLog:
         pid, started = os.getpid(), process_start(os.getpid())
         name = os.path.join(folder, f"{pid}-{started}")
         fd = os.open(name + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fields = ["H", session, sha1(command.encode()).hexdigest(), str(pid), started, repr(time.time()), "0" if reason else "1", reason or ""]
+        fields = ["H", session, sha1(command.encode()).hexdigest(), str(pid), started, repr(time.time()), "0" if reason else "1", reason or "", loop]
         _write_all(fd, ("\t".join(quote(f) for f in fields) + "\n").encode("utf-8", "surrogateescape"))
         return cls(fd, name + ".v")
 
     def add(self, rel: str, full: str) -> None:
+        if self.native is not None:
+            self.native.add(rel, full)
+            return
         import time
 
         at = time.time_ns()  # before looking: the version is what the file held no later than this
@@ -706,6 +866,9 @@ class TraceLog:
     def end(self) -> None:
         import time
 
+        if self.native is not None:
+            _write_all(self.fd, b"N\t%d\t%d\n" % self.native.counts())
+            self.native.close()
         _write_all(self.fd, b"E\t%d\n" % time.time_ns())
         os.close(self.fd)
         if self.kept is not None:
