@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import git
 from tests.hookdriver import payload
 from tests.test_agents import sample
 from vbranch import hookclient
@@ -142,13 +143,15 @@ def test_the_server_answers_with_the_handler_it_is_given(tmp_path, monkeypatch):
     assert not (tmp_path / hookclient.SOCKET_NAME).exists()
 
 
-# --- `vbranch status`, answered by the watcher (cli/served.py) ---------------------------------
+# --- `vbranch status` and `vbranch commit`, run by the watcher (cli/served.py) ------------------
 
 
-def vbranch_status(repo: Path, *args: str, mode: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VBRANCH_HOOK_SERVER": mode, "COLUMNS": "100"}
-    env.pop("NO_COLOR", None)
-    return subprocess.run([sys.executable, "-m", "vbranch", "status", *args], cwd=repo, env=env, capture_output=True, text=True)
+def vbranch_cli(repo: Path, *args: str, mode: str, **env: str) -> subprocess.CompletedProcess:
+    full = {**os.environ, "VBRANCH_HOOK_SERVER": mode, "COLUMNS": "100", **env}
+    for name in ("NO_COLOR", "VBRANCH_SESSION", "CLAUDE_CODE_SESSION_ID"):
+        if name not in env:
+            full.pop(name, None)
+    return subprocess.run([sys.executable, "-m", "vbranch", *args], cwd=repo, env=full, capture_output=True, text=True)
 
 
 def busy_workspace(vb):
@@ -165,12 +168,12 @@ def busy_workspace(vb):
 def test_status_from_the_watcher_is_what_the_command_prints(vb, watcher):
     v = busy_workspace(vb)
     watcher(v.repo)
-    for args in ((), ("--json",)):
-        served = vbranch_status(v.repo, *args, mode="only")
-        direct = vbranch_status(v.repo, *args, mode="off")
+    for args in (("status",), ("status", "--json")):
+        served = vbranch_cli(v.repo, *args, mode="only")
+        direct = vbranch_cli(v.repo, *args, mode="off")
         assert served.returncode == direct.returncode == 0, served.stderr + direct.stderr
         assert served.stdout == direct.stdout and served.stderr == direct.stderr == ""
-    assert "stray.txt" in served.stdout and "contested" in vbranch_status(v.repo, mode="only").stdout
+    assert "stray.txt" in served.stdout and "contested" in vbranch_cli(v.repo, "status", mode="only").stdout
 
 
 def test_status_from_the_watcher_on_a_terminal_has_the_terminal_s_width_and_colours(vb, watcher):
@@ -209,18 +212,39 @@ def test_status_from_the_watcher_on_a_terminal_has_the_terminal_s_width_and_colo
     assert b"\x1b[" in served  # coloured, as rich colours a terminal
 
 
-def test_status_is_left_to_the_command_when_the_watcher_should_not_answer(vb, watcher, monkeypatch):
-    from vbranch.cli import served
+def test_commit_from_the_watcher_commits_the_caller_s_branch_and_says_what_is_held_back(vb, watcher):
+    v = busy_workspace(vb)
+    watcher(v.repo)
+    heads = {b: git(v.repo, "rev-parse", f"refs/heads/{b}").strip() for b in ("session-s1", "session-s2")}
+    mine = vbranch_cli(v.repo, "commit", mode="only", VBRANCH_SESSION="s2")  # the caller's session, from its environment
+    assert mine.returncode == 5, mine.stderr  # Blocked: the contested line stays out, the rest is committed
+    assert mine.stdout.startswith("session-s2: committed") and "session-s1" not in mine.stdout
+    assert "contested changes held back" in mine.stderr and "shared.txt lines 1-1" in mine.stderr
+    assert git(v.repo, "rev-parse", "refs/heads/session-s1").strip() == heads["session-s1"]
+    assert git(v.repo, "show", "refs/heads/session-s2:b.txt") == "b by s2\n"
+    every = vbranch_cli(v.repo, "commit", "-m", "both", mode="only")  # no session known: every branch, as the command does
+    assert every.returncode == 5 and "session-s1: committed" in every.stdout and "session-s2: nothing to commit" in every.stdout
+    assert git(v.repo, "log", "-1", "--format=%s", "refs/heads/session-s1").strip() == "both"
+
+
+def test_commands_are_left_to_the_client_when_the_watcher_should_not_run_them(vb, watcher, monkeypatch):
+    from vbranch.cli import commands, served
     from vbranch.ops import oplog
 
     v = busy_workspace(vb)
-    request = b'{"json": false, "width": 80, "color_system": null}'
-    assert served.answer(str(v.repo), request)[0] == 0
-    assert served.answer(str(v.repo), b"{not json")[0] == served.NOT_SERVED
-    assert served.answer(str(v.repo.parent), request)[0] == served.NOT_SERVED  # not a workspace
+
+    def answer(where: Path, *argv: str, raw: bytes | None = None) -> int:
+        request = raw or json.dumps({"argv": list(argv), "width": 80, "color_system": None}).encode()
+        return served.answer(str(where), request, commands.build_parser, commands.run)[0]
+
+    assert answer(v.repo, "status") == 0
+    assert answer(v.repo, raw=b"{not json") == served.NOT_SERVED
+    assert answer(v.repo, "status", "--no-such-option") == served.NOT_SERVED
+    assert answer(v.repo, "record", "a.txt") == served.NOT_SERVED  # paths: relative to the client
+    assert answer(v.repo.parent, "status") == served.NOT_SERVED  # not a workspace
     monkeypatch.setattr(oplog, "has_pending", lambda ws: True)  # an interrupted operation: the command finishes it
-    assert served.answer(str(v.repo), request)[0] == served.NOT_SERVED
+    assert answer(v.repo, "status") == served.NOT_SERVED
     # No watcher: the command runs itself, or with VBRANCH_HOOK_SERVER=only says it was not answered.
-    assert vbranch_status(v.repo, mode="auto").stdout == vbranch_status(v.repo, mode="off").stdout
-    only = vbranch_status(v.repo, mode="only")
+    assert vbranch_cli(v.repo, "status", mode="auto").stdout == vbranch_cli(v.repo, "status", mode="off").stdout
+    only = vbranch_cli(v.repo, "status", mode="only")
     assert only.returncode == 1 and "the watcher did not answer" in only.stderr

@@ -73,7 +73,7 @@ def cmd_run(args) -> int:
     if args.verbose:
         from vbranch.cli import ui
 
-        ui.err.print(f"vbranch: {len(changed)} path(s) changed by the command, recorded for {session}")
+        ui.note(f"vbranch: {len(changed)} path(s) changed by the command, recorded for {session}")
     return code
 
 
@@ -83,7 +83,7 @@ def cmd_commit(args) -> int:
     from vbranch.state.workspace import open_workspace
 
     ws = open_workspace(args.C)
-    names = None if args.all else args.branches or _session_branches(ws)
+    names = None if args.all else args.branches or _session_branches(ws, session_from_env(args.session))
     report = commit(ws, names, args.message, now())
     for name, oid, paths in report.committed:
         ui.line(f"{name}: committed {oid[:12]} ({len(paths)} file{'s' if len(paths) != 1 else ''})")
@@ -125,9 +125,8 @@ def _describe_blocked(ws, blocked) -> list[str]:
     return lines
 
 
-def _session_branches(ws) -> list[str] | None:
+def _session_branches(ws, session: str | None) -> list[str] | None:
     """Without names, commit the calling session's branch if there is one; else all."""
-    session = session_from_env(None)
     known = ws.store.session(session) if session else None
     return [ws.store.branch_by_id(known.branch_id).name] if known and known.branch_id else None
 
@@ -308,9 +307,13 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_watch(args) -> int:
-    from vbranch.cli.watch import cmd_watch as run
+    import functools
 
-    return run(args)
+    from vbranch.cli import served
+    from vbranch.cli.watch import cmd_watch as watch
+
+    parser = functools.cache(build_parser)  # built once (~20 ms), for every command the watcher runs
+    return watch(args, serve_command=lambda cwd, request: served.answer(cwd, request, parser, run))
 
 
 def cmd_demo(args) -> int:
@@ -326,7 +329,7 @@ def _warn(lines: list[str]) -> None:
     from vbranch.cli import ui
 
     for text in lines:
-        ui.err.print(f"vbranch: {text}")
+        ui.note(f"vbranch: {text}")
 
 
 def cmd_land(args) -> int:
@@ -616,6 +619,8 @@ def build_parser():
     p.add_argument("branches", nargs="*", metavar="BRANCH")
     p.add_argument("--all", action="store_true", help="every applied branch")
     p.add_argument("-m", "--message")
+    p.add_argument("--session", help="without BRANCH or --all, commit this session's branch "
+                   "(default: $VBRANCH_SESSION or $CLAUDE_CODE_SESSION_ID; none known: every branch)")
     p.set_defaults(func=cmd_commit)
 
     p = sub.add_parser("branch", help="new, list, rename or delete branches")
@@ -726,19 +731,26 @@ def main(argv: list[str] | None = None) -> int:
         from types import SimpleNamespace
 
         return cmd_hook(SimpleNamespace(agent=agent))
-    if args_given in (["status"], ["status", "--json"]):  # answered warm by the live watcher, else run below
-        from vbranch.cli import served
+    from vbranch.cli import served
 
-        code = served.ask(as_json=len(args_given) == 2)
+    if served.is_served(args_given):  # answered warm by the live watcher, else run here
+        code = served.ask(args_given, session_from_env(None))
         if code is not None:
             return code
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command_name == "branch" and args.action != "list" and not args.name:
         parser.error(f"branch {args.action} needs a NAME")
+    return run(args)
+
+
+def run(args, prepare: bool = True) -> int:
+    """One parsed command inside the one error handler. `prepare`: change to -C first and finish an
+    interrupted operation (the watcher, running a command for a client, leaves both to the client)."""
     try:
-        _change_directory(args)
-        _finish_interrupted(args)
+        if prepare:
+            _change_directory(args)
+            _finish_interrupted(args)
         return args.func(args)
     except VbranchError as error:
         from vbranch.cli import ui
@@ -758,5 +770,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bug: say so plainly, details with --verbose
         if args.verbose:
             raise
-        sys.stderr.write(f"error: internal error: {type(error).__name__}: {error}\nhint: run again with --verbose for the traceback, and report it\n")
+        from vbranch.cli import ui
+
+        ui.note(f"error: internal error: {type(error).__name__}: {error}\nhint: run again with --verbose for the traceback, and report it")
         return 70

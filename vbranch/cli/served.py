@@ -1,15 +1,19 @@
-"""`vbranch status`, answered by the live watcher: both halves.
+"""`vbranch status` and `vbranch commit`, run by the live watcher: both halves.
 
-A `vbranch status` process spends most of its time starting Python and importing what
-the report needs (rich, pydantic, the store, the operation log: ~150 ms, more than `git
+A vbranch process spends most of its time starting Python and importing what a command
+needs (rich, pydantic, pygit2, the store, the operation log: ~150-250 ms, more than `git
 status` takes on a large repository) before a few milliseconds of work. The watcher has
 all of that loaded and serves hooks on `.git/vbranch/hook.sock` already (hookclient.py's
-protocol), so a plain `vbranch status` or `vbranch status --json` asks it there, as the
-agent "status", and prints what comes back. The watcher renders the report for the
-client's terminal (width, colours) and answers NOT_SERVED whenever the command itself
-should run instead: an interrupted operation to finish first (the CLI says so), a
-workspace it cannot open, anything unexpected. Then, or with no watcher, or with
-VBRANCH_HOOK_SERVER=off, the command runs here as before; =only fails instead (tests).
+protocol), so these commands (SERVED: no path arguments, no -C) ask it there, as
+the agent "cli", with their arguments (and `commit --session`, the caller's session from
+its environment), and print what comes back. The watcher runs the
+command in the client's directory, printing for the client's terminal (width, colours),
+and answers NOT_SERVED whenever the command should run in the client instead: arguments
+argparse refuses (it says why), an interrupted operation to finish first (the command
+says so), a workspace it cannot open. Then, or with no watcher, or with
+VBRANCH_HOOK_SERVER=off, the command runs in its own process as before; =only fails
+instead (for tests). A watcher that dies mid-command gives no answer: the client then
+runs the command itself, after finishing what the watcher left interrupted.
 """
 from __future__ import annotations
 
@@ -17,15 +21,21 @@ import json
 import os
 import sys
 
-AGENT = "status"  # the header's agent field: no agent of agents/ has this name
+AGENT = "cli"  # the header's agent field: no agent of agents/ has this name
 NOT_SERVED = 254  # the exit code that tells the client to run the command itself
+SERVED = {"status", "commit"}
 
 
-# --- the client: `vbranch status [--json]` ------------------------------------------------------
+def is_served(argv: list[str]) -> bool:
+    return bool(argv) and argv[0] in SERVED and not {"-h", "--help", "-C"} & set(argv)
 
 
-def ask(as_json: bool) -> int | None:
-    """The exit code of a status the watcher printed for us; None when it did not answer: run it here."""
+# --- the client -------------------------------------------------------------------------------
+
+
+def ask(argv: list[str], session: str | None) -> int | None:
+    """The exit code of a command the watcher ran and printed for us; None when it did not: run it here.
+    `session`: the caller's, from its environment (the watcher's environment is not the caller's)."""
     mode = os.environ.get("VBRANCH_HOOK_SERVER", "auto")
     if mode == "off" or "GIT_DIR" in os.environ:
         return None
@@ -33,7 +43,9 @@ def ask(as_json: bool) -> int | None:
 
     cwd = os.getcwd()
     state_dir = hookclient.find_state_dir(cwd)
-    request = json.dumps({"json": as_json, "width": _width(), "color_system": _color_system()}).encode()
+    if argv[0] == "commit" and session and "--session" not in argv:
+        argv = [*argv, "--session", session]
+    request = json.dumps({"argv": argv, "width": _width(), "color_system": _color_system()}).encode()
     header = "\0".join([AGENT, "", cwd]).encode("utf-8", "surrogateescape")
     try:
         reply = None if state_dir is None else hookclient.ask(state_dir, header + b"\n" + request)
@@ -41,7 +53,7 @@ def ask(as_json: bool) -> int | None:
         os.chdir(cwd)  # ask() connects from the state directory
     if reply is None or reply[0] == NOT_SERVED:
         if mode == "only":
-            sys.stderr.write("vbranch status: the watcher did not answer (VBRANCH_HOOK_SERVER=only)\n")
+            sys.stderr.write(f"vbranch {argv[0]}: the watcher did not answer (VBRANCH_HOOK_SERVER=only)\n")
             return 1
         return None
     code, out, err = reply
@@ -75,33 +87,49 @@ def _color_system() -> str | None:
 # --- the server: the watcher's hook server hands it requests of AGENT (cli/watch.run_hook) --------
 
 
-def answer(cwd: str, request: bytes) -> tuple[int, bytes, bytes]:
-    """(code, stdout, stderr) of `vbranch status [--json]` run in `cwd`, or NOT_SERVED."""
-    from vbranch.errors import VbranchError
-    from vbranch.ops.oplog import has_pending
-    from vbranch.state.clock import now
-    from vbranch.state.workspace import open_workspace
+def answer(cwd: str, request: bytes, parser, run) -> tuple[int, bytes, bytes]:
+    """(code, stdout, stderr) of the command run in `cwd`, or NOT_SERVED. `parser()` and `run(args,
+    prepare)` are the command line's (commands.build_parser, commands.run), passed in by `vbranch
+    watch`: the command line imports this module, so this one does not import it."""
+    from vbranch.cli import ui
 
     try:
         asked = json.loads(request)
-        ws = open_workspace(cwd)
-    except (ValueError, VbranchError):
+        args = _parsed(asked["argv"], cwd, parser)
+    except (ValueError, KeyError, TypeError):
         return NOT_SERVED, b"", b""
+    if args is None:
+        return NOT_SERVED, b"", b""
+    with ui.captured(int(asked["width"]), asked["color_system"]) as printed:
+        try:
+            code = run(args, prepare=False)
+        except BaseException as error:  # noqa: BLE001 - --verbose re-raises a bug: the client hears of it all the same
+            ui.note(f"error: internal error: {type(error).__name__}: {error}")
+            code = 70
+        out, err = printed()
+    return code, out.encode(), err.encode()
+
+
+def _parsed(argv: list[str], cwd: str, parser):
+    """The command's arguments, to run in `cwd`; None when the client should run it itself."""
+    from vbranch.errors import VbranchError
+    from vbranch.ops.oplog import has_pending
+    from vbranch.state.workspace import open_workspace
+
+    if not is_served(argv):
+        return None
     try:
-        if has_pending(ws):
-            return NOT_SERVED, b"", b""  # the command finishes the operation first, and tells the user
-        return 0, _report(ws, now(), asked).encode(), b""
-    except (VbranchError, KeyError, TypeError):
-        return NOT_SERVED, b"", b""
+        args = parser().parse_args(argv)
+    except SystemExit:  # argparse's refusal: the client prints it
+        return None
+    args.C = cwd
+    if args.command_name == "commit" and not (args.all or args.branches or args.session):
+        args.all = True  # the client knew no session (else it sent --session): what its own run would do
+    try:
+        ws = open_workspace(cwd)
+    except VbranchError:
+        return None
+    try:
+        return None if has_pending(ws) else args  # the command finishes the operation first, and tells the user
     finally:
         ws.close()
-
-
-def _report(ws, at: str, asked: dict) -> str:
-    from vbranch.cli import ui
-    from vbranch.ops.status import collect, status
-
-    if asked["json"]:
-        return status(ws, at).model_dump_json(indent=2) + "\n"
-    report = collect(ws, at)
-    return ui.rendered(lambda console: ui.show_status(report, console), int(asked["width"]), asked["color_system"])

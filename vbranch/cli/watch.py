@@ -26,17 +26,18 @@ __all__ = [  # the first four live in watch/ (control, dirtyset): the benchmarks
 ]
 
 
-def run_hook(header: str, payload: bytes, agent_pid: int | None = None) -> tuple[int, bytes, bytes]:
-    """What `vbranch hook [--agent AGENT]` would exit with and print, for this payload: the hook server's handler."""
+def run_hook(header: str, payload: bytes, agent_pid: int | None = None, serve_command=None) -> tuple[int, bytes, bytes]:
+    """What `vbranch hook [--agent AGENT]` would exit with and print, for this payload: the hook server's handler.
+    A request of the agent "cli" is a command to run for a client (cli/served.py), by `serve_command`."""
     import io
 
     agent, project_dir, cwd = (header.split("\0") + ["", "", ""])[:3]
     out, err = io.StringIO(), io.StringIO()
     default_dir = project_dir or cwd or None
-    if agent == "status":  # not a hook: `vbranch status`, asked by cli/served.py
-        from vbranch.cli import served
+    if agent == "cli":
+        from vbranch.cli.served import NOT_SERVED
 
-        return served.answer(cwd, payload)
+        return serve_command(cwd, payload) if serve_command else (NOT_SERVED, b"", b"")
     try:
         if agent == "claude":
             from vbranch.hooks.handler import main
@@ -60,21 +61,25 @@ def run_watcher(
     *,
     idle_exit: float | None,
     clock: Callable[[], float] = time.time,
+    serve_command=None,
 ) -> int:
-    """Watch the working tree at `top` in the foreground, serving hooks with `run_hook`, until idle
-    (`idle_exit` s), signalled or torn down.
+    """Watch the working tree at `top` in the foreground, serving hooks with `run_hook` (and commands
+    with `serve_command`, see run_hook), until idle (`idle_exit` s), signalled or torn down.
 
     Raises WatcherRunning if another watcher holds the lock. Returns 0.
     """
+    import functools
+
     from vbranch.watch import process as watchproc
 
-    return watchproc.run_watcher(top, git_dir, idle_exit=idle_exit, hook_handler=run_hook, clock=clock)
+    handler = functools.partial(run_hook, serve_command=serve_command)
+    return watchproc.run_watcher(top, git_dir, idle_exit=idle_exit, hook_handler=handler, clock=clock)
 
 
 # --- command line -----------------------------------------------------------------------------
 
 
-def cmd_watch(args) -> int:
+def cmd_watch(args, serve_command=None) -> int:
     """`vbranch watch [--background] [--idle-exit SECONDS] | --status [--json] | --stop`
     (args: C, background, idle_exit; status, stop and json may be absent)."""
     from vbranch.cli import ui
@@ -101,7 +106,7 @@ def cmd_watch(args) -> int:
             return 0
     finally:
         ws.close()
-    return run_watcher(top, git_dir, idle_exit=args.idle_exit)
+    return run_watcher(top, git_dir, idle_exit=args.idle_exit, serve_command=serve_command)
 
 
 STOP_WAIT = 10.0
