@@ -17,6 +17,9 @@ of R rounds every session edits P more files of its own, records them and the
 two sides commit, as a working day goes. Each round is timed once per side,
 so the round-by-round ratio shows whether commit cost follows the change
 (flat) or everything the branches own (growing). --repeat does not apply.
+With rounds, the vbranch repository has a live watcher, as it has once any
+session's hook has run (`vbranch commit` is then run by the watcher,
+cli/served.py); --no-watcher times the command in a process of its own.
 """
 
 import argparse
@@ -258,6 +261,23 @@ def bench_rounds(args, tmp):
     chosen = corpus.pick_files(repos["git"], args.branches, args.per_branch * args.rounds, seed=args.seed)
     if error is None:
         vbranch(repos["vbranch"], "init")
+        if args.watcher:
+            vbranch(repos["vbranch"], "watch", "--background")
+    try:
+        rounds, checks, error = run_rounds(args, repos, chosen, error)
+    finally:
+        if error is None and args.watcher:
+            vbranch(repos["vbranch"], "watch", "--stop")
+    done = [[p for paths in chosen for p in paths[:args.per_branch * args.rounds]]]
+    keep_failure(checks, "git", check_git(repos["git"], base, len(done[0])))
+    if error is None:
+        keep_failure(checks, "vbranch", check_vbranch(repos["vbranch"], base, chosen))
+    return {"params": {"files": args.files, "branches": args.branches, "per_branch": args.per_branch,
+                       "rounds": args.rounds, "seed": args.seed, "bytecode": args.bytecode, "watcher": args.watcher},
+            "generate_seconds": gen, "rounds": rounds, "checks": checks, "vbranch_error": error}
+
+
+def run_rounds(args, repos, chosen, error):
     rounds, checks = [], {}
     for r in range(args.rounds):
         groups = [paths[r * args.per_branch:(r + 1) * args.per_branch] for paths in chosen]
@@ -284,13 +304,7 @@ def bench_rounds(args, tmp):
             row["cpu_ratio"] = round(row["vbranch_cpu"] / row["git_cpu"], 2)
         rounds.append(row)
         print("  round %d/%d: %s" % (r + 1, args.rounds, row), file=sys.stderr)
-    done = [[p for paths in chosen for p in paths[:args.per_branch * args.rounds]]]
-    keep_failure(checks, "git", check_git(repos["git"], base, len(done[0])))
-    if error is None:
-        keep_failure(checks, "vbranch", check_vbranch(repos["vbranch"], base, chosen))
-    return {"params": {"files": args.files, "branches": args.branches, "per_branch": args.per_branch,
-                       "rounds": args.rounds, "seed": args.seed, "bytecode": args.bytecode},
-            "generate_seconds": gen, "rounds": rounds, "checks": checks, "vbranch_error": error}
+    return rounds, checks, error
 
 
 def print_rounds(result):
@@ -343,6 +357,8 @@ def main(argv=None):
     parser.add_argument("--no-bytecode", dest="bytecode", action="store_false",
                         help="do not compile vbranch first (each command then compiles what it imports "
                              "if PYTHONDONTWRITEBYTECODE is set, as earlier runs did)")
+    parser.add_argument("--no-watcher", dest="watcher", action="store_false",
+                        help="with --rounds: no watcher, so `vbranch commit` runs in a process of its own")
     parser.add_argument("--out", type=Path, help="result file (default: benchmarks/results/commit-<date>.json)")
     args = parser.parse_args(argv)
     now = datetime.datetime.now(datetime.timezone.utc)
