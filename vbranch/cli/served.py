@@ -4,16 +4,18 @@ A vbranch process spends most of its time starting Python and importing what a c
 needs (rich, pydantic, pygit2, the store, the operation log: ~150-250 ms, more than `git
 status` takes on a large repository) before a few milliseconds of work. The watcher has
 all of that loaded and serves hooks on `.git/vbranch/hook.sock` already (hookclient.py's
-protocol), so these commands (SERVED: no path arguments, no -C) ask it there, as
-the agent "cli", with their arguments (and `commit --session`, the caller's session from
-its environment), and print what comes back. The watcher runs the
-command in the client's directory, printing for the client's terminal (width, colours),
-and answers NOT_SERVED whenever the command should run in the client instead: arguments
-argparse refuses (it says why), an interrupted operation to finish first (the command
-says so), a workspace it cannot open. Then, or with no watcher, or with
-VBRANCH_HOOK_SERVER=off, the command runs in its own process as before; =only fails
-instead (for tests). A watcher that dies mid-command gives no answer: the client then
-runs the command itself, after finishing what the watcher left interrupted.
+protocol), so these commands (SERVED: no path arguments, no -C) ask it there, as the
+agent "cli", with their arguments (and `commit --session`: the caller's session, from
+its environment), and print what comes back.
+
+The watcher runs the command in the client's directory, printing for the client's
+terminal (width, colours), and answers NOT_SERVED whenever the command should run in
+the client instead: arguments argparse refuses (the client's argparse says why), an
+interrupted operation to finish first (the command says so), a workspace it cannot
+open. Then, or with no watcher, or with VBRANCH_HOOK_SERVER=off, the command runs in
+its own process as before; =only fails instead (for tests). A watcher that dies
+mid-command gives no answer: the client then runs the command itself, which first
+finishes what the watcher left interrupted.
 """
 from __future__ import annotations
 

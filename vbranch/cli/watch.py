@@ -34,10 +34,10 @@ def run_hook(header: str, payload: bytes, agent_pid: int | None = None, serve_co
     agent, project_dir, cwd = (header.split("\0") + ["", "", ""])[:3]
     out, err = io.StringIO(), io.StringIO()
     default_dir = project_dir or cwd or None
-    if agent == "cli":
-        from vbranch.cli.served import NOT_SERVED
+    from vbranch.cli import served
 
-        return serve_command(cwd, payload) if serve_command else (NOT_SERVED, b"", b"")
+    if agent == served.AGENT:
+        return serve_command(cwd, payload) if serve_command else (served.NOT_SERVED, b"", b"")
     try:
         if agent == "claude":
             from vbranch.hooks.handler import main
