@@ -227,6 +227,32 @@ def test_commit_from_the_watcher_commits_the_caller_s_branch_and_says_what_is_he
     assert git(v.repo, "log", "-1", "--format=%s", "refs/heads/session-s1").strip() == "both"
 
 
+def test_land_from_the_watcher_unless_it_verifies(vb, watcher):
+    """A plain landing is run by the watcher; one with a verify command (given, configured, or a queue)
+    stays with the client, which can interrupt it."""
+    from vbranch.state import config
+    from vbranch.state.models import write_config
+
+    v = vb({"a.txt": "a\n", "b.txt": "b\n"})
+    v.edit("s1", "a.txt", "a by s1\n")
+    v.edit("s2", "b.txt", "b by s2\n")
+    v.commit()
+    watcher(v.repo)
+    landed = vbranch_cli(v.repo, "land", "session-s1", mode="only")
+    assert landed.returncode == 0, landed.stderr
+    assert landed.stdout.startswith("landed session-s1 on refs/heads/main")
+    assert git(v.repo, "show", "main:a.txt") == "a by s1\n"
+    log = vbranch_cli(v.repo, "log", "session-s2", mode="only")
+    assert log.returncode == 0 and log.stdout == vbranch_cli(v.repo, "log", "session-s2", mode="off").stdout != ""
+    for args in (("land", "session-s2", "--verify", "true"), ("land", "--queue")):
+        assert "the watcher did not answer" in vbranch_cli(v.repo, *args, mode="only").stderr
+    state = v.repo / ".git" / "vbranch"
+    write_config(state, {**config.load(state), "land_verify": "true"})
+    assert "the watcher did not answer" in vbranch_cli(v.repo, "land", "session-s2", mode="only").stderr
+    assert vbranch_cli(v.repo, "land", "session-s2", "--no-verify", mode="only").returncode == 0
+    assert git(v.repo, "show", "main:b.txt") == "b by s2\n"
+
+
 def test_commands_are_left_to_the_client_when_the_watcher_should_not_run_them(vb, watcher, monkeypatch):
     from vbranch.cli import commands, served
     from vbranch.ops import oplog

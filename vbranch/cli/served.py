@@ -1,10 +1,11 @@
-"""`vbranch status` and `vbranch commit`, run by the live watcher: both halves.
+"""`vbranch status`, `commit`, `land` and `log`, run by the live watcher: both halves.
 
 A vbranch process spends most of its time starting Python and importing what a command
 needs (rich, pydantic, pygit2, the store, the operation log: ~150-250 ms, more than `git
 status` takes on a large repository) before a few milliseconds of work. The watcher has
 all of that loaded and serves hooks on `.git/vbranch/hook.sock` already (hookclient.py's
-protocol), so these commands (SERVED: no path arguments, no -C) ask it there, as the
+protocol), so these commands (SERVED: no path arguments, no -C; `land` only when it runs
+no verify command, which may take minutes and is the client's to interrupt) ask it there, as the
 agent "cli", with their arguments (and `commit --session`: the caller's session, from
 its environment), and print what comes back.
 
@@ -25,7 +26,7 @@ import sys
 
 AGENT = "cli"  # the header's agent field: no agent of agents/ has this name
 NOT_SERVED = 254  # the exit code that tells the client to run the command itself
-SERVED = {"status", "commit"}
+SERVED = {"status", "commit", "land", "log"}
 
 
 def is_served(argv: list[str]) -> bool:
@@ -132,6 +133,15 @@ def _parsed(argv: list[str], cwd: str, parser):
     except VbranchError:
         return None
     try:
-        return None if has_pending(ws) else args  # the command finishes the operation first, and tells the user
+        if has_pending(ws):
+            return None  # the command finishes the operation first, and tells the user
+        return None if args.command_name == "land" and _verifies(ws, args) else args
     finally:
         ws.close()
+
+
+def _verifies(ws, args) -> bool:
+    """The landing runs a verify command (or a queue of them): the client runs it, and can interrupt it."""
+    from vbranch.state.config import load
+
+    return args.queue or args.verify is not None or (not args.no_verify and bool(load(ws.state_dir)["land_verify"]))
