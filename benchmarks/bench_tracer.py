@@ -199,7 +199,7 @@ def fmt_load(values) -> str:
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"# Command tracer cost, {r['date']}", "", f"    {r['command']}", "",
-             f"Each workload: one warm-up run of each, then {r['config']['reps']} alternating pairs (pytest: "
+             f"Each workload: one warm-up run of each, then {r['config']['reps']} alternating rounds (pytest: "
              f"{r['config']['pytest_reps']}, true: {r['config']['true_reps']}); bare = `bash -c '<command>'`, traced = "
              "`python -S vbranch/tracer.py '<command>'` with CLAUDE_CODE_SESSION_ID set, in a repository where `vbranch init` "
              "ran; its supervisor's loop is the one the logs named (`native`: supervise.c); python = the same with "

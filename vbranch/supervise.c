@@ -1,7 +1,7 @@
 /* The command tracer's supervisor loop (tracer.py's S) for the common notifications, without Python.
 
-   Python's loop costs ~60 us of CPU for a write-open outside the repository and ~160 us for one
-   inside it; this answers both in about the 11-13 us round trip the kernel itself needs. It handles
+   Measured (2 cores, quiet): the supervisor's CPU per write-open, outside the repository and inside
+   it (its version kept), is ~14 and ~34 us here against ~48 and ~138 us in Python's loop. It handles
    completely: paths outside the repository and its git directory (let through), unprotected paths
    in the git directory (let through, not logged), and writes in the repository while no file tool's
    lease can be held (logged as `W` lines exactly as tracer.TraceLog writes them, then let through).
@@ -9,7 +9,8 @@
    about) goes back to Python with the notification already received, and Python answers it.
 
    Built by tracefilter.py (`cc -O2 -shared -fPIC`), loaded by tracer.py with ctypes. One
-   supervisor per process, single-threaded: the state is global. libc and kernel headers only. */
+   supervisor per process, single-threaded: the state is global. libc only: the kernel's numbers are
+   spelled out below, as in tracer.py. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
