@@ -46,5 +46,55 @@ def test_a_done_log_read_again_is_what_its_file_holds(tmp_path):
     assert [t.paths for t in traces.read_all(tmp_path, done=True)] == [frozenset({"a.txt", "b.txt"})]
     path.unlink()
     assert traces.read_all(tmp_path, done=True) == []
-    assert not [p for p in traces._DONE if p.startswith(str(tmp_path))]
+    assert traces._DONE[str(tmp_path / TRACE_DIR)] == {}
     assert traces.read_all(tmp_path) == []  # without `done`, done logs are not read at all
+
+
+def test_the_parsed_logs_a_reader_sees_are_never_changed_under_it(tmp_path):
+    """The hook server reads logs in many threads at once: one iterating the parsed logs while another
+    added one failed a PostToolUse ("dictionary changed size during iteration", seen in the soak). A
+    folder's parsed logs are published whole and never changed in place, which this pins down."""
+    write_log(tmp_path, "1-1.done", "s1", ["a.txt"])
+    traces.read_all(tmp_path, done=True)
+    published = traces._DONE[str(tmp_path / TRACE_DIR)]
+    before = dict(published)
+    write_log(tmp_path, "2-1.done", "s2", ["b.txt"])
+    (tmp_path / TRACE_DIR / "1-1.done").unlink()
+    assert [t.session for t in traces.read_all(tmp_path, done=True)] == ["s2"]
+    assert published == before and traces._DONE[str(tmp_path / TRACE_DIR)] is not published
+
+
+def test_many_threads_read_while_logs_come_and_go(tmp_path):
+    """The same for real: readers in threads while logs are added and removed; every read sees whole logs.
+    Threads switch every microsecond here (not every 5 ms), so that they interleave inside reads."""
+    import sys
+    import threading
+
+
+    for i in range(40):
+        write_log(tmp_path, f"{i}-1.done", f"s{i}", [f"f{i}.txt"])
+    stop, failures = threading.Event(), []
+
+    def reader():
+        try:
+            while not stop.is_set():
+                for trace in traces.read_all(tmp_path, done=True):
+                    assert trace.paths == {f"f{trace.session[1:]}.txt"}
+        except Exception as error:  # noqa: BLE001 - collected for the assertion below
+            failures.append(error)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        for i in range(40, 240):
+            write_log(tmp_path, f"{i}-1.done", f"s{i}", [f"f{i}.txt"])
+            (tmp_path / TRACE_DIR / f"{i - 40}-1.done").unlink()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        sys.setswitchinterval(previous)
+    assert failures == []

@@ -39,46 +39,39 @@ def read_all(state_dir: Path, done: bool = False) -> list[Trace]:
     except FileNotFoundError:
         return []
     out = []
+    known, parsed = _DONE.get(str(folder), {}), {}
     for name in names:
         if name.endswith(".log"):
             trace = _read(folder / name)
         elif done and name.endswith(".done"):
-            trace = _read_done(folder / name)
+            trace = _read_done(folder / name, known, parsed)
         else:
             continue
         if trace is not None:
             out.append(trace)
     if done:
-        _forget_done(folder, names)
+        _DONE[str(folder)] = parsed  # replaced whole, never changed in place: threads share it safely
     return sorted(out, key=lambda t: t.started)
 
 
 # Done logs no longer change (renamed once folded, by then ended): each is parsed once per process,
 # which for the watcher's hook server means once, not at every hook for the DONE_KEPT they are kept.
-# Keyed by path, with the size and mtime it had: a log written again anyway is read again.
-_DONE: dict[str, tuple[tuple[int, int], Trace]] = {}
+# Per trace folder: path -> (its size and mtime when parsed, the trace); a log written again anyway
+# is read again, one gone is dropped. The hook server runs hooks in threads at once, so a folder's
+# dict is built anew by each reader and published by one assignment, never mutated once published.
+_DONE: dict[str, dict[str, tuple[tuple[int, int], Trace]]] = {}
 
 
-def _read_done(path: Path) -> Trace | None:
+def _read_done(path: Path, known: dict, parsed: dict) -> Trace | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    key, cached = (st.st_size, st.st_mtime_ns), _DONE.get(str(path))
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    trace = _read(path)
+    key, cached = (st.st_size, st.st_mtime_ns), known.get(str(path))
+    trace = cached[1] if cached is not None and cached[0] == key else _read(path)
     if trace is not None:
-        _DONE[str(path)] = (key, trace)
+        parsed[str(path)] = (key, trace)
     return trace
-
-
-def _forget_done(folder: Path, names: list[str]) -> None:
-    """Drop the parsed logs of this folder that are gone (pruned, by us or another process)."""
-    present = {str(folder / name) for name in names}
-    prefix = str(folder) + os.sep
-    for path in [p for p in _DONE if p.startswith(prefix) and p not in present]:
-        _DONE.pop(path, None)
 
 
 def _read(path: Path) -> Trace | None:
