@@ -32,22 +32,32 @@ def test_prune_drops_done_logs_last_written_long_ago_and_keeps_the_rest(tmp_path
     live = write_log(tmp_path, "3-1.log", "s3", ["c.txt"], ended=False)
     for path in (old, old.with_suffix(".v"), live):
         age(path, traces.DONE_KEPT + 60)
-    traces.prune(tmp_path)
+    now = time.time()
+    traces.prune(tmp_path, now)
     assert sorted(p.name for p in (tmp_path / TRACE_DIR).iterdir()) == ["2-1.done", "3-1.log"]
     assert fresh.exists() and live.exists()
+    # A process prunes a folder at most once a PRUNE_EVERY: a fold runs at nearly every hook.
+    age(fresh, traces.DONE_KEPT + 60)
+    traces.prune(tmp_path, now + traces.PRUNE_EVERY / 2)
+    assert fresh.exists()
+    traces.prune(tmp_path, now + traces.PRUNE_EVERY)
+    assert not fresh.exists()
 
 
-def test_a_done_log_read_again_is_what_its_file_holds(tmp_path):
-    """Done logs are parsed once per process, but one rewritten or removed is not served from memory."""
-    path = write_log(tmp_path, "1-1.done", "s1", ["a.txt"])
-    assert [t.paths for t in traces.read_all(tmp_path, done=True)] == [frozenset({"a.txt"})]
-    write_log(tmp_path, "1-1.done", "s1", ["a.txt", "b.txt"])
-    age(path, 5)  # another mtime, whatever the clock's granularity
-    assert [t.paths for t in traces.read_all(tmp_path, done=True)] == [frozenset({"a.txt", "b.txt"})]
-    path.unlink()
-    assert traces.read_all(tmp_path, done=True) == []
+def test_done_logs_are_parsed_once_and_dropped_when_gone(tmp_path, monkeypatch):
+    """Done logs never change: read again, the parse is not repeated; one removed is forgotten."""
+    write_log(tmp_path, "1-1.done", "s1", ["a.txt"])
+    write_log(tmp_path, "2-1.log", "s2", ["b.txt"], ended=False)
+    assert [t.paths for t in traces.read_all(tmp_path, done=True)] == [frozenset({"a.txt"}), frozenset({"b.txt"})]
+    parsed = []
+    real = traces._read
+    monkeypatch.setattr(traces, "_read", lambda path: parsed.append(path.name) or real(path))
+    assert [t.session for t in traces.read_all(tmp_path, done=True)] == ["s1", "s2"]
+    assert parsed == ["2-1.log"]  # a live log is read every time: it grows
+    (tmp_path / TRACE_DIR / "1-1.done").unlink()
+    assert [t.session for t in traces.read_all(tmp_path, done=True)] == ["s2"]
     assert traces._DONE[str(tmp_path / TRACE_DIR)] == {}
-    assert traces.read_all(tmp_path) == []  # without `done`, done logs are not read at all
+    assert [t.session for t in traces.read_all(tmp_path)] == ["s2"]  # without `done`, done logs are not read at all
 
 
 def test_the_parsed_logs_a_reader_sees_are_never_changed_under_it(tmp_path):

@@ -458,7 +458,7 @@ def _opened_before_now(ws: Workspace, path: str, since: int, exclude: str | None
     """
     bound = time.time_ns()
     return {
-        e.session for t in traces.read_all(ws.state_dir, done=True) if not t.done and t.session != exclude
+        e.session for t in traces.read_all(ws.state_dir) if t.session != exclude  # not done ones: all folded
         for e in t.events if e.path == path and since < e.ns <= bound
     }
 

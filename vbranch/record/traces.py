@@ -44,7 +44,9 @@ def read_all(state_dir: Path, done: bool = False) -> list[Trace]:
         if name.endswith(".log"):
             trace = _read(folder / name)
         elif done and name.endswith(".done"):
-            trace = _read_done(folder / name, known, parsed)
+            trace = known.get(name) or _read(folder / name)  # no Path made for a known one: pathlib is slow
+            if trace is not None:
+                parsed[name] = trace
         else:
             continue
         if trace is not None:
@@ -54,24 +56,13 @@ def read_all(state_dir: Path, done: bool = False) -> list[Trace]:
     return sorted(out, key=lambda t: t.started)
 
 
-# Done logs no longer change (renamed once folded, by then ended): each is parsed once per process,
-# which for the watcher's hook server means once, not at every hook for the DONE_KEPT they are kept.
-# Per trace folder: path -> (its size and mtime when parsed, the trace); a log written again anyway
-# is read again, one gone is dropped. The hook server runs hooks in threads at once, so a folder's
-# dict is built anew by each reader and published by one assignment, never mutated once published.
-_DONE: dict[str, dict[str, tuple[tuple[int, int], Trace]]] = {}
-
-
-def _read_done(path: Path, known: dict, parsed: dict) -> Trace | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    key, cached = (st.st_size, st.st_mtime_ns), known.get(str(path))
-    trace = cached[1] if cached is not None and cached[0] == key else _read(path)
-    if trace is not None:
-        parsed[str(path)] = (key, trace)
-    return trace
+# Done logs never change (renamed once ended and folded; nothing writes them after): each is parsed
+# once per process, which for the watcher's hook server means once, not at every hook for the
+# DONE_KEPT they are kept (a soak had ~2,000 at a time: stat-ing each at every read was a third
+# of the server's time). Per trace folder, file name -> trace. The hook server runs hooks in threads at
+# once, so a folder's dict is built anew by each reader and published by one assignment, never
+# changed once published; a log gone from the folder is dropped with it.
+_DONE: dict[str, dict[str, Trace]] = {}
 
 
 def _read(path: Path) -> Trace | None:
@@ -161,11 +152,21 @@ def mark_done(traces: list[Trace]) -> None:
                 pass
 
 
+# When this process last pruned each trace folder: a fold runs at nearly every hook, and a prune
+# stats every done log, so a process prunes a folder at most once a PRUNE_EVERY.
+PRUNE_EVERY = 30.0
+_PRUNED_AT: dict[str, float] = {}
+
+
 def prune(state_dir: Path, now: float | None = None) -> None:
     """Drop done logs (and their kept versions) last written more than DONE_KEPT ago: by the
     time of their last write (their end), not by parsing them, so that this costs a stat each."""
-    cutoff = (now or time.time()) - DONE_KEPT
+    now = now or time.time()
     folder = Path(state_dir) / TRACE_DIR
+    if now - _PRUNED_AT.get(str(folder), 0.0) < PRUNE_EVERY:
+        return
+    _PRUNED_AT[str(folder)] = now
+    cutoff = now - DONE_KEPT
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
