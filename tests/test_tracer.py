@@ -531,6 +531,13 @@ def test_a_failed_build_of_the_native_loop_falls_back_and_says_so(make_repo, mon
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert "no C compiler" in tracefilter.build_native()
 
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.delenv("HOME")  # nowhere to keep it: said, and not tried at every command
+    assert traced(repo, "s2", "echo y > y.txt").wait(timeout=60) == 0
+    assert wait_for(lambda: all_ended(repo))
+    [trace] = [t for t in logs(repo) if t.session == "s2"]
+    assert loop_of(trace).startswith("python: no native loop") and traces.worktree_paths(trace) == {"y.txt"}
+
 
 def test_a_command_builds_the_native_loop_when_it_is_missing(make_repo, monkeypatch, tmp_path):
     """`vbranch init` builds it; a command after an upgrade (a new source) or with a new cache builds it once."""

@@ -113,7 +113,7 @@ def build_native() -> str | None:
     try:
         target = Path(native_library())
     except OSError as error:
-        return f"no {NATIVE_SOURCE} ({error.strerror})"
+        return f"no native loop ({error})"
     if target.exists():
         return None
     failed = target.with_suffix(".failed")

@@ -240,7 +240,9 @@ def native_library() -> str:
     and a changed source is never run with an old build. `.failed` beside it: why it could not be built."""
     from _sha1 import sha1
 
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.environ.get("HOME") or "/nonexistent", ".cache")
+    cache = os.environ.get("XDG_CACHE_HOME") or (os.environ.get("HOME") and os.path.join(os.environ["HOME"], ".cache"))
+    if not cache:
+        raise OSError("no HOME or XDG_CACHE_HOME to keep it in")
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), NATIVE_SOURCE), "rb") as f:
         digest = sha1(f.read()).hexdigest()[:16]
     return os.path.join(cache, "vbranch", f"supervise-{digest}.so")
@@ -253,7 +255,7 @@ def _load_native(state_dir: str):
     try:
         path = native_library()
     except OSError as error:
-        return None, f"no {NATIVE_SOURCE} ({error.strerror})"
+        return None, f"no native loop ({error})"
     failed = path[:-len(".so")] + ".failed"
     for attempt in (1, 2):
         if os.path.exists(path):
@@ -269,6 +271,12 @@ def _load_native(state_dir: str):
         except OSError:
             pass
         if attempt == 1:
+            try:  # a cache we cannot write to would have every command try to build it
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            except OSError as error:
+                return None, f"cannot build the native loop in {os.path.dirname(path)} ({error.strerror})"
+            if not os.access(os.path.dirname(path), os.W_OK):
+                return None, f"cannot build the native loop in {os.path.dirname(path)} (not writable)"
             _build_caches(state_dir)
     return None, f"not built ({path})"
 
