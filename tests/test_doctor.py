@@ -246,6 +246,13 @@ def test_tracer_failures_name_a_fix():
     facts = {"probe": {"traced": True, "reason": "ok"}, "seccomp": {"platform": "linux"},
              "tracer_mode": {"mode": "window", "why": "the last command ran without the tracer: no prefix"}}
     assert doctor.check_attribution(facts)["level"] == "warn"
+    # Traced, but through the Python loop (no compiler built the native one): exact, slower; said, with the fix.
+    facts = {"probe": {"traced": True, "reason": "ok", "loop": "python: no C compiler (cc or gcc) to build the native loop"},
+             "seccomp": {"platform": "linux"}, "tracer_mode": None}
+    slower = doctor.check_attribution(facts)
+    assert slower["level"] == "warn" and "no C compiler" in slower["detail"] and "C compiler" in slower["fix"]
+    facts["probe"]["loop"] = "native"
+    assert doctor.check_attribution(facts)["level"] == "ok"
 
 
 # --- through the command line -------------------------------------------------------------------

@@ -285,7 +285,8 @@ def probe_tracer(state_dir: Path | None, timeout: float = PROBE_WAIT) -> dict:
             return {"traced": False, "reason": reason or "not traced"}
         if not any(line.startswith("W\t") and line.endswith("\t" + PROBE_FILE) for line in log):
             return {"traced": False, "reason": "the tracer ran but did not report the probe's write"}
-        return {"traced": True, "reason": "a probe command's write was reported by seccomp user notification"}
+        loop = head[8] if len(head) >= 9 else "python"  # which supervisor loop answered (tracer.py's header)
+        return {"traced": True, "reason": "a probe command's write was reported by seccomp user notification", "loop": loop}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -467,7 +468,11 @@ def check_attribution(facts: dict) -> dict:
         if ran and mode["mode"] != "process":
             return check("command tracer", "warn", f"works here ({probe['reason']}), but the last command ran without it: "
                          f"{mode['why']}", "check the shell prefix above; commands started before `vbranch install` run untraced")
-        return check("command tracer", "ok", f"works here: {probe['reason']}{now}")
+        loop = probe.get("loop", "native")
+        if loop != "native":  # still exact, but each write a command makes costs ~3x as much (benchmarks/bench_tracer.py)
+            return check("command tracer", "warn", f"works here ({probe['reason']}), through its slower Python loop: "
+                         f"{loop.partition(': ')[2] or loop}{now}", "install a C compiler (cc), then run `vbranch init` again")
+        return check("command tracer", "ok", f"works here: {probe['reason']}, native loop{now}")
     platform = facts["seccomp"]["platform"]
     if not platform.startswith("linux"):
         fix = None  # nothing to install: seccomp is Linux's
