@@ -274,3 +274,7 @@ def test_commands_are_left_to_the_client_when_the_watcher_should_not_run_them(vb
     assert vbranch_cli(v.repo, "status", mode="auto").stdout == vbranch_cli(v.repo, "status", mode="off").stdout
     only = vbranch_cli(v.repo, "status", mode="only")
     assert only.returncode == 1 and "the watcher did not answer" in only.stderr
+    # git settings in the caller's environment would not reach git in the watcher: run here.
+    watcher(v.repo)
+    assert vbranch_cli(v.repo, "status", mode="only").returncode == 0
+    assert "did not answer" in vbranch_cli(v.repo, "commit", mode="only", GIT_AUTHOR_NAME="Someone").stderr

@@ -27,6 +27,10 @@ import sys
 AGENT = "cli"  # the header's agent field: no agent of agents/ has this name
 NOT_SERVED = 254  # the exit code that tells the client to run the command itself
 SERVED = {"status", "commit", "land", "log"}
+# The caller's environment variables that change what git does here (which repository, index,
+# configuration, author): a command with one of these set runs in its own process.
+GIT_SETTINGS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+                "GIT_COMMON_DIR", "GIT_CONFIG", "GIT_AUTHOR_", "GIT_COMMITTER_", "GIT_NAMESPACE")
 
 
 def is_served(argv: list[str]) -> bool:
@@ -40,12 +44,13 @@ def ask(argv: list[str], session: str | None) -> int | None:
     """The exit code of a command the watcher ran and printed for us; None when it did not: run it here.
     `session`: the caller's, from its environment (the watcher's environment is not the caller's)."""
     mode = os.environ.get("VBRANCH_HOOK_SERVER", "auto")
-    if mode == "off" or "GIT_DIR" in os.environ:
+    if mode == "off":
         return None
     from vbranch import hookclient
 
     cwd = os.getcwd()
-    state_dir = hookclient.find_state_dir(cwd)
+    git_settings = any(name.startswith(GIT_SETTINGS) for name in os.environ)  # git in the watcher would not see them
+    state_dir = None if git_settings else hookclient.find_state_dir(cwd)
     if argv[0] == "commit" and session and "--session" not in argv:
         argv = [*argv, "--session", session]
     request = json.dumps({"argv": argv, "width": _width(), "color_system": _color_system()}).encode()
