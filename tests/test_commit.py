@@ -468,3 +468,23 @@ def test_many_packs_are_rolled_up(make_repo, monkeypatch):
     assert len(_objects(top)[1]) <= 4
     for i, oid in enumerate(blobs):
         assert git(top, "cat-file", "blob", oid) == "blob %d\n" % i
+
+
+def test_large_blobs_read_again_come_from_a_bounded_cache(make_repo, monkeypatch):
+    """A landing reads the same large blobs once per branch it rebases: they are kept, within a bound,
+    and what comes back is always the blob's own content."""
+    from vbranch.git import gitops
+
+    monkeypatch.setattr(gitops, "_blobs", {})
+    monkeypatch.setattr(gitops, "_blobs_size", [0])
+    monkeypatch.setattr(gitops, "BLOB_CACHE", 1 << 20)
+    repo = gitops.open_repo(make_repo({"f.txt": "f\n"}))
+    blobs = {gitops.write_blob(repo, bytes([i]) * (200 << 10) + b"\n"): i for i in range(12)}  # 200 KB each
+    for _ in range(2):
+        for oid, i in blobs.items():
+            assert gitops.blob_data(repo, oid) == bytes([i]) * (200 << 10) + b"\n"
+            assert gitops._blobs_size[0] <= gitops.BLOB_CACHE
+    kept = list(gitops._blobs)
+    assert 0 < len(kept) <= 5 and gitops._blobs_size[0] == sum(len(gitops._blobs[o]) for o in kept)
+    small = gitops.write_blob(repo, b"small\n")
+    assert gitops.blob_data(repo, small) == b"small\n" and small not in gitops._blobs  # read faster than kept
