@@ -1,3 +1,6 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
 from vbranch.core.merge import branch_state, merge_versions
 from vbranch.core.ownership import (
     ABSENT,
@@ -28,6 +31,14 @@ def test_split_lines_keeps_endings_and_a_missing_last_newline():
     assert split_lines(b"a\r\nb\nc") == [b"a\r\n", b"b\n", b"c"]
     assert split_lines(b"") == []
     assert split_lines(b"\n") == [b"\n"]
+    assert split_lines(b"a\x0bb\x0c\x1c\x85c\nd") == [b"a\x0bb\x0c\x1c\x85c\n", b"d"]  # only LF ends a line
+
+
+@given(st.binary(max_size=40) | st.lists(st.sampled_from([b"a", b"\n", b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x85"])).map(b"".join))
+def test_split_lines_is_the_lf_split_whatever_the_bytes(data):
+    """The fast path (bytes.splitlines, when there is no CR) gives exactly the LF split, endings kept."""
+    parts = data.split(b"\n")
+    assert split_lines(data) == [p + b"\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 def test_adjacent_lines_of_two_branches_stay_separate():

@@ -84,6 +84,8 @@ def is_binary(data: bytes) -> bool:
 
 def split_lines(data: bytes) -> list[bytes]:
     """Lines with their endings kept; CR is data, only LF ends a line."""
+    if b"\r" not in data:  # bytes.splitlines also ends lines at CR (only there): without one it is the same, ~4x faster
+        return data.splitlines(keepends=True)
     lines = data.split(b"\n")
     last = lines.pop()
     out = [line + b"\n" for line in lines]
