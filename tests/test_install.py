@@ -56,7 +56,7 @@ def test_fresh_install_each_scope(tmp_path, scope, rel):
     data = load(path)
     assert set(data) == {"hooks", "env", "worktree"} and set(data["hooks"]) == EVENTS
     assert data["env"] == {
-        "CLAUDE_CODE_SHELL_PREFIX": f"{shlex.quote(sys.executable)} -S {shlex.quote(str(Path(tracer.__file__)))}",
+        "CLAUDE_CODE_SHELL_PREFIX": f"{shlex.quote(sys.executable)} -S {shlex.quote(str(Path(tracer.__file__).with_name('trace_command.py')))}",
         "VBRANCH_INSTALL_SET": "worktree.bgIsolation",
     }
     assert data["worktree"] == {"bgIsolation": "none"}  # background sessions stay in the shared directory

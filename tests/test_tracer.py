@@ -101,6 +101,21 @@ def test_log_names_every_file_the_command_changes(repo, tmp_path, loop):
     assert not any(p.startswith("..") or p.startswith("/") for p in trace.paths)  # nothing outside the tree
 
 
+def test_the_installed_prefix_runs_commands_under_the_tracer(repo):
+    """`vbranch install`'s prefix runs trace_command.py, which imports the tracer (a script is compiled at
+    every run, an imported module's compiled form is cached): the same tracing, the same exit status."""
+    import shlex
+
+    from vbranch.agents.claude_code import tracer_command
+
+    env = {**os.environ, "CLAUDE_CODE_SESSION_ID": "s-prefix"}
+    env.pop(tracer.TRACED_MARK, None)
+    proc = subprocess.run(shlex.split(tracer_command()) + ["echo x > a.txt; exit 3"], cwd=repo, env=env)
+    assert proc.returncode == 3
+    assert wait_for(lambda: all_ended(repo))
+    assert [(t.session, t.traced, sorted(t.paths)) for t in logs(repo)] == [("s-prefix", True, ["a.txt"])]
+
+
 def test_a_background_process_stays_traced_after_the_command_returns(repo, tmp_path):
     go = gate(tmp_path, "go")
     proc = traced(repo, "s1", f"(read x < {go}; echo late > late.txt) > /dev/null 2>&1 & echo early > early.txt")

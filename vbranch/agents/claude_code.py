@@ -20,7 +20,7 @@ from vbranch.errors import UsageError, VbranchError
 TEMPLATE = "claude-settings.json"
 # Claude Code runs every Bash command as `$CLAUDE_CODE_SHELL_PREFIX '<command>'`: ours is the tracer.
 PREFIX = "CLAUDE_CODE_SHELL_PREFIX"
-_OUR_PREFIX = re.compile(r"""tracer\.py['"]?$""")
+_OUR_PREFIX = re.compile(r"""(?:tracer|trace_command)\.py['"]?$""")  # trace_command.py; tracer.py in installs before it
 # Settings a shared directory needs, beyond hooks and env: Claude Code (2.1.169 and later) pushes
 # background sessions into worktrees unless told not to. Which ones install set (so that uninstall
 # takes out exactly those) is remembered in the env block, the one place a marker is valid.
@@ -33,11 +33,12 @@ def is_our_prefix(value: object) -> bool:
 
 
 def tracer_command() -> str:
-    """The shell prefix that runs a command under the tracer (tracer.py), without site like the hook client."""
+    """The shell prefix that runs a command under the tracer (through trace_command.py, which imports
+    tracer.py: a module's compiled form is cached, a script's is not), without site like the hook client."""
     from vbranch import tracer
     from vbranch.agents.settings import without_site
 
-    return without_site(tracer.__file__)
+    return without_site(str(Path(tracer.__file__).with_name("trace_command.py")))
 
 
 def merge_prefix(settings: dict, prefix: str) -> tuple[dict, str | None]:
