@@ -143,6 +143,17 @@ def test_stale_tracer_path(setup):
     assert bad["shell prefix"]["fix"] == "vbranch install"
 
 
+def test_tracer_prefix_of_an_earlier_install(setup):
+    """This installation's tracer named directly, as installs before trace_command.py did: it works,
+    only slower, so a warning with the fix."""
+    earlier = claude_code.tracer_command().replace("trace_command.py", "tracer.py")
+    edit_settings(setup["settings"], lambda d: d["env"].update({claude_code.PREFIX: earlier}))
+    report = setup["run"]()
+    assert report["ok"] and not failed(report)
+    check = by_name(report)["shell prefix"]
+    assert check["level"] == "warn" and "earlier form" in check["detail"] and check["fix"] == "vbranch install"
+
+
 def test_shell_prefix_missing(setup):
     edit_settings(setup["settings"], lambda d: d["env"].pop(claude_code.PREFIX))
     bad = failed(setup["run"]())

@@ -413,6 +413,10 @@ def check_prefix(facts: dict) -> dict:
                      f"{PREFIX} in {s['path']} is someone else's ({value!r}): the command tracer is not used, "
                      "commands are attributed by time windows",
                      f"remove {PREFIX} from the env of {s['path']} (or chain it yourself), then {_install_fix(s['scope'])}")
+    if not s["prefix_current"] and value == expected.replace("trace_command.py", "tracer.py"):
+        return check("shell prefix", "warn",  # as installs before trace_command.py wrote it: it works, slower
+                     f"{PREFIX} in {s['path']} runs this installation's tracer in its earlier form, compiled anew "
+                     "at every command (~11 ms each)", _install_fix(s["scope"]))
     if not s["prefix_current"]:
         return check("shell prefix", "fail",
                      f"{PREFIX} in {s['path']} is {value!r}, not this installation's tracer ({expected!r})",
