@@ -78,7 +78,7 @@ def record(
 
 
 def prefetch_fold(ws: Workspace) -> None:
-    """Start what the next `snapshot` of the whole tree asks git (its `git status`, when no watcher
+    """Start what the next `fold_unseen` of the whole tree asks git (its `git status`, when no watcher
     answers instead), to run while the caller does other work; `gitcli.drop_prefetch` ends it."""
     if trusted_since(ws) is None:
         gitcli.prefetch_dirty_paths(ws.top)
@@ -104,7 +104,7 @@ def fold_unseen(
             # What traced commands wrote is looked at whether or not the dirty set had heard of it when
             # asked: a command can write and end in between, and its log is marked done below.
             changed = changed | {p for t in logs if not t.done for p in traces.worktree_paths(t)}
-        if paths is None:  # stat signatures of every record; whole records only of paths that changed
+            # Stat signatures of every record; whole records only of paths that changed.
             stats = ws.store.stats()
             unseen = [p for p in sorted(changed | set(stats)) if p not in stats or stats[p] != stat_key(ws.top, p)]
             known = {p: rec for p in unseen if (rec := ws.store.file(p)) is not None}
