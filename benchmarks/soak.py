@@ -134,23 +134,21 @@ def sample(repo: Path) -> dict:
     state = repo / ".git" / "vbranch"
     size = sum(p.stat().st_size for p in state.glob("state.db*"))
     rss = None
-    pid = watcher_process(repo)
+    try:
+        status = json.loads(vbranch(repo, "watch", "--status", "--json").stdout)
+    except ValueError:
+        status = {}
+    pid = status.get("pid") or watcher_process(repo)
     try:
         with open(f"/proc/{pid}/status") as f:
             rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
     except (TypeError, OSError, StopIteration):
         pass
-    return {"store_bytes": size, "watcher_rss_bytes": rss}
+    return {"store_bytes": size, "watcher_rss_bytes": rss, "dirty_paths": status.get("dirty")}
 
 
 def watcher_process(repo: Path) -> int | None:
-    """The watcher's pid: from `vbranch watch --status`, else the `vbranch watch` process working in `repo`."""
-    try:
-        pid = json.loads(vbranch(repo, "watch", "--status", "--json").stdout).get("pid")
-    except ValueError:
-        pid = None
-    if pid:
-        return int(pid)
+    """The `vbranch watch` process working in `repo`, when `vbranch watch --status` did not say."""
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
@@ -174,7 +172,7 @@ def run_sessions(repo: Path, plans: list[dict], cfg: dict, work_dir: Path, progr
     while any(p.poll() is None for p in procs):
         samples.append({"at": round(time.time() - start, 1), **sample(repo)})
         progress(f"{samples[-1]['at']:.0f} s: store {samples[-1]['store_bytes'] >> 10} KiB, "
-                 f"watcher {(samples[-1]['watcher_rss_bytes'] or 0) >> 20} MiB")
+                 f"watcher {(samples[-1]['watcher_rss_bytes'] or 0) >> 20} MiB, dirty set {samples[-1]['dirty_paths']}")
         time.sleep(cfg["sample"])
     results = []
     for p in procs:
@@ -229,12 +227,15 @@ def checks(repo: Path, target: str, scratch: Path) -> dict:
         if len(found) > 1:
             mixed.append({"from": old[:12], "to": new[:12], "sessions": sorted(found)})
     report = json.loads(vbranch(repo, "status", "--json").stdout)
+    watcher = json.loads(vbranch(repo, "watch", "--status", "--json").stdout or "{}")
     return {
         "landings": len(steps),
         "landings_with_other_sessions_lines": mixed,
         "target_is_the_working_directory": worktree_tree(repo, scratch) == out(repo, "rev-parse", f"{target}^{{tree}}").strip(),
         "contested": len(report["contested"]),
         "unattributed": len(report["unattributed"]),
+        # everything landed, and status's fold found every path as committed: what the set still holds
+        "dirty_after_all_landed": watcher.get("dirty") if watcher.get("live") else None,
     }
 
 
@@ -253,6 +254,7 @@ def summarize(results: list[dict], samples: list[dict], wall: float) -> dict:
     by_tenth = tenths(calls)
     first, last = by_tenth[0]["p95"], by_tenth[-1]["p95"]
     rss = [s["watcher_rss_bytes"] for s in samples if s["watcher_rss_bytes"]]
+    dirty = [s["dirty_paths"] for s in samples if s.get("dirty_paths") is not None]
     counters: dict = {}
     for r in results:
         for key, value in r["counters"].items():
@@ -269,6 +271,7 @@ def summarize(results: list[dict], samples: list[dict], wall: float) -> dict:
         "store_bytes": {"first": samples[0]["store_bytes"], "last": samples[-1]["store_bytes"],
                         "max": max(s["store_bytes"] for s in samples)},
         "watcher_rss_bytes": {"first": rss[0], "last": rss[-1], "max": max(rss)} if rss else None,
+        "dirty_paths": {"first": dirty[0], "last": dirty[-1], "max": max(dirty)} if dirty else None,
         "counters": counters,
         "events": [e for r in results for e in r["events"]][-40:],
     }
@@ -292,10 +295,13 @@ def markdown(r: dict) -> str:
         f"Store: {s['store_bytes']['first'] >> 10} KiB at the start, {s['store_bytes']['last'] >> 10} KiB at the end, "
         f"{s['store_bytes']['max'] >> 10} KiB at most. Watcher RSS: "
         + (f"{rss['first'] >> 20} MiB first, {rss['last'] >> 20} MiB last, {rss['max'] >> 20} MiB at most (goal ≤ 200 MiB)."
-           if rss else "not sampled."), "",
+           if rss else "not sampled.")
+        + (f" Watcher's dirty set (paths that may differ): {s['dirty_paths']['first']} first, {s['dirty_paths']['last']} last, "
+           f"{s['dirty_paths']['max']} at most." if s.get("dirty_paths") else ""), "",
         f"Checks: {c['landings']} landings, {len(c['landings_with_other_sessions_lines'])} carried another session's lines; "
         f"target tree = working directory: {c['target_is_the_working_directory']}; contested {c['contested']}, "
-        f"unattributed {c['unattributed']}; failed lands {s['lands_failed']}; counters {s['counters']}.", "",
+        f"unattributed {c['unattributed']}; watcher's dirty set once all landed {c.get('dirty_after_all_landed')}; "
+        f"failed lands {s['lands_failed']}; counters {s['counters']}.", "",
         f"Machine: {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, {m['git']}. Load before "
         f"{r['load_before']}, after {r['load_after']}.",
     ]

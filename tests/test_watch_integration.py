@@ -1,6 +1,9 @@
 """The watcher in use: status, command windows and lanes read its dirty set."""
 from __future__ import annotations
 
+import os
+import time
+
 from tests.conftest import wait_for, write
 from tests.hookdriver import Session
 from tests.test_watch import outside
@@ -113,5 +116,71 @@ def test_session_start_starts_a_watcher(vb, monkeypatch):
         from vbranch.cli.watch import stop_watcher
 
         assert stop_watcher(ws)
+    finally:
+        ws.close()
+
+
+# --- the dirty set stays bounded --------------------------------------------------------------
+
+def test_a_fold_forgets_the_paths_it_found_unchanged(vb, watcher):
+    v = vb({"a.txt": "one\n", "b.txt": "one\n"})
+    watcher(v.repo)
+    write(v.repo, "a.txt", "two\n")
+    write(v.repo, "a.txt", "one\n")  # back as committed: nothing to own
+    write(v.repo, "b.txt", "two\n")  # changed, and it stays so
+    write(v.repo, "new.txt", "x\n")
+    os.unlink(v.repo / "new.txt")  # came and went
+    ws = v.ws()
+    assert dirtyset.settle(ws)
+    assert {"a.txt", "b.txt", "new.txt"} <= set(ws.store.dirty_since(0))
+    ws.close()
+    assert [f.path for f in v.status().unattributed] == ["b.txt"]
+    ws = v.ws()
+    assert set(ws.store.dirty_since(0)) == {"b.txt"}
+    ws.close()
+    # A later change of a forgotten path is marked again, and found.
+    write(v.repo, "a.txt", "three\n")
+    assert [f.path for f in v.status().unattributed] == ["a.txt", "b.txt"]
+
+
+def test_a_change_made_after_the_fold_read_the_file_keeps_its_mark(vb, monkeypatch):
+    """Controlled interleaving: the watcher marks a change right after the fold read the file
+    (found unchanged) and before the fold forgets what it read. That mark must stay."""
+    from vbranch.record import recording
+
+    v = vb({"a.txt": "one\n", "b.txt": "one\n"})
+    ws = v.ws()
+    earlier = time.time() - 1
+    ws.store.mark_dirty(["a.txt", "b.txt"], earlier)  # both changed and went back before the fold
+    monkeypatch.setattr(recording, "vouched_paths", lambda ws: set(ws.store.dirty_since(0)) | set(ws.store.paths()))
+    real_fold = recording._fold
+
+    def fold_then_a_write(ws, *args, **kwargs):
+        folded = real_fold(ws, *args, **kwargs)
+        write(v.repo, "a.txt", "two\n")
+        ws.store.mark_dirty(["a.txt"], time.time())  # as the watcher does, stamped when it marks
+        return folded
+
+    monkeypatch.setattr(recording, "_fold", fold_then_a_write)
+    try:
+        recording.fold_unseen(ws, v.at())
+        assert set(ws.store.dirty_since(0)) == {"a.txt"}  # b.txt forgotten; a.txt's new change not
+        monkeypatch.setattr(recording, "_fold", real_fold)
+        recording.fold_unseen(ws, v.at())
+        assert ws.store.file("a.txt") is not None and ws.store.file("a.txt").changed
+    finally:
+        ws.close()
+
+
+def test_the_watcher_stamps_a_change_after_it_was_made(vb, watcher):
+    v = vb({"a.txt": "one\n"})
+    watcher(v.repo)
+    ws = v.ws()
+    try:
+        for i in range(20):
+            before = time.time()
+            write(v.repo, "a.txt", f"{i}\n")
+            assert dirtyset.settle(ws)
+            assert ws.store.dirty_since(0)["a.txt"] >= before
     finally:
         ws.close()

@@ -121,10 +121,10 @@ def status_lines(info: dict, now: float | None = None) -> list[str]:
     if info["started"] is not None:
         lines.append(f"  running since {_when(info['started'], now)}")
     if info["state"] == "trusted":
-        lines.append(f"  dirty set complete since {_when(info['trusted_since'], now)}; {info['dirty']} changed path(s) seen")
+        lines.append(f"  dirty set complete since {_when(info['trusted_since'], now)}; {info['dirty']} path(s) in it that may differ")
     elif info["state"] == "recovering":
         lines.append(f"  dirty set not trusted yet (starting, or rescanning after a lost event); readers ask git meanwhile; "
-                     f"{info['dirty']} changed path(s) seen")
+                     f"{info['dirty']} path(s) in it that may differ")
     else:
         age = info["heartbeat_age"]
         lines.append(f"  no heartbeat for {age:.0f} s: hung? `vbranch watch --stop` (or kill {info['pid']}) and start a new one"

@@ -29,7 +29,7 @@ from vbranch.record import traces
 from vbranch.state import config
 from vbranch.state.leases import holder
 from vbranch.state.workspace import Workspace, branch_for_session, create_branch
-from vbranch.watch.dirtyset import candidate_paths, trusted_since
+from vbranch.watch.dirtyset import candidate_paths, trusted_since, unvouched_paths, vouched_paths
 
 # Claude Code's Bash tool stops a command after 10 minutes at most: a window open
 # longer lost its PostToolUse (the agent was killed) and no longer counts.
@@ -97,7 +97,9 @@ def fold_unseen(
     every command: a change that no session reported is found here and shown
     rather than lost.
     """
-    changed = candidate_paths(ws) if paths is None else None  # before the lock: it may seed the set
+    asked_at = time.time()  # before the watcher's barrier (see _forget_unchanged)
+    vouched = vouched_paths(ws) if paths is None else None  # before the lock: it may seed the set
+    changed = unvouched_paths(ws) if paths is None and vouched is None else vouched
     with ws.lock, ws.store.tx():
         logs = traces.read_all(ws.state_dir, done=True)
         if paths is None:
@@ -118,10 +120,25 @@ def fold_unseen(
         busy = {p for p in unseen if _leased_elsewhere(ws, p, call)}
         others = _unseen_attribution(ws, at, None, session, logs, reread=True)
         folded = _fold(ws, [p for p in unseen if p not in busy], others, logs, at, None, "snapshot", known)
+        if vouched is not None:
+            _forget_unchanged(ws, [p for p in unseen if p not in busy], asked_at)
     if paths is None:  # every change is folded now, but for files a tool is writing
         traces.mark_done([t for t in logs if t.ended is not None and not (traces.worktree_paths(t) & busy)])
         traces.prune(ws.state_dir)
     return folded
+
+
+def _forget_unchanged(ws: Workspace, examined: list[str], asked_at: float) -> None:
+    """The watcher's dirty set forgets the paths this fold read and found as in the workspace
+    commit (they have no record), so that it holds what differs, not all that ever changed.
+
+    Not a path changed again since: the watcher stamps a mark with the time it marks it, after
+    the change. So a mark stamped at or before `asked_at` is of a change made before the fold
+    read the file; a change after that is stamped later and stays. Paths a tool is writing right
+    now were not read (busy): they keep their marks.
+    """
+    recorded = set(ws.store.paths())
+    ws.store.forget_dirty([p for p in examined if p not in recorded], asked_at)
 
 
 def run(ws: Workspace, session_id: str, command: list[str], at: str, *, branch: str | None = None) -> tuple[int, list[str]]:

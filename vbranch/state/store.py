@@ -644,6 +644,10 @@ class Store:
             [(p, when) for p in paths],
         )
 
+    def forget_dirty(self, paths: list[str], up_to: float) -> None:
+        """Take paths out of the dirty set, but not one marked after `up_to` (changed again since)."""
+        self.db.executemany("DELETE FROM dirty WHERE path = ? AND changed <= ?", [(p, up_to) for p in paths])
+
     def dirty_since(self, when: float) -> dict[str, float]:
         """Paths the watcher saw change at or after `when`, with the time of their last change."""
         rows = self.db.execute("SELECT path, changed FROM dirty WHERE changed >= ?", (when,))

@@ -96,9 +96,20 @@ def candidate_paths(ws) -> set[str]:
     Without one (or while it recovers from an overflow, or when the barrier fails), git
     status answers, at O(repository).
     """
+    vouched = vouched_paths(ws)
+    return unvouched_paths(ws) if vouched is None else vouched
+
+
+def unvouched_paths(ws) -> set[str]:
+    """candidate_paths as git status and the records say it, at O(repository)."""
+    return gitcli.dirty_paths(ws.top) | set(ws.store.paths())
+
+
+def vouched_paths(ws) -> set[str] | None:
+    """candidate_paths as the watcher vouches for it, after its barrier; None when it cannot."""
     since = trusted_since(ws)
     if since is None or not settle(ws):
-        return gitcli.dirty_paths(ws.top) | set(ws.store.paths())
+        return None
     started = ws.store.get_meta(META_STARTED)
     if ws.store.get_meta(META_SEEDED) != started:
         before = gitcli.dirty_paths(ws.top)
@@ -179,7 +190,7 @@ def watcher_status(ws, clock: Callable[[], float] = time.time) -> dict:
         "trusted_since": since,
         "socket": str(socket),
         "socket_present": held and os.path.exists(socket),
-        # paths the watcher saw change since it started (or since it became trusted)
+        # paths that may differ: seen changing since it started (or became trusted), not yet folded unchanged
         "dirty": len(ws.store.dirty_since(since if since is not None else (started or 0.0))) if held else 0,
         "overflows": counts[META_OVERFLOWS],
         "polled_dirs": counts[META_POLLED],

@@ -312,7 +312,7 @@ class Monitor:
 
     # events -> dirty paths
 
-    def flush(self, now: float) -> bool:
+    def flush(self) -> bool:
         """The events queued since the last call, into the dirty set; whether any path was marked."""
         raw = []
         while self.events:
@@ -344,10 +344,13 @@ class Monitor:
             if rel is not None:
                 paths.add(rel)
         ignores_changed = any(p == ".gitignore" or p.endswith("/.gitignore") for p in paths)
-        return self._mark(paths, now, refresh=True, ignores_changed=ignores_changed)
+        return self._mark(paths, refresh=True, ignores_changed=ignores_changed)
 
-    def _mark(self, paths: set[str], now: float, *, refresh: bool, ignores_changed: bool = False) -> bool:
-        """Record paths as dirty (after dropping ignored ones); with refresh, restat them for the snapshot."""
+    def _mark(self, paths: set[str], *, refresh: bool, ignores_changed: bool = False) -> bool:
+        """Record paths as dirty (after dropping ignored ones); with refresh, restat them for the snapshot.
+
+        Stamped with the time of marking, after every change marked was made: a fold that read a
+        file after time T may forget its mark if stamped at or before T (recording._forget_unchanged)."""
         if refresh:
             now_ns = time.time_ns()
             for rel in list(paths):
@@ -363,9 +366,9 @@ class Monitor:
                     self.snapshot.set(rel, sig_of(st, now_ns))
         if ignores_changed:
             self.oracle.invalidate()
-            self._reconsider_skipped(now)
+            self._reconsider_skipped()
         keep = sorted(set(paths) - self.oracle.ignored(paths)) if paths else []
-        return self.dirty.record(keep, now) and bool(keep)
+        return self.dirty.record(keep, self.clock()) and bool(keep)
 
     # recovery: overflow, watch limit
 
@@ -384,8 +387,7 @@ class Monitor:
             )
             if done < started:
                 return  # watchdog is still rebuilding its watches: rescan after that
-            at = self.clock()
-            self._rescan(at)
+            self._rescan()
             self.overflow_handled = started
             with self.mutex:
                 again = self.overflow_started > started
@@ -394,8 +396,8 @@ class Monitor:
                 self.dirty.set_trusted(self.trusted_from)
         self._take_failures()
 
-    def _rescan(self, at: float) -> None:
-        self.flush(at)  # what arrived before the rescan, with its own expansion
+    def _rescan(self) -> None:
+        self.flush()  # what arrived before the rescan, with its own expansion
         fresh = self._scan([""])
         old = self.snapshot.files
         changed = {
@@ -403,7 +405,7 @@ class Monitor:
             if old.get(rel) is None or fresh.files.get(rel) is None or old[rel] != fresh.files[rel]
         }
         self.snapshot = fresh
-        self._mark(changed, at, refresh=False)
+        self._mark(changed, refresh=False)
         self.log(f"rescan after overflow: {len(changed)} changed paths")
 
     def _take_failures(self, poll: bool = True) -> None:
@@ -445,7 +447,7 @@ class Monitor:
 
     def _poll(self, now: float) -> None:
         started = time.monotonic()
-        self._mark(self.poller.changes(self.snapshot), now, refresh=False)
+        self._mark(self.poller.changes(self.snapshot), refresh=False)
         self.poller.passed(now, time.monotonic() - started)
 
     def _is_watched(self, full: str) -> bool:
@@ -453,12 +455,12 @@ class Monitor:
 
     # ignore changes
 
-    def check_ignores(self, now: float) -> None:
+    def check_ignores(self) -> None:
         """When the index or an excludes file changed: reconsider the directories left unwatched as ignored."""
         if self.oracle.changed():
-            self._reconsider_skipped(now)
+            self._reconsider_skipped()
 
-    def _reconsider_skipped(self, now: float) -> None:
+    def _reconsider_skipped(self) -> None:
         """After an ignore rule changed: directories no longer ignored are watched, their files reported."""
         with self.mutex:
             skipped = sorted(self.skipped)
@@ -477,7 +479,7 @@ class Monitor:
         for rel, sig in fresh.files.items():
             self.snapshot.set(rel, sig)
         self._take_failures()
-        self._mark(set(fresh.files), now, refresh=False)
+        self._mark(set(fresh.files), refresh=False)
 
     # the walk
 

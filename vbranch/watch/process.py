@@ -225,13 +225,13 @@ class Watcher:
             now = self.clock()
             self.dirty.write_pending()
             self.monitor.catch_up()
-            if self.monitor.flush(now):
+            if self.monitor.flush():
                 last_activity = now
             self._answer_tokens()
             self.monitor.poll_if_due(now)
             if now - last_house >= HOUSEKEEPING_INTERVAL:
                 last_house = now
-                self.monitor.check_ignores(now)
+                self.monitor.check_ignores()
                 if self._torn_down():
                     self._log("the vbranch workspace was torn down or removed: stopping")
                     return 0
