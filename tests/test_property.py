@@ -16,10 +16,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import VB, fingerprint, git, lock_files, tree_files, work_files, write
+from vbranch.core import ownership
+from vbranch.core.merge import merge_lines, merge_text_versions, merge_texts, merge_versions
+from vbranch.core.ownership import diff_opcodes, diff_regions, split_lines
 
 
 @dataclass
@@ -159,3 +163,67 @@ def check_scenario(repo, sessions, files, own_files, doomed, order):
     assert git(repo, "status", "--porcelain") == ""
     fsck = subprocess.run(["git", "-C", str(repo), "fsck", "--strict"], capture_output=True, text=True)
     assert fsck.returncode == 0 and "error" not in fsck.stderr, fsck.stderr
+
+
+# The byte-level differ and merges against the line-level ones they stand in for: the same
+# opcodes, cuts and merges on every text, whatever its line endings (only LF ends a line; CR
+# and CRLF are data), with or without a final newline, empty, or identical to the other.
+pieces = st.sampled_from([b"a", b"b", b"\n", b"\r", b"\r\n", b"a\n", b"b\n", b"\r\r\n"])
+texts = st.lists(pieces, max_size=12).map(b"".join)
+
+
+@st.composite
+def related_texts(draw, count: int):
+    """`count` texts sharing a random head and tail (so that the common ends are long), or unrelated."""
+    head, tail = (draw(texts), draw(texts)) if draw(st.booleans()) else (b"", b"")
+    return [head + draw(texts) + tail for _ in range(count)]
+
+
+@st.composite
+def edited_texts(draw, count: int):
+    """A base and `count - 1` versions of it, each with some of its pieces kept, dropped, replaced or followed
+    by a new one (edits in different places merge)."""
+    base = draw(st.lists(pieces, max_size=12))
+    versions = [b"".join(base)]
+    for _ in range(count - 1):
+        out = []
+        for piece in base:
+            edit = draw(st.sampled_from(["keep", "keep", "keep", "drop", "replace", "add"]))
+            out += [] if edit == "drop" else [draw(pieces)] if edit == "replace" else [piece]
+            out += [draw(pieces)] if edit == "add" else []
+        versions.append(b"".join(out))
+    return versions
+
+
+def apply_regions(a: bytes, regions) -> bytes:
+    out, pos = [], 0
+    for *_opcode, start, end, lines in regions:
+        out += [a[pos:start], *lines]
+        pos = end
+    return b"".join(out) + a[pos:]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(related_texts(2), st.integers(1, 9))
+def test_diff_regions_are_diff_opcodes_of_the_split_lines(pair, chunk):
+    a, b = pair
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ownership, "CHUNK", chunk)  # small chunks: the chunked compare and its halving both run
+        regions = diff_regions(a, b)
+    lines_a, lines_b = split_lines(a), split_lines(b)
+    assert [r[:5] for r in regions] == diff_opcodes(lines_a, lines_b)
+    for _tag, i1, i2, j1, j2, start, end, lines in regions:
+        assert a[start:end] == b"".join(lines_a[i1:i2])
+        assert lines == lines_b[j1:j2]
+    assert apply_regions(a, regions) == b
+    assert diff_regions(a, a) == [] and diff_regions(b"", b) == ([("insert", 0, 0, 0, len(lines_b), 0, 0, lines_b)] if b else [])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(related_texts(3), edited_texts(3)))
+def test_text_merges_are_the_line_merges(versions):
+    base, *others = versions
+    merged, clashes = merge_lines(split_lines(base), [split_lines(v) for v in others])
+    assert merge_texts(base, others) == ((None, clashes) if merged is None else (b"".join(merged), []))
+    placed = merge_versions(split_lines(base), [split_lines(v) for v in others])
+    assert merge_text_versions(base, others) == (None if placed is None else b"".join(placed))

@@ -22,6 +22,7 @@ alignment: the record has one owner set for the whole file.
 from __future__ import annotations
 
 from collections import namedtuple
+from itertools import accumulate
 
 UNATTRIBUTED = 0
 REGULAR = 0o100644
@@ -209,6 +210,88 @@ def diff_opcodes(a: list[bytes], b: list[bytes]) -> list[tuple[str, int, int, in
     if i < end_a or j < end_b:
         ops.append((_tag(i, end_a, j, end_b), i, end_a, j, end_b))
     return ops
+
+
+def diff_regions(a: bytes, b: bytes) -> list[tuple[str, int, int, int, int, int, int, list[bytes]]]:
+    """diff_opcodes(split_lines(a), split_lines(b)), each opcode with the bytes of `a` it replaces
+    and the lines of `b` it puts there: (tag, i1, i2, j1, j2, start, end, new lines).
+
+    Two versions of a large file mostly share their ends: those are found by comparing bytes
+    (C speed) and never split; only the lines between are split and diffed.
+    """
+    if a == b:
+        return []
+    start, end_a, end_b = _common_ends(a, b)
+    first = a.count(b"\n", 0, start)  # the common leading lines
+    mid_a, mid_b = split_lines(a[start:end_a]), split_lines(b[start:end_b])
+    offsets = list(accumulate(map(len, mid_a), initial=start))  # where each middle line of a starts
+    return [
+        (tag, i1 + first, i2 + first, j1 + first, j2 + first, offsets[i1], offsets[i2], mid_b[j1:j2])
+        for tag, i1, i2, j1, j2 in diff_opcodes(mid_a, mid_b)
+    ]
+
+
+CHUNK = 4096  # bytes compared at a time when looking for the common ends
+
+
+def _common_ends(a: bytes, b: bytes) -> tuple[int, int, int]:
+    """Byte offsets (start, end_a, end_b) of the lines between the common leading and the
+    common trailing lines of a and b (lines end at LF only, as in split_lines)."""
+    start = a.rfind(b"\n", 0, _common_prefix(a, b)) + 1  # back to the end of the last whole common line
+    size = _common_suffix(a, b, min(len(a), len(b)) - start)  # not into the leading lines
+    end_a, end_b = len(a) - size, len(b) - size
+    if not (_starts_line(a, end_a, start) and _starts_line(b, end_b, start)):
+        # The common bytes begin inside a line: the trailing lines start after its LF, which
+        # lies within the common bytes (or there is none: no common trailing line).
+        newline = a.find(b"\n", end_a)
+        cut = len(a) if newline < 0 else newline + 1
+        end_a, end_b = cut, end_b + cut - end_a
+    return start, end_a, end_b
+
+
+def _starts_line(data: bytes, pos: int, start: int) -> bool:
+    return pos == start or data[pos - 1] == 10  # (10 is LF)
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """The length of the longest common prefix of a and b: CHUNK bytes compared at a time,
+    then the differing chunk halved."""
+    limit = min(len(a), len(b))
+    lo = 0
+    while lo < limit:
+        hi = min(lo + CHUNK, limit)
+        if a[lo:hi] != b[lo:hi]:
+            break
+        lo = hi
+    else:
+        return limit
+    while hi - lo > 1:  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    """The length of the longest common suffix of a and b, at most `limit` (as _common_prefix)."""
+    la, lb = len(a), len(b)
+    lo = 0
+    while lo < limit:
+        hi = min(lo + CHUNK, limit)
+        if a[la - hi:la - lo] != b[lb - hi:lb - lo]:
+            break
+        lo = hi
+    else:
+        return limit
+    while hi - lo > 1:  # the last lo bytes are equal, the last hi are not
+        mid = (lo + hi) // 2
+        if a[la - mid:la - lo] == b[lb - mid:lb - lo]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _tag(i1: int, i2: int, j1: int, j2: int) -> str:

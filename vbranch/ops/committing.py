@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vbranch.core.merge import branch_state, committable, merge_versions, touches
-from vbranch.core.ownership import UNATTRIBUTED, Conflict, FileOwnership, FileState, conflicts, lines_eligible, split_lines
+from vbranch.core.merge import branch_state, committable, merge_text_versions, touches
+from vbranch.core.ownership import UNATTRIBUTED, Conflict, FileOwnership, FileState, conflicts, lines_eligible
 from vbranch.git import gitcli
 from vbranch.ops.intent import Intent, Kind, RefUpdate
 from vbranch.state.store import BranchRow
@@ -266,9 +266,9 @@ def _merge_states(base: FileState, found: list[tuple[int, FileState]], rec: File
     if all(lines_eligible(base, s) for s in states):
         order = _owner_order(rec)
         ranked = sorted(found, key=lambda f: order.get(f[0], len(order) + f[0]))
-        merged = merge_versions(split_lines(base.data), [split_lines(s.data) for _, s in ranked])
+        merged = merge_text_versions(base.data, [s.data for _, s in ranked])
         if merged is not None:
-            return FileState(True, base.mode, b"".join(merged))
+            return FileState(True, base.mode, merged)
     return base  # branches disagree: show the whole change as uncommitted
 
 
