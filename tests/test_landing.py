@@ -423,3 +423,11 @@ def test_landing_leaves_records_it_did_not_touch_alone(vb, monkeypatch):
     assert v.files_of("c")["c3.txt"] == b"c 3\n" and "b3.txt" not in v.files_of("c")
     assert v.files_of("b")["b3.txt"] == b"b 3\n" and v.files_of("b")["a.txt"] == b"new from a\n"
     assert git(v.repo, "status", "--porcelain") == ""
+
+
+def test_blob_id_is_the_id_git_gives(tmp_path):
+    from vbranch.git.gitops import blob_id
+
+    for data in (b"", b"one line\n", b"\0binary\xff" * 3, b"x" * 100_000 + b"\r\n"):
+        done = subprocess.run(["git", "hash-object", "--stdin"], input=data, capture_output=True, check=True, cwd=tmp_path)
+        assert blob_id(data) == done.stdout.decode().strip()

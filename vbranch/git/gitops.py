@@ -88,6 +88,11 @@ def blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:
     if data is not None:
         return data
     data = repo[oid].data
+    _keep_blob(oid, data)
+    return data
+
+
+def _keep_blob(oid: pygit2.Oid, data: bytes) -> None:
     if BLOB_CACHED_FROM <= len(data) <= BLOB_CACHE // 4:
         with _blobs_lock:
             if oid not in _blobs:
@@ -95,7 +100,14 @@ def blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:
                 _blobs_size[0] += len(data)
             while _blobs_size[0] > BLOB_CACHE:
                 _blobs_size[0] -= len(_blobs.pop(next(iter(_blobs))))
-    return data
+
+
+def _create_blob(repo: pygit2.Repository, data: bytes) -> pygit2.Oid:
+    """The blob written, and kept in the cache when large: a landing reads the blobs it wrote
+    for each rebased branch again when it merges them into the workspace commit."""
+    oid = repo.create_blob(data)
+    _keep_blob(oid, data)
+    return oid
 
 
 def edit_tree(repo: pygit2.Repository, tree: pygit2.Tree | None, changes: dict[str, FileState]) -> pygit2.Oid:
@@ -117,7 +129,7 @@ def edit_tree(repo: pygit2.Repository, tree: pygit2.Tree | None, changes: dict[s
         if isinstance(state, Blob):
             builder.insert(name, pygit2.Oid(hex=state[0]), state[1])
         elif state.exists:
-            builder.insert(name, repo.create_blob(state.data), state.mode)
+            builder.insert(name, _create_blob(repo, state.data), state.mode)
         elif builder.get(name) is not None:
             builder.remove(name)
     for name, sub in nested.items():
@@ -149,7 +161,15 @@ def differs_at(repo: pygit2.Repository, tree: pygit2.Tree, path: str, state: Fil
         return key != tuple(state)
     if not state.exists:
         return key is not None
-    return key != (str(pygit2.hash(state.data)), state.mode)
+    return key != (blob_id(state.data), state.mode)
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives a blob of `data` (pygit2.hash's, ~4x faster: libgit2 hashes with
+    collision detection, which only a crafted SHA-1 collision tells apart)."""
+    digest = sha1(b"blob %d\0" % len(data))
+    digest.update(data)
+    return digest.hexdigest()
 
 
 def differing(old: pygit2.Tree, new: pygit2.Tree, paths) -> list[str]:
