@@ -78,3 +78,5 @@ def test_quick_soak_lands_every_session_s_lines_exactly(tmp_path):
     assert summary["tool_calls"] == 2 * 40 and summary["lands_failed"] == 0
     assert "hook_failures" not in summary["counters"] and "untraced_commands" not in summary["counters"]
     assert summary["watcher_rss_bytes"]["max"] > 0 and summary["store_bytes"]["last"] > 0
+    # The dirty set holds what may differ, not all that ever changed: once all is landed, nothing.
+    assert summary["dirty_paths"]["max"] > 0 and checks["dirty_after_all_landed"] == 0

@@ -343,6 +343,10 @@ class Store:
         return [r[0] for r in self.db.execute("SELECT path FROM files")]
 
     def put_file(self, rec: FileOwnership) -> None:
+        """Store the record; one that holds no change and is its base is dropped: no record means that."""
+        if not rec.changed and rec.known == rec.base:
+            self.delete_file(rec.path)
+            return
         self.db.execute(
             "INSERT OR REPLACE INTO files(path, base, known, items, owners, stat) VALUES (?, ?, ?, ?, ?, ?)",
             (
