@@ -12,7 +12,8 @@ FIGURES = ("setup_s", "edit_s", "commit_s", "land_s", "cleanup_s", "extra_disk_b
            "lock_retries", "git_failures", "hook_failures", "merge_conflicts", "commit_blocked", "interventions",
            "landing_method", "checks", "final_tree", "command_ms", "land_each_s")
 # And the vbranch runs: what `vbranch status --json` said after the Stop commits and after landing.
-VBRANCH_FIGURES = ("hook_call_ms", "hook_ms_by_event", "status_after_commit", "status_after_landing", "watcher_start_s")
+VBRANCH_FIGURES = ("hook_call_ms", "hook_ms_by_event", "status_after_commit", "status_after_landing", "watcher_start_s",
+                   "watcher_cpu_ms_per_hook")
 
 
 def mb(n: float) -> str:
@@ -138,7 +139,8 @@ def headline(result: dict) -> list[str]:
         f"N={n}: set-up {s(wt['setup_s'])} (worktrees) vs {s(vb['setup_s'])} (vbranch, watcher included); extra disk {mb(wt['extra_disk_bytes'])} vs {mb(vb['extra_disk_bytes'])}",
         f"N={n}: per-tool-call hook overhead (vbranch, PreToolUse + PostToolUse through the installed hook client, watcher live) "
         f"median {vb['change_overhead_ms']['median']:.0f} ms, p95 {vb['change_overhead_ms']['p95']:.0f} ms; "
-        f"one hook call median {vb['hook_call_ms']['median']:.0f} ms, p95 {vb['hook_call_ms']['p95']:.0f} ms",
+        f"one hook call median {vb['hook_call_ms']['median']:.0f} ms, p95 {vb['hook_call_ms']['p95']:.0f} ms; "
+        f"the watcher's CPU per hook {vb.get('watcher_cpu_ms_per_hook')} ms (the hook server's threads share one interpreter lock)",
         f"N={n}: the shell command took {wt['command_ms']['median']:.0f} ms bare (worktrees) and {vb['command_ms']['median']:.0f} ms "
         f"under the command tracer (vbranch), medians",
         f"N={n}: commit {s(wt['commit_s'])} (worktrees, all at once) vs {s(vb['commit_s'])} (vbranch Stop hooks); "

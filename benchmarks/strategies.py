@@ -15,6 +15,7 @@ to the last reply.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -152,7 +153,12 @@ def run_vbranch(repo: Path, template: Path, plan: dict, plan_file: Path, step) -
             seconds, _ = sessions.phase("setup")
             result["setup_s"] = t.seconds + seconds
             step("vbranch: edits through the hooks")
+            cpu_before = watcher_cpu_s(repo)
             result["edit_s"], replies = sessions.phase("edit")
+            cpu = watcher_cpu_s(repo) - cpu_before if cpu_before is not None else None
+            hooks = sum(len(r["hook_seconds"]) for r in replies)
+            # The server's side of a hook: its threads share one interpreter, so this much runs one at a time.
+            result["watcher_cpu_ms_per_hook"] = round(1000 * cpu / hooks, 1) if cpu is not None and hooks else None
             result["extra_disk_bytes"] = disk_usage(repo / ".git" / "vbranch")
             result["hook_call_ms"] = stats_ms([s for r in replies for s in r["hook_seconds"]])
             result["change_overhead_ms"] = stats_ms([s for r in replies for s in r["change_seconds"]])
@@ -218,6 +224,23 @@ def start_watcher(repo: Path, timeout: float = 120.0) -> float:
     from benchmarks.bench_watch import start_watcher as start
 
     return start(repo, timeout, env=clean_env())
+
+
+def watcher_cpu_s(repo: Path) -> float | None:
+    """CPU seconds (user + system) the repository's watcher has used so far; None without one."""
+    from vbranch.state.workspace import open_workspace
+    from vbranch.watch import dirtyset
+
+    ws = open_workspace(repo)
+    try:
+        pid = dirtyset.watcher_pid(ws)
+    finally:
+        ws.close()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
 
 
 def watcher_trusted(repo: Path) -> bool:

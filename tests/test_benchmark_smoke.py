@@ -32,6 +32,7 @@ def test_quick_comparison_is_correct_and_complete(tmp_path):
         [vb] = [r for r in result["runs"] if r["n"] == n and r["strategy"] == "vbranch"]
         assert [f for f in report.VBRANCH_FIGURES if f not in vb] == [], n
         assert vb["hook_call_ms"]["count"] > 0 and vb["change_overhead_ms"]["count"] > 0
+        assert vb["watcher_cpu_ms_per_hook"] > 0  # the watcher answered the hooks, and its CPU was read
         assert vb["command_ms"]["count"] == n  # one shell command per session, run under the tracer
         for when in ("status_after_commit", "status_after_landing"):
             assert isinstance(vb[when]["contested"], int) and isinstance(vb[when]["unattributed"], int)
