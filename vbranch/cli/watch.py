@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from vbranch.errors import StateError
+from vbranch.git import gitcli
 from vbranch.watch.control import DEFAULT_IDLE_EXIT, WatcherRunning, start_background, stop_watcher
 from vbranch.watch.dirtyset import LOG_NAME, watcher_live, watcher_pid
 
@@ -106,6 +107,7 @@ def cmd_watch(args, serve_command=None) -> int:
             return 0
     finally:
         ws.close()
+    gitcli.read_trees_in_process()  # this process lives on: its hooks read trees through pygit2
     return run_watcher(top, git_dir, idle_exit=args.idle_exit, serve_command=serve_command)
 
 

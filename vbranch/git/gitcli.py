@@ -110,10 +110,28 @@ def ignored(top: Path, paths: list[str]) -> set[str]:
     return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
 
 
+# pygit2, once a long-lived process asked for it (read_trees_in_process): None in hook processes.
+_pygit2 = None
+
+
+def read_trees_in_process() -> None:
+    """From now on read trees and blobs through pygit2, not git processes: for the watcher, which
+    pays pygit2's import once, while each git process costs its hooks ~5 ms (a fork of a large
+    process, then git's start). A hook's own process keeps git: pygit2's import costs it more."""
+    global _pygit2
+    import pygit2
+
+    _pygit2 = pygit2
+
+
 def tree_states(top: Path, rev: str | None, paths: list[str]) -> dict[str, FileState]:
     """The state of each path in commit `rev` (ABSENT where it has none)."""
     states = {p: ABSENT for p in paths}
     if rev is None or not paths:
+        return states
+    listed = _listed_in_process(top, rev, paths, blobs=True)
+    if listed is not None:
+        states.update({path: FileState(True, mode, data) for path, mode, _oid, data in listed})
         return states
     listing = git(top, "ls-tree", "-z", "--full-tree", rev, "--", *paths)
     wanted = []
@@ -136,6 +154,10 @@ def tree_signatures(top: Path, rev: str, paths: list[str]) -> dict[str, str | No
     signatures: dict[str, str | None] = {p: None for p in paths}
     if not paths:
         return signatures
+    listed = _listed_in_process(top, rev, paths, blobs=False)
+    if listed is not None:
+        signatures.update({path: f"{mode:o}:{oid}" for path, mode, oid, _data in listed})
+        return signatures
     listing = git(top, "ls-tree", "-z", "--full-tree", rev, "--", *paths, check=False)
     for entry in listing.split(b"\0"):
         meta, _, name = entry.partition(b"\t")
@@ -144,6 +166,29 @@ def tree_signatures(top: Path, rev: str, paths: list[str]) -> dict[str, str | No
             if kind == b"blob":
                 signatures[name.decode("utf-8", "surrogateescape")] = f"{int(mode, 8):o}:{oid.decode()}"
     return signatures
+
+
+def _listed_in_process(top: Path, rev: str, paths: list[str], blobs: bool) -> list[tuple] | None:
+    """(path, mode, blob id, data or None) of each path that is a file in `rev`, read through pygit2;
+    None when this process does not read trees itself, or pygit2 cannot answer (git then does,
+    with its own error if any)."""
+    pygit2 = _pygit2
+    if pygit2 is None:
+        return None
+    try:
+        repo = pygit2.Repository(str(top))
+        tree = repo.revparse_single(rev).peel(pygit2.Tree)
+    except (pygit2.GitError, KeyError, ValueError):
+        return None
+    listed = []
+    for path in paths:
+        try:
+            entry = tree[path]
+        except KeyError:
+            continue
+        if entry.type_str == "blob":
+            listed.append((path, entry.filemode, str(entry.id), repo[entry.id].data if blobs else None))
+    return listed
 
 
 def _cat_blobs(top: Path, oids: list[bytes]) -> list[bytes]:
