@@ -22,7 +22,7 @@ alignment: the record has one owner set for the whole file.
 from __future__ import annotations
 
 from collections import namedtuple
-from itertools import accumulate
+from itertools import accumulate, groupby
 
 UNATTRIBUTED = 0
 REGULAR = 0o100644
@@ -595,7 +595,8 @@ def spans(items: list[Item]) -> list[OwnedSpan]:
         if op == "K":
             base_line += 1
             cur_line += 1
-            flush()
+            if current:  # (most lines are kept: no call for each)
+                flush()
             continue
         if current is None or current["owners"] != owners:
             flush()
@@ -655,18 +656,19 @@ def branch_state(rec: FileOwnership, branch: int) -> FileState:
     current = split_lines(rec.known.data)
     out: list[bytes] = []
     b = c = 0
-    for op, owners in rec.items:
+    for (op, owners), run in groupby(rec.items):  # runs of equal items: long runs of kept lines, copied whole
+        n = len(list(run))
         if op == "K":
-            out.append(base[b])
-            b, c = b + 1, c + 1
+            out.extend(base[b:b + n])
+            b, c = b + n, c + n
         elif op == "D":
             if owners != (branch,):
-                out.append(base[b])
-            b += 1
+                out.extend(base[b:b + n])
+            b += n
         elif op == "I":
             if owners == (branch,):
-                out.append(current[c])
-            c += 1
+                out.extend(current[c:c + n])
+            c += n
     return FileState(True, rec.base.mode, b"".join(out))
 
 
