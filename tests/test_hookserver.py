@@ -253,7 +253,7 @@ def test_land_from_the_watcher_unless_it_verifies(vb, watcher):
     assert git(v.repo, "show", "main:b.txt") == "b by s2\n"
 
 
-def test_commands_are_left_to_the_client_when_the_watcher_should_not_run_them(vb, watcher, monkeypatch):
+def test_commands_are_left_to_the_client_when_the_watcher_should_not_run_them(vb, watcher, monkeypatch, capfd):
     from vbranch.cli import commands, served
     from vbranch.ops import oplog
 
@@ -261,11 +261,13 @@ def test_commands_are_left_to_the_client_when_the_watcher_should_not_run_them(vb
 
     def answer(where: Path, *argv: str, raw: bytes | None = None) -> int:
         request = raw or json.dumps({"argv": list(argv), "width": 80, "color_system": None}).encode()
-        return served.answer(str(where), request, commands.build_parser, commands.run)[0]
+        return served.answer(str(where), request, lambda: commands.build_parser(quiet=True), commands.run)[0]
 
     assert answer(v.repo, "status") == 0
     assert answer(v.repo, raw=b"{not json") == served.NOT_SERVED
     assert answer(v.repo, "status", "--no-such-option") == served.NOT_SERVED
+    assert answer(v.repo, "status", "--help") == served.NOT_SERVED
+    assert capfd.readouterr() == ("", "")  # the watcher printed neither refusal nor help: the client will
     assert answer(v.repo, "record", "a.txt") == served.NOT_SERVED  # paths: relative to the client
     assert answer(v.repo.parent, "status") == served.NOT_SERVED  # not a workspace
     monkeypatch.setattr(oplog, "has_pending", lambda ws: True)  # an interrupted operation: the command finishes it

@@ -312,7 +312,7 @@ def cmd_watch(args) -> int:
     from vbranch.cli import served
     from vbranch.cli.watch import cmd_watch as watch
 
-    parser = functools.cache(build_parser)  # built once (~20 ms), for every command the watcher runs
+    parser = functools.cache(functools.partial(build_parser, quiet=True))  # built once (~20 ms), for every command served
     return watch(args, serve_command=lambda cwd, request: served.answer(cwd, request, parser, run))
 
 
@@ -584,10 +584,22 @@ def _finish_interrupted(args) -> None:
         ws.close()
 
 
-def build_parser():
+def build_parser(quiet: bool = False):
+    """The command line. `quiet`: its refusals and help print nothing (the watcher parses the commands
+    its clients send: a client the watcher does not answer runs the command and prints them itself)."""
     import argparse
 
-    parser = argparse.ArgumentParser(
+    class QuietParser(argparse.ArgumentParser):
+        def print_usage(self, file=None) -> None:
+            pass
+
+        def print_help(self, file=None) -> None:
+            pass
+
+        def exit(self, status=0, message=None):
+            raise SystemExit(status)
+
+    parser = (QuietParser if quiet else argparse.ArgumentParser)(
         prog="vbranch",
         description="Several coding sessions in one git working directory, each on its own branch.",
     )
