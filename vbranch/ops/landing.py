@@ -169,26 +169,29 @@ def _land(ws: Workspace, name: str, mode: str, at: str, expect: LandPlan | None 
                 hint="give each contested change to one branch with `vbranch assign PATH:START-END BRANCH`, then land again",
             )
         repo = gitops.open_repo(ws.top)
-        _report, updates = plan_commits(ws, repo, [row], records, None)
-        head = updates[0].new if updates else gitops.head_of(repo, row.ref)
-        if head is None or head == base:
-            raise UsageError(f"{name} has nothing to land", hint="`vbranch status` shows what each branch owns")
-        if not gitops.is_ancestor(repo, base, head):
-            raise StateError(
-                f"{row.ref} does not start from the base {(base or '')[:12]}",
-                hint="it was moved outside vbranch; `vbranch undo` or reset it to a commit after the base",
-            )
-        head_tree = gitops.tree_of(repo, head).id
-        new_target = _target_commit(repo, mode, name, base, head, head_tree)
-        if expect is not None:
-            _refuse_unverified(expect, name, target, base, str(head_tree))
-        moved, rebased = _measure_against_landed(ws, repo, row, records, base, new_target)
-        if dry:
-            return LandPlan(name, target, base, gitops.head_of(repo, row.ref) or head, new_target, str(head_tree))
-        new_records = [moved.records.get(rec.path, rec) for rec in records]
-        intent = Intent(refs=[*updates, RefUpdate(target, new_target, base), *_ref_moves(repo, rebased)])
-        applied = {b.id for b in ws.store.branches() if b.applied and b.id != row.id}
-        intent.point_workspace(*build_workspace(ws, repo, new_records, new_target, rebased, applied))
+        # Every object the landing writes (each rebased branch's blobs, trees and commits) goes into
+        # one pack when the block ends, before the store transaction: not hundreds of loose files.
+        with gitops.batch(repo):
+            _report, updates = plan_commits(ws, repo, [row], records, None)
+            head = updates[0].new if updates else gitops.head_of(repo, row.ref)
+            if head is None or head == base:
+                raise UsageError(f"{name} has nothing to land", hint="`vbranch status` shows what each branch owns")
+            if not gitops.is_ancestor(repo, base, head):
+                raise StateError(
+                    f"{row.ref} does not start from the base {(base or '')[:12]}",
+                    hint="it was moved outside vbranch; `vbranch undo` or reset it to a commit after the base",
+                )
+            head_tree = gitops.tree_of(repo, head).id
+            new_target = _target_commit(repo, mode, name, base, head, head_tree)
+            if expect is not None:
+                _refuse_unverified(expect, name, target, base, str(head_tree))
+            moved, rebased = _measure_against_landed(ws, repo, row, records, base, new_target)
+            if dry:
+                return LandPlan(name, target, base, gitops.head_of(repo, row.ref) or head, new_target, str(head_tree))
+            new_records = [moved.records.get(rec.path, rec) for rec in records]
+            intent = Intent(refs=[*updates, RefUpdate(target, new_target, base), *_ref_moves(repo, rebased)])
+            applied = {b.id for b in ws.store.branches() if b.applied and b.id != row.id}
+            intent.point_workspace(*build_workspace(ws, repo, new_records, new_target, rebased, applied))
         detail = {"branch": name, "mode": mode, "target": target, "old": base, "new": new_target, "head": head}
         tx.finish(detail, intent, lambda: moved.save(ws.store))
     report = LandReport(name, target, base, new_target, mode, updates[0].new if updates else None, warnings=tx.warnings)
