@@ -208,7 +208,8 @@ def apply_regions(a: bytes, regions) -> bytes:
 def test_diff_regions_are_diff_opcodes_of_the_split_lines(pair, chunk):
     a, b = pair
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ownership, "CHUNK", chunk)  # small chunks: the chunked compare and its halving both run
+        mp.setattr(ownership, "CHUNK", chunk)  # small chunks: the growing compares and the halving all run
+        mp.setattr(ownership, "CHUNK_MAX", 2 * chunk)
         regions = diff_regions(a, b)
     lines_a, lines_b = split_lines(a), split_lines(b)
     assert [r[:5] for r in regions] == diff_opcodes(lines_a, lines_b)

@@ -231,7 +231,10 @@ def diff_regions(a: bytes, b: bytes) -> list[tuple[str, int, int, int, int, int,
     ]
 
 
-CHUNK = 4096  # bytes compared at a time when looking for the common ends
+# Bytes compared at a time when looking for the common ends: CHUNK first, twice as many each
+# time they match, up to CHUNK_MAX (a 600 KB file in ~15 compares; a change near an end is found early).
+CHUNK = 4096
+CHUNK_MAX = 1 << 16
 
 
 def _common_ends(a: bytes, b: bytes) -> tuple[int, int, int]:
@@ -254,15 +257,15 @@ def _starts_line(data: bytes, pos: int, start: int) -> bool:
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:
-    """The length of the longest common prefix of a and b: CHUNK bytes compared at a time,
+    """The length of the longest common prefix of a and b: growing chunks compared (see CHUNK),
     then the differing chunk halved."""
     limit = min(len(a), len(b))
-    lo = 0
+    lo, step = 0, CHUNK
     while lo < limit:
-        hi = min(lo + CHUNK, limit)
+        hi = min(lo + step, limit)
         if a[lo:hi] != b[lo:hi]:
             break
-        lo = hi
+        lo, step = hi, min(2 * step, CHUNK_MAX)
     else:
         return limit
     while hi - lo > 1:  # a[:lo] == b[:lo], a[:hi] != b[:hi]
@@ -277,12 +280,12 @@ def _common_prefix(a: bytes, b: bytes) -> int:
 def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
     """The length of the longest common suffix of a and b, at most `limit` (as _common_prefix)."""
     la, lb = len(a), len(b)
-    lo = 0
+    lo, step = 0, CHUNK
     while lo < limit:
-        hi = min(lo + CHUNK, limit)
+        hi = min(lo + step, limit)
         if a[la - hi:la - lo] != b[lb - hi:lb - lo]:
             break
-        lo = hi
+        lo, step = hi, min(2 * step, CHUNK_MAX)
     else:
         return limit
     while hi - lo > 1:  # the last lo bytes are equal, the last hi are not

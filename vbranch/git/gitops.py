@@ -102,6 +102,12 @@ def _keep_blob(oid: pygit2.Oid, data: bytes) -> None:
                 _blobs_size[0] -= len(_blobs.pop(next(iter(_blobs))))
 
 
+def stored(repo: pygit2.Repository, state: FileState) -> Blob:
+    """A file state as a blob in the object database (written unless it is there): compared by id
+    and put in a tree as it is, it is hashed once."""
+    return Blob(str(_create_blob(repo, state.data)), state.mode)
+
+
 def _create_blob(repo: pygit2.Repository, data: bytes) -> pygit2.Oid:
     """The blob written, and kept in the cache when large: a landing reads the blobs it wrote
     for each rebased branch again when it merges them into the workspace commit.

@@ -522,13 +522,16 @@ def _replay(repo, head: str, old_base: str | None, new_base: str, moved: list[st
 
 def _merge_path(repo, base, ours, theirs, path: str):
     """merge_states of one path of three trees; where at most one side changed it, the blob as
-    it is (compared by id: nothing read or written). Only a path both changed is merged."""
+    it is (compared by id: nothing read or written). Only a path both changed is merged, and
+    its merge is written as a blob at once (the caller compares it by id, then puts it in a tree)."""
     b, o, t = gitops.entry_key(base, path), gitops.entry_key(ours, path), gitops.entry_key(theirs, path)
     if o == t or t == b:
         return (ABSENT if o is None else gitops.Blob(*o)), None
     if o == b:
         return (ABSENT if t is None else gitops.Blob(*t)), None
-    return merge_states(gitops.state_at(repo, base, path), gitops.state_at(repo, ours, path), gitops.state_at(repo, theirs, path))
+    states = (gitops.state_at(repo, tree, path) for tree in (base, ours, theirs))
+    merged, where = merge_states(*states)
+    return (gitops.stored(repo, merged) if merged is not None and merged.exists else merged), where
 
 
 def _target(ws: Workspace) -> tuple[str, str | None]:
