@@ -692,13 +692,14 @@ def rebase_record(rec: FileOwnership, landed: int) -> FileOwnership:
             items = [("K", ())] * len(split_lines(rec.known.data)) if rec.known.is_text else None
             return FileOwnership(rec.path, rec.known, rec.known, items, (), rec.stat)
         return rec
-    if not any(op in "DI" and owners == (landed,) for op, owners in rec.items):
+    runs = [(item, len(list(run))) for item, run in groupby(rec.items)]  # (most items are long runs of K)
+    if not any(op in "DI" and owners == (landed,) for (op, owners), _n in runs):
         return rec
     items: list[Item] = []
-    for op, owners in rec.items:
+    for (op, owners), n in runs:
         if owners == (landed,) and op == "D":
             continue
-        items.append(("K", ()) if owners == (landed,) and op == "I" else (op, owners))
+        items.extend([("K", ()) if owners == (landed,) and op == "I" else (op, owners)] * n)
     return FileOwnership(rec.path, branch_state(rec, landed), rec.known, items, (), rec.stat)
 
 
