@@ -106,39 +106,13 @@ def build_native() -> str | None:
     """supervise.c compiled into the per-user cache (tracer.native_library) unless it is there; else why not,
     also written to the `.failed` file beside it, which the tracer's log header then quotes. Tried again
     at every `vbranch init` (a compiler installed since); a command only builds when neither file is there."""
-    import shlex
-    import shutil
-    import subprocess
+    from vbranch import native
 
     try:
         target = Path(native_library())
     except OSError as error:
         return f"no native loop ({error})"
-    if target.exists():
-        return None
-    failed = target.with_suffix(".failed")
-    source = Path(__file__).with_name(NATIVE_SOURCE)
-    cc = shlex.split(os.environ.get("CC", "")) or [c for c in (shutil.which("cc") or shutil.which("gcc"),) if c]
-    why = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not cc:
-            why = "no C compiler (cc or gcc) to build the native loop"
-        else:
-            tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-            proc = subprocess.run([*cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(source)],
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False)
-            if proc.returncode == 0:
-                tmp.replace(target)
-                failed.unlink(missing_ok=True)
-                return None
-            tmp.unlink(missing_ok=True)
-            said = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
-            why = f"{' '.join(cc)} could not build {NATIVE_SOURCE}: {said[-1] if said else f'status {proc.returncode}'}"
-        failed.write_text(why[:300] + "\n")
-    except (OSError, subprocess.SubprocessError) as error:
-        why = why or f"the native loop's build failed ({error})"
-    return why
+    return native.build(NATIVE_SOURCE, target, ["-shared", "-fPIC"], "the native loop")
 
 
 if __name__ == "__main__":  # `python -m vbranch.tracefilter STATE_DIR`: what the tracer runs when the cache is missing
