@@ -310,6 +310,8 @@ def test_fresh_install(tmp_path, agent, scope):
     assert {event for event, _ in found} == EXPECTED[agent] and len(found) == len(EXPECTED[agent])
     for _, hook in found:
         assert hook["command"] == f"{COMMAND} hook --agent {agent}"
+        # the native client's command (a C compiler is there): the Python client it falls back to gets the same words
+        assert inst.split_native(hook["command"])[1] == f"{inst.python_hook_command()} hook --agent {agent}"
     if agent == "cursor":
         assert data["version"] == 1
     if agent == "gemini":  # milliseconds

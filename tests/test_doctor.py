@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -133,6 +134,62 @@ def test_stale_install_path(setup):
     assert failed(report)["hooks"]["fix"] == "vbranch install"
     claude_code.install(setup["repo"], "local")  # the fix fixes it
     assert setup["run"]()["ok"]
+
+
+def set_hook_commands(path: Path, command: str) -> None:
+    def change(data):
+        for groups in data["hooks"].values():
+            for group in groups:
+                for hook in group["hooks"]:
+                    hook["command"] = command
+
+    edit_settings(path, change)
+
+
+def test_which_hook_client_the_hooks_start(setup, tmp_path):
+    """The native client, or the Python one (as installs before it wrote, or once its binary is gone):
+    both work, so the Python one is a warning with its fix, never a failure."""
+    from vbranch import native
+    from vbranch.agents import settings
+
+    hooks = by_name(setup["run"]())["hooks"]
+    assert hooks["level"] == "ok" and f"native client ({native.cached(native.HOOK_CLIENT_SOURCE)})" in hooks["detail"]
+
+    set_hook_commands(setup["settings"], settings.python_hook_command() + " hook")  # an install before the native client
+    report = setup["run"]()
+    assert report["ok"] and by_name(report)["hooks"]["level"] == "warn"
+    assert "starts the Python client" in by_name(report)["hooks"]["detail"]
+    assert by_name(report)["hooks"]["fix"] == "vbranch install"
+
+    gone = tmp_path / "wiped-cache" / native.cached(native.HOOK_CLIENT_SOURCE).name
+    set_hook_commands(setup["settings"], settings.native_hook_command(str(gone)) + " hook")
+    hooks = by_name(setup["run"]())["hooks"]
+    assert hooks["level"] == "warn" and f"{gone}, which is gone" in hooks["detail"] and hooks["fix"] == "vbranch install"
+
+    earlier = tmp_path / "hookclient-0123456789abcdef"
+    shutil.copy2(native.cached(native.HOOK_CLIENT_SOURCE), earlier)
+    set_hook_commands(setup["settings"], settings.native_hook_command(str(earlier)) + " hook")
+    hooks = by_name(setup["run"]())["hooks"]
+    assert hooks["level"] == "warn" and "an earlier build" in hooks["detail"]
+
+    set_hook_commands(setup["settings"], settings.native_hook_command("/x/hookclient-0123456789abcdef").replace(
+        settings.python_hook_command(), "/opt/old-venv/bin/python -S /opt/old/vbranch/hookclient.py") + " hook")
+    assert failed(setup["run"]())["hooks"]["fix"] == "vbranch install"  # the Python client it falls back to is another's
+
+    claude_code.install(setup["repo"], "local")  # the fix fixes it
+    assert by_name(setup["run"]())["hooks"]["level"] == "ok"
+
+
+def test_a_python_client_without_a_compiler_says_why():
+    where = "installed in local (x), pointing at this installation"
+    settings_ = [{"scope": "local", "path": "x", "clients": [{"binary": None, "present": False}]}]
+    facts = {"settings": settings_, "expected": {"client": {"native": None, "why": "no C compiler (cc or gcc) to build it"}}}
+    no_cc = doctor.check_hook_client(facts, where)
+    assert no_cc["level"] == "warn" and "Python client: no C compiler" in no_cc["detail"] and "C compiler" in no_cc["fix"]
+    facts["expected"]["client"]["why"] = "VBRANCH_HOOK_NATIVE=off"  # asked for
+    assert doctor.check_hook_client(facts, where)["level"] == "ok"
+    settings_[0]["clients"] = [{"binary": "/c/hookclient-0123456789abcdef", "present": True}]  # built before the compiler went
+    assert doctor.check_hook_client(facts, where)["level"] == "ok"
 
 
 def test_stale_tracer_path(setup):

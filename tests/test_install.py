@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vbranch import hookclient, tracer
+from vbranch import hookclient, native, tracer
 from vbranch.agents import claude_code as inst
 from vbranch.agents.settings import hook_command, is_ours, merge_hooks, remove_hooks
 from vbranch.errors import VbranchError
@@ -20,6 +20,12 @@ from vbranch.resources import hook_file
 EVENTS = {"SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
           "Stop", "SubagentStart", "SubagentStop", "SessionEnd"}
 TOOLS = "Write|Edit|MultiEdit|NotebookEdit|Bash"
+# What `vbranch install` writes where a C compiler is (the tests need one): the native client through
+# /bin/sh, which starts the Python client (python -S hookclient.py) when the binary is gone.
+PYTHON_COMMAND = f"{shlex.quote(sys.executable)} -S {shlex.quote(str(Path(hookclient.__file__)))}"
+NATIVE_COMMAND = ("/bin/sh -c " + shlex.quote(f'[ -x "$0" ] && exec "$0" {shlex.quote(sys.executable)} '
+                                              f'{shlex.quote(str(Path(hookclient.__file__)))} "$@"; exec {PYTHON_COMMAND} "$@"')
+                  + f" {shlex.quote(str(native.cached(native.HOOK_CLIENT_SOURCE)))}")
 
 THEIRS = {
     "permissions": {"allow": ["Bash(ls:*)"]},
@@ -64,7 +70,7 @@ def test_fresh_install_each_scope(tmp_path, scope, rel):
         assert len(groups) == 1 and len(groups[0]["hooks"]) == 1
         hook = groups[0]["hooks"][0]
         assert hook["type"] == "command" and is_ours(hook)
-        assert hook["command"] == f"{shlex.quote(sys.executable)} -S {shlex.quote(str(Path(hookclient.__file__)))} hook"
+        assert hook["command"] == f"{NATIVE_COMMAND} hook"
         # Read too after it: what a session saw of a shared memory file (harness.py)
         assert groups[0].get("matcher") == (TOOLS + "|Read" if event == "PostToolUse" else TOOLS if "Tool" in event else None)
     timeouts = {e: g[0]["hooks"][0]["timeout"] for e, g in data["hooks"].items()}
@@ -272,3 +278,36 @@ def test_background_isolation_off_is_set_unless_the_user_chose_and_uninstall_tak
     assert load(path)["worktree"] == {"bgIsolation": "always", "other": 1}  # the user's choice stands
     inst.uninstall(tmp_path)
     assert load(path) == {"worktree": {"bgIsolation": "always", "other": 1}}
+
+
+def test_without_a_compiler_the_python_client_is_installed(tmp_path, monkeypatch):
+    import shutil
+
+    from vbranch.agents.settings import split_native
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    binary = native.cached(native.HOOK_CLIENT_SOURCE)
+    failed = binary.with_suffix(".failed")
+    which = shutil.which
+    monkeypatch.setenv("CC", "")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert hook_command() == PYTHON_COMMAND and "no C compiler" in failed.read_text()
+    monkeypatch.setattr(shutil, "which", which)
+    monkeypatch.setenv("CC", "false")  # a compiler that fails: the same, and why is kept
+    assert hook_command() == PYTHON_COMMAND and "could not build hookclient.c" in failed.read_text()
+    monkeypatch.delenv("CC")  # a compiler again: the next install builds it
+    assert split_native(hook_command()) == (str(binary), PYTHON_COMMAND)
+    assert os.access(binary, os.X_OK) and not failed.exists()
+    monkeypatch.setenv(native.HOOK_CLIENT_SWITCH, "off")
+    assert hook_command() == PYTHON_COMMAND
+
+
+@pytest.mark.parametrize("where", ["/opt/cache", "/opt/it's a cache"])
+def test_the_native_command_is_ours_and_names_its_fallback(where):
+    from vbranch.agents.settings import native_hook_command, split_native
+
+    command = native_hook_command(f"{where}/vbranch/hookclient-0123456789abcdef") + " hook --agent codex"
+    assert is_ours({"command": command})
+    assert split_native(command) == (f"{where}/vbranch/hookclient-0123456789abcdef", f"{PYTHON_COMMAND} hook --agent codex")
+    assert split_native(f"{PYTHON_COMMAND} hook") is None
+    assert split_native("/bin/sh -c 'echo hi' x hook") is None

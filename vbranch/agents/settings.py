@@ -26,8 +26,15 @@ BACKUP_SUFFIX = ".vbranch-backup"
 
 # Our entries are recognised by their command, whatever interpreter path an
 # earlier install wrote: `vbranch hook`, `/x/bin/vbranch hook`, `'/x/python' -m vbranch hook`,
-# `/x/python -S /y/vbranch/hookclient.py hook`.
-_OURS = re.compile(r"""(?:^|[\s/'"])(?:vbranch|hookclient\.py)['"]?\s+hook(?:\s|$)""")
+# `/x/python -S /y/vbranch/hookclient.py hook`, `/bin/sh -c '...' /z/hookclient-<hash> hook`.
+_OURS = re.compile(r"""(?:^|[\s/'"])(?:vbranch|hookclient\.py|hookclient-[0-9a-f]+)['"]?\s+hook(?:\s|$)""")
+
+# The native client's command: a shell that starts it when it is there, else the Python client,
+# with the words the template appends ("hook --agent codex") passed to either as "$@". The
+# Python client's interpreter and script reach the native one as its first two arguments: it
+# hands over to them whenever the watcher does not answer.
+SHELL = "/bin/sh"
+_NATIVE_SCRIPT = '[ -x "$0" ] && exec "$0" {python} {script} "$@"; exec {python} -S {script} "$@"'
 
 
 def is_ours(hook: object) -> bool:
@@ -35,14 +42,50 @@ def is_ours(hook: object) -> bool:
 
 
 def hook_command() -> str:
-    """How a hook starts vbranch: this interpreter by absolute path, so no PATH is needed.
+    """How a hook starts vbranch: by absolute paths, so no PATH is needed.
 
-    It runs the small client (hookclient.py) without site, which hands the payload to
-    the watcher's hook server and starts the full `-m vbranch` only if none answers.
+    The native hook client (hookclient.c, built now if missing: native.hook_client) where a C
+    compiler could build it, run through /bin/sh so that the command still works once the binary
+    is gone; else the small Python client (hookclient.py) without site. Either hands the payload
+    to the watcher's hook server and starts the full `-m vbranch` only if none answers.
     """
+    from vbranch import native
+
+    binary, _why = native.hook_client()
+    return python_hook_command() if binary is None else native_hook_command(binary)
+
+
+def python_hook_command() -> str:
+    """The Python client's command: `python -S .../hookclient.py`."""
     from vbranch import hookclient
 
     return without_site(hookclient.__file__)
+
+
+def native_hook_command(binary: str) -> str:
+    """`/bin/sh -c SCRIPT BINARY`: BINARY with the Python client's interpreter and script, or that client."""
+    python, _, script = shlex.split(python_hook_command())
+    inner = _NATIVE_SCRIPT.format(python=shlex.quote(python), script=shlex.quote(script))
+    return f"{SHELL} -c {shlex.quote(inner)} {shlex.quote(binary)}"
+
+
+def split_native(command: str) -> tuple[str, str] | None:
+    """For a native client's command (as native_hook_command writes it, plus the words appended after
+    it): the binary, and the Python client's command it falls back to with the same words. Else None."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if len(words) < 4 or words[:2] != [SHELL, "-c"]:
+        return None
+    tail = words[2].partition("; exec ")[2]  # the Python client's words, as the shell reads them
+    try:
+        python, _, script, _ = shlex.split(tail)
+    except ValueError:
+        return None
+    if words[2] != _NATIVE_SCRIPT.format(python=shlex.quote(python), script=shlex.quote(script)):
+        return None
+    return words[3], shlex.join([python, "-S", script, *words[4:]])
 
 
 def without_site(script: str) -> str:

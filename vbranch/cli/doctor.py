@@ -88,10 +88,14 @@ def gather(start: Path | str = ".", *, env: Mapping[str, str] | None = None, hom
 
 
 def _expected() -> dict:
+    from vbranch import native
     from vbranch.agents import claude_code, settings
 
+    binary, why = native.hook_client()  # built now if it can be, as `vbranch install` would
     return {
-        "hook": settings.hook_command() + " hook",
+        "hook": (settings.python_hook_command() if binary is None else settings.native_hook_command(binary)) + " hook",
+        "python_hook": settings.python_hook_command() + " hook",
+        "client": {"native": binary, "why": why},
         "prefix": claude_code.tracer_command(),
         "events": sorted(claude_code.our_hooks("vbranch")["hooks"]),
     }
@@ -150,13 +154,14 @@ def read_settings(path: Path, scope: str, expected: dict | None = None) -> dict:
     """What one settings file holds of ours: hook commands per event, the shell prefix, bgIsolation.
 
     With `expected` (this installation's commands), also which of them run something else
-    ("stale": another interpreter or another vbranch checkout).
+    ("stale": another interpreter or another vbranch checkout), and which client each of the
+    others starts ("clients": the native binary, whether it is there, or None for the Python client).
     """
     from vbranch.agents import claude_code, settings
     from vbranch.errors import VbranchError
 
     out = {"scope": scope, "path": str(path), "exists": path.exists(), "error": None,
-           "hooks": {}, "prefix": None, "bg_isolation": None, "stale_hooks": [], "prefix_current": None}
+           "hooks": {}, "prefix": None, "bg_isolation": None, "stale_hooks": [], "clients": [], "prefix_current": None}
     try:
         data = settings.load(path)[0]
     except VbranchError as error:
@@ -174,7 +179,15 @@ def read_settings(path: Path, scope: str, expected: dict | None = None) -> dict:
         out["bg_isolation"] = worktree["bgIsolation"]
     if expected is not None:
         commands = {c for cmds in out["hooks"].values() for c in cmds}
-        out["stale_hooks"] = sorted(c for c in commands if not same_command(c, expected["hook"]))
+        binaries = set()
+        for command in sorted(commands):
+            native = settings.split_native(command)  # the native client's command: judged by the Python one it falls back to
+            if not same_command(native[1] if native else command, expected["python_hook"]):
+                out["stale_hooks"].append(command)
+            else:
+                binaries.add(native[0] if native else None)
+        out["clients"] = [{"binary": b, "present": b is not None and os.access(b, os.X_OK)}
+                          for b in sorted(binaries, key=lambda b: b or "")]
         if out["prefix"] is not None:
             out["prefix_current"] = same_command(out["prefix"], expected["prefix"])
     return out
@@ -388,7 +401,38 @@ def check_hooks(facts: dict) -> dict:
     if not where:
         names = ", ".join(s["path"] for s in facts["settings"])
         return check("hooks", "fail", f"vbranch's hooks are in no settings file ({names})", "vbranch install")
-    return check("hooks", "ok", f"installed in {', '.join(where)}, pointing at this installation")
+    return check_hook_client(facts, f"installed in {', '.join(where)}, pointing at this installation")
+
+
+def check_hook_client(facts: dict, where: str) -> dict:
+    """Which client the installed hooks start: the native one (hookclient.c), or the Python one, which
+    costs every hook ~15 ms of CPU more (its interpreter's start). Either works: a warning at worst."""
+    client = facts["expected"]["client"]
+    slow, fixes = [], []
+    for s in facts["settings"]:
+        for c in s["clients"]:
+            if c["binary"] is None and client["native"] is not None:
+                slow.append(f"{s['path']} starts the Python client, not the native one (~15 ms of CPU more per hook)")
+            elif c["binary"] is not None and not c["present"]:
+                slow.append(f"{s['path']} starts the native client {c['binary']}, which is gone: the Python client answers")
+            elif c["binary"] is not None and client["native"] is not None \
+                    and os.path.basename(c["binary"]) != os.path.basename(client["native"]):
+                slow.append(f"{s['path']} starts an earlier build of the native client ({c['binary']})")
+            else:
+                continue
+            fixes.append(_install_fix(s["scope"]))
+    if slow:
+        return check("hooks", "warn", f"{where}; but " + "; ".join(slow), " && ".join(dict.fromkeys(fixes)))
+    if any(c["binary"] for s in facts["settings"] for c in s["clients"]):
+        return check("hooks", "ok", f"{where}; hooks start the native client ({client['native'] or 'built earlier'})")
+    from vbranch.native import HOOK_CLIENT_SWITCH
+
+    said = f"{where}; hooks start the Python client: {client['why']}"
+    if client["why"].startswith(HOOK_CLIENT_SWITCH):
+        return check("hooks", "ok", said)
+    if "no C compiler" in client["why"]:
+        return check("hooks", "warn", said + " (~15 ms of CPU more per hook)", "install a C compiler (cc), then vbranch install")
+    return check("hooks", "warn", said + " (~15 ms of CPU more per hook)")
 
 
 def _effective(facts: dict, key: str) -> tuple[object, dict | None]:
