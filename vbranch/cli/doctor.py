@@ -423,8 +423,9 @@ def check_hook_client(facts: dict, where: str) -> dict:
             fixes.append(_install_fix(s["scope"]))
     if slow:
         return check("hooks", "warn", f"{where}; but " + "; ".join(slow), " && ".join(dict.fromkeys(fixes)))
-    if any(c["binary"] for s in facts["settings"] for c in s["clients"]):
-        return check("hooks", "ok", f"{where}; hooks start the native client ({client['native'] or 'built earlier'})")
+    binaries = sorted({c["binary"] for s in facts["settings"] for c in s["clients"] if c["binary"]})
+    if binaries:
+        return check("hooks", "ok", f"{where}; hooks start the native client ({', '.join(binaries)})")
     from vbranch.native import HOOK_CLIENT_SWITCH
 
     said = f"{where}; hooks start the Python client: {client['why']}"
