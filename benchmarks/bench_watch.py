@@ -12,7 +12,7 @@ dirty set is trusted); 10 tracked files get a line appended. Then `git status` a
 `vbranch status` run alternately, and `vbranch status --json` must list exactly those
 10 files as unattributed. For comparison `vbranch status` also runs with the watcher
 stopped (same tree). With the watcher started again, the installed hook command
-(`python -S .../hookclient.py hook`) is timed around real edits and appends, as in
+(the native hook client, or `python -S .../hookclient.py hook`) is timed around real edits and appends, as in
 bench_hooks.py, with VBRANCH_HOOK_SERVER=only so that the watcher must answer; a few
 Bash rounds run with VBRANCH_HOOK_SERVER=off (the full hook) for comparison. Figures go
 to the terminal and to benchmarks/results/watch-<date>.json and .md.

@@ -91,9 +91,9 @@ def describe(params: workload.Params) -> str:
             f"and {'one' if params.bash else 'no'} shell command writing a file (Bash: `python -c ...`). worktrees: the session works in its "
             "own `git worktree add` checkout and commits with `git add -A && git commit`; branches land with `git merge --no-edit` in the "
             "main checkout; shell commands run as `bash -c COMMAND`. vbranch: `vbranch init` and a background watcher, then every "
-            "tool call goes through PreToolUse and PostToolUse, each the installed hook command (`python -S .../hookclient.py hook`, "
-            "answered by the watcher's hook server) with a payload shaped like Claude Code's; shell commands run under the installed "
-            "shell prefix, the command tracer (`python -S .../tracer.py COMMAND` with CLAUDE_CODE_SESSION_ID set), as Claude Code "
+            "tool call goes through PreToolUse and PostToolUse, each the installed hook command (the native hook client, or `python -S .../hookclient.py hook` "
+            "without a C compiler; answered by the watcher's hook server) with a payload shaped like Claude Code's; shell commands run under the installed "
+            "shell prefix, the command tracer (`python -S .../trace_command.py COMMAND` with CLAUDE_CODE_SESSION_ID set), as Claude Code "
             "runs them; the Stop hook commits the session's branch.")
 
 

@@ -255,10 +255,10 @@ def markdown(result: dict, pngs: list[str]) -> str:
              "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(result)]
     lines += ["", "## vbranch as users run it", "",
-              "Every hook is the command `vbranch install` writes (the hook client, `python -S .../hookclient.py hook`), "
+              "Every hook is the command `vbranch install` writes (the hook client: the native one, or `python -S .../hookclient.py hook` without a C compiler), "
               "answered by the watcher's hook server (VBRANCH_HOOK_SERVER=only: a call the server did not answer counts as a "
               "hook failure); every Bash command runs under the installed shell prefix, the command tracer "
-              "(`python -S .../tracer.py '<command>'`, CLAUDE_CODE_SESSION_ID set). Each session's one command is the first "
+              "(`python -S .../trace_command.py '<command>'`, CLAUDE_CODE_SESSION_ID set). Each session's one command is the first "
               "traced command in a freshly initialised repository, so its time includes building the tracer's seccomp filter "
               "(once per repository; `python -m benchmarks.bench_tracer` measures the steady state). Contested and unattributed: "
               "`vbranch status --json` right after all Stop hooks committed.", "",

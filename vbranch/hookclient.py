@@ -1,8 +1,10 @@
 """`vbranch hook`, fast: hand the payload to the repository's watcher, which runs the hook warm.
 
-The installed hooks run this file as `python -S .../vbranch/hookclient.py hook [--agent NAME]`:
-no site, standard library only, nothing slow to import, so a tool call waits for an
-interpreter start and one round trip to `.git/vbranch/hook.sock` (hookserver.py).
+The installed hooks run hookclient.c, its native twin, which hands over to this file whenever the
+server does not answer in full; where no C compiler built it, they run this file as
+`python -S .../vbranch/hookclient.py hook [--agent NAME]`: no site, standard library only, nothing
+slow to import, so a tool call waits for an interpreter start and one round trip to
+`.git/vbranch/hook.sock` (hookserver.py).
 Whenever the server cannot answer (no watcher, a stale socket, a git directory found
 another way), the full hook runs in a fresh interpreter instead, with the same result.
 
