@@ -231,6 +231,7 @@ def test_decoding_as_the_cli_does():
     assert endings.decode(b"caf\xe9 \xe2\x82x") == "caf\ufffd \ufffdx"
     assert endings.encode("\ufeffb\n", b"\xff\xfea\x00") == b"\xff\xfeb\x00\n\x00"
     assert endings.encode("a\ud800b", None) == b"a\xef\xbf\xbdb"  # a lone surrogate, as JS writes it
+    assert endings.encode("a\udfffb\U0001f600", b"\xff\xfe") == "a\ufffdb\U0001f600".encode("utf-16-le")  # in UTF-16 too
     assert endings.view(b"a\r\r\nb\rc\r\n") == "a\r\nb\rc\n"  # one pass, like replaceAll; a lone CR stays
 
 

@@ -62,9 +62,11 @@ def style(data: bytes | None) -> str:
 
 def encode(text: str, like: bytes | None) -> bytes:
     """`text` in the encoding of the file `like`; a lone surrogate becomes U+FFFD, as JS writes it."""
-    if any("\ud800" <= c <= "\udfff" for c in text):
+    try:
+        return text.encode(encoding(like))  # both codecs refuse a lone surrogate: looked for only then
+    except UnicodeEncodeError:
         text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
-    return text.encode(encoding(like))
+        return text.encode(encoding(like))
 
 
 def write_like_tool(text: str, like: bytes | None, convert: bool = True) -> bytes:
