@@ -74,8 +74,11 @@ def state_at(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> FileState
 # A landing merges each shared file once per branch it rebases, reading the same few blobs again
 # and again (a 600 KB file 15 times per landing with 16 branches: half its time). Blobs never
 # change, so large ones are kept here, up to BLOB_CACHE bytes, the oldest dropped first; the
-# watcher's threads share it, hence the lock.
-BLOB_CACHE = 16 << 20
+# watcher's threads share it, hence the lock. 32 MB: a landing of one of 16 branches sharing three
+# files (600, 120 and 30 KB) writes ~12 MB of blobs that the next landing reads back; at 16 MB the
+# watcher missed 179 times in 16 landings, the oldest dropped just before being read; at 32 MB only
+# the first landing's 36 reads missed.
+BLOB_CACHE = 32 << 20
 BLOB_CACHED_FROM = 64 << 10  # smaller blobs are read faster than they would be looked up and kept
 _blobs: dict[pygit2.Oid, bytes] = {}
 _blobs_size = [0]
