@@ -39,3 +39,29 @@ def test_a_change_undone_leaves_no_record(vb):
     report = v.status()
     assert not report.unattributed and not report.contested
 
+
+
+def test_large_states_are_packed_once_and_the_kept_ones_stay_few(vb):
+    """A record's large base is packed again at every put: the store keeps the last few packings
+    (and unpackings). What it gives back is what it would compute, and it keeps at most a few."""
+    import zlib
+
+    from vbranch.core.ownership import FileState, new_record, record_change
+    from vbranch.state import store
+
+    v = vb({"a.txt": "one\n"})
+    ws = v.ws()
+    try:
+        for k in range(12):  # more large files than are kept
+            data = b"".join(b"line %d of file %d\n" % (i, k) for i in range(8000))
+            base = FileState(True, 0o100644, data)
+            rec = record_change(new_record(f"big{k}.txt", base), FileState(True, 0o100644, data + b"more\n"), 1, ())
+            with ws.store.tx():
+                ws.store.put_file(rec)
+                ws.store.put_file(rec)  # the same base again: packed once
+            got = ws.store.file(f"big{k}.txt")
+            assert got.base == base and got.known.data == data + b"more\n"
+            assert store._pack_state(base).partition(b"\n")[2] == zlib.compress(data, 1)
+        assert len(store._packed.results) <= store._packed.keep and len(store._unpacked.results) <= store._unpacked.keep
+    finally:
+        ws.close()

@@ -203,7 +203,7 @@ def apply_regions(a: bytes, regions) -> bytes:
     return b"".join(out) + a[pos:]
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(related_texts(2), st.integers(1, 9))
 def test_diff_regions_are_diff_opcodes_of_the_split_lines(pair, chunk):
     a, b = pair
@@ -220,7 +220,7 @@ def test_diff_regions_are_diff_opcodes_of_the_split_lines(pair, chunk):
     assert diff_regions(a, a) == [] and diff_regions(b"", b) == ([("insert", 0, 0, 0, len(lines_b), 0, 0, lines_b)] if b else [])
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(st.one_of(related_texts(3), edited_texts(3)))
 def test_text_merges_are_the_line_merges(versions):
     base, *others = versions

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import zlib
 from collections import namedtuple
 from pathlib import Path
@@ -733,13 +734,45 @@ class _Transaction:
 def _pack_state(state: FileState) -> bytes:
     # A header line "exists mode" then the zlib-compressed bytes.
     header = f"{int(state.exists)} {state.mode:o}\n".encode()
-    return header + zlib.compress(state.data, 1)
+    return header + _packed.get(state.data, lambda data: zlib.compress(data, 1))
 
 
 def _unpack_state(blob: bytes) -> FileState:
     header, _, body = blob.partition(b"\n")
     exists, mode = header.split()
-    return FileState(exists == b"1", int(mode, 8), zlib.decompress(body))
+    return FileState(exists == b"1", int(mode, 8), _unpacked.get(body, zlib.decompress))
+
+
+class _Recent:
+    """The last few results of a pure function of large bytes, keyed by those bytes.
+
+    Every put of a record packs its base again, and every read unpacks it: for a 750 KB file, ~9 ms
+    to compress and ~2 ms to decompress, at each hook on that file. Kept here, a base is packed once;
+    and since an unpacked one is the same bytes object each time, its hash is computed once too.
+    Small data is cheaper to redo than to look up. The watcher's threads share these, hence the lock.
+    """
+
+    def __init__(self, keep: int, from_size: int):
+        self.keep, self.from_size = keep, from_size
+        self.results: dict[bytes, bytes] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: bytes, make) -> bytes:
+        if len(key) < self.from_size:
+            return make(key)
+        with self.lock:
+            found = self.results.get(key)
+        if found is None:
+            found = make(key)
+            with self.lock:
+                self.results[key] = found
+                while len(self.results) > self.keep:
+                    del self.results[next(iter(self.results))]
+        return found
+
+
+_packed = _Recent(keep=8, from_size=64 << 10)  # data -> compressed
+_unpacked = _Recent(keep=8, from_size=16 << 10)  # compressed -> data
 
 
 def _pack_items(items: list) -> str:
