@@ -93,7 +93,7 @@ def _expected() -> dict:
 
     binary, why = native.hook_client()  # built now if it can be, as `vbranch install` would
     return {
-        "hook": (settings.python_hook_command() if binary is None else settings.native_hook_command(binary)) + " hook",
+        "hook": settings.hook_command() + " hook",
         "python_hook": settings.python_hook_command() + " hook",
         "client": {"native": binary, "why": why},
         "prefix": claude_code.tracer_command(),

@@ -122,8 +122,8 @@ def _create_blob(repo: pygit2.Repository, data: bytes) -> pygit2.Oid:
     oid = pygit2.Oid(hex=blob_id(data))
     if not repo.odb.exists(oid):
         pending = getattr(repo, "_vbranch_pending", None)
-        if pending is not None and not pending.closed:  # within a batch: into its pack
-            pending.objects[oid.raw] = (BLOB_TYPE, data)
+        if pending is not None:  # as libgit2 would write it through the batch's backend: its pack, or loose
+            pending.write_cb(oid, data, BLOB_TYPE)
         else:
             _write_loose(_common_dir(Path(repo.path)), str(oid), BLOB_TYPE, data)
     _keep_blob(oid, data)
