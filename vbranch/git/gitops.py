@@ -16,7 +16,7 @@ from pathlib import Path
 import pygit2
 
 from vbranch.core.ownership import ABSENT, FileState
-from vbranch.git import gitcli
+from vbranch.git import delta, gitcli
 from vbranch.git.gitcli import ZERO_OID
 
 TREE_MODE = pygit2.enums.FileMode.TREE
@@ -279,9 +279,9 @@ def changed_paths(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree) -
     if known is not None:
         return list(known)
     paths = set()
-    for delta in old.diff_to_tree(new).deltas:
-        paths.add(delta.old_file.path)
-        paths.add(delta.new_file.path)
+    for change in old.diff_to_tree(new).deltas:
+        paths.add(change.old_file.path)
+        paths.add(change.new_file.path)
     return sorted(paths)
 
 
@@ -399,36 +399,40 @@ def _common_dir(git_dir: Path) -> Path:
 def write_pack(git_dir: Path, objects: dict[bytes, tuple[int, bytes]]) -> None:
     """Write `objects` (raw id -> (type, data)) as a version-2 pack and index in git_dir/objects/pack.
 
+    A large blob like one written before it in the same pack (a shared file, rebased for each
+    branch) is stored as a delta against that one (delta.py): a few hundred bytes, not the file
+    compressed again.
+
     The pack, then its index, each complete under a temporary name and renamed: git and libgit2
     see the objects once the index exists (what `git index-pack` does). A kill before that leaves
     at most an unindexed pack or a temporary file, which git ignores.
     """
     if not objects:
         return
-    if len(objects) < PACK_AT_LEAST:  # a few objects: loose files cost less than another pack to look in
+    if not _worth_a_pack(objects):  # a few objects: loose files cost less than another pack to look in
         for raw, (kind, data) in objects.items():
             _write_loose(git_dir, raw.hex(), kind, data)
         return
-    order = sorted(objects)
-    body = [b"PACK", struct.pack(">II", 2, len(order))]
+    # In the order written, not by id: a delta's base (an earlier blob) comes before it.
+    body = [b"PACK", struct.pack(">II", 2, len(objects))]
     offsets, crcs, pos = {}, {}, 12
-    for raw in order:
-        kind, data = objects[raw]
-        size = len(data)
-        header = bytearray([(kind << 4) | (size & 0x0F)])
-        size >>= 4
-        while size:
-            header[-1] |= 0x80
-            header.append(size & 0x7F)
-            size >>= 7
-        entry = bytes(header) + zlib.compress(data, 1)
+    bases: list[tuple[bytes, bytes]] = []  # (id, data) of the last large blobs stored whole
+    for raw, (kind, data) in objects.items():
+        entry = None
+        if kind == BLOB_TYPE and len(data) >= DELTA_FROM:
+            entry = _delta_entry(bases, offsets, pos, data)
+            if entry is None:
+                bases = [*bases[1 - DELTA_BASES:], (raw, data)]
+        if entry is None:
+            entry = _entry_header(kind, len(data)) + zlib.compress(data, 1)
         offsets[raw], crcs[raw] = pos, zlib.crc32(entry)
         body.append(entry)
         pos += len(entry)
     if pos >= 1 << 31:  # beyond 4-byte offsets: loose objects, one by one
-        for raw in order:
-            _write_loose(git_dir, raw.hex(), *objects[raw])
+        for raw, (kind, data) in objects.items():
+            _write_loose(git_dir, raw.hex(), kind, data)
         return
+    order = sorted(objects)
     pack = b"".join(body)
     checksum = sha1(pack).digest()
     pack += checksum
@@ -458,11 +462,61 @@ def write_pack(git_dir: Path, objects: dict[bytes, tuple[int, bytes]]) -> None:
         _roll_up(git_dir)
 
 
+def _worth_a_pack(objects: dict[bytes, tuple[int, bytes]]) -> bool:
+    """Many objects, or two large blobs (which a pack can store as one and a delta)."""
+    if len(objects) >= PACK_AT_LEAST:
+        return True
+    return sum(1 for kind, data in objects.values() if kind == BLOB_TYPE and len(data) >= DELTA_FROM) >= 2
+
+
+def _delta_entry(bases: list[tuple[bytes, bytes]], offsets: dict[bytes, int], pos: int, data: bytes) -> bytes | None:
+    """A pack entry holding `data` as a delta against the most similar of `bases` (written at
+    `offsets`, before `pos`); None when none is similar enough to be worth it."""
+    alike = [(raw, base) for raw, base in reversed(bases) if len(data) // 2 <= len(base) <= 2 * len(data)
+             and delta.alike(base, data)]
+    if not alike:
+        return None
+    raw, base = alike[0]
+    found = delta.encode(base, data, limit=len(data) // 4)
+    if found is None:
+        return None
+    return _entry_header(OFS_DELTA_TYPE, len(found)) + _back_offset(pos - offsets[raw]) + zlib.compress(found, 1)
+
+
+def _entry_header(kind: int, size: int) -> bytes:
+    """A pack entry's type and (uncompressed) size: 3 + 4 bits in the first byte, then 7 a byte."""
+    header = bytearray([(kind << 4) | (size & 0x0F)])
+    size >>= 4
+    while size:
+        header[-1] |= 0x80
+        header.append(size & 0x7F)
+        size >>= 7
+    return bytes(header)
+
+
+def _back_offset(distance: int) -> bytes:
+    """How far back an OFS_DELTA's base starts, in git's encoding (7 bits a byte, most significant
+    first, each continuation byte standing for one more than its bits)."""
+    out = [distance & 0x7F]
+    distance >>= 7
+    while distance:
+        distance -= 1
+        out.append(0x80 | (distance & 0x7F))
+        distance >>= 7
+    return bytes(reversed(out))
+
+
 # A batch of fewer objects than this is written loose; more, as one pack. Once there are more
 # than ROLL_UP_PACKS packs, git merges the small ones (`repack --geometric`, in the background,
 # as `gc --auto` runs): every reader looks in every pack, so their number must stay small.
 PACK_AT_LEAST = 32
 ROLL_UP_PACKS = 32
+# Blobs this large are stored as a delta against a similar one in the same pack when there is one
+# (a landing writes one copy of a shared file per branch it rebases); DELTA_BASES recent whole
+# blobs are tried. Smaller blobs cost less to compress than to compare.
+DELTA_FROM = 16 << 10
+DELTA_BASES = 8
+OFS_DELTA_TYPE = 6
 
 
 def _roll_up(git_dir: Path) -> None:
