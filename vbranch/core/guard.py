@@ -8,12 +8,13 @@ import posixpath
 import re
 import shlex
 from collections import namedtuple
+from itertools import islice
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
 
-from vbranch.core.ownership import FileOwnership, FileState, diff_opcodes, split_lines
+from vbranch.core.ownership import FileOwnership, FileState, diff_regions, runs
 
 # Lines of other branches a proposed write would change (1-based; None: the whole file).
 Touched = namedtuple("Touched", "owners lines")
@@ -33,21 +34,37 @@ def touched_lines(rec: FileOwnership, proposed: FileState | None, mine: int | No
 
     if rec.is_whole:
         return [Touched(rec.owners, None)] if rec.changed and foreign(rec.owners) else []
-    owners_by_line = [owners for op, owners in rec.items if op in "KI"]
+    lines = _current_runs(rec.items)
     if proposed is None or not proposed.is_text or proposed.mode != rec.known.mode:
-        changed = list(range(len(owners_by_line)))  # the whole file is rewritten
+        changed = [(0, lines[-1][1] if lines else 0)]  # the whole file is rewritten
     else:
-        opcodes = diff_opcodes(split_lines(rec.known.data), split_lines(proposed.data))
-        changed = [line for _tag, i1, i2, _j1, _j2 in opcodes for line in range(i1, i2)]
+        changed = [(i1, i2) for _tag, i1, i2, *_rest in diff_regions(rec.known.data, proposed.data) if i2 > i1]
     out: list[Touched] = []
-    for line in changed:
-        owners = owners_by_line[line]
-        if not foreign(owners):
-            continue
-        if out and out[-1].owners == owners and out[-1].lines[1] == line:
-            out[-1] = Touched(owners, (out[-1].lines[0], line + 1))
-        else:
-            out.append(Touched(owners, (line + 1, line + 1)))
+    k = 0  # the first run not wholly before this region (regions ascend and are apart)
+    for lo, hi in changed:
+        while k < len(lines) and lines[k][1] <= lo:
+            k += 1
+        for start, end, owners in islice(lines, k, None):
+            if start >= hi:
+                break
+            first, last = max(start, lo), min(end, hi)  # (0-based, last excluded)
+            if not foreign(owners):
+                continue
+            if out and out[-1].owners == owners and out[-1].lines[1] == first:
+                out[-1] = Touched(owners, (out[-1].lines[0], last))
+            else:
+                out.append(Touched(owners, (first + 1, last)))
+    return out
+
+
+def _current_runs(items: list) -> list[tuple[int, int, tuple[int, ...]]]:
+    """The file's lines as runs (start, end, owners) of K or I items with the same owners (0-based, end excluded)."""
+    out = []
+    line = 0
+    for (op, owners), n in runs(items):
+        if op in "KI":
+            out.append((line, line + n, owners))
+            line += n
     return out
 
 

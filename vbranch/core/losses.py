@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs the hook path
+    from typing import Callable
+
 from vbranch.core.merge import merge_states
-from vbranch.core.ownership import UNATTRIBUTED, FileOwnership, FileState, branch_state, new_record, record_change
+from vbranch.core.ownership import (
+    UNATTRIBUTED, FileOwnership, FileState, branch_state, changed_lines, new_record, record_change, runs,
+)
 
 # A branch's version of a file (base plus its own changes) from before a change took some of
 # it away; `by` is the session whose change it was (None: nobody reported it).
@@ -18,16 +24,69 @@ Kept = namedtuple("Kept", "path branch_id base version at by")
 def owners(rec: FileOwnership) -> set[int]:
     if rec.is_whole:
         return set(rec.owners) if rec.changed else set()
-    return {o for op, owners_ in rec.items if op != "K" for o in owners_}
+    return {o for (op, owners_), _n in runs(rec.items) if op != "K" for o in owners_}
 
 
 def losses(before: FileOwnership, after: FileOwnership, actors: set[int]) -> list[tuple[int, FileState]]:
     """Branches (not `actors`) whose version of the file the change altered: (branch, its version before)."""
     out = []
+    kept = _kept_versions(before, after)
     for branch in sorted(owners(before) - actors - {UNATTRIBUTED}):
+        if kept(branch):
+            continue  # its version is the base, or the same after: nothing lost, and no need to build it
         mine = branch_state(before, branch)
         if mine != before.base and mine != branch_state(after, branch):
             out.append((branch, mine))
+    return out
+
+
+def _kept_versions(before: FileOwnership, after: FileOwnership) -> Callable[[int], bool]:
+    """A test that is true of a branch whose version of the file is surely the base, or the same
+    before and after; false of the rest (their versions are built and compared).
+
+    A branch's version is the base with its own changes: its D items (which base lines go) and I
+    items (which lines come, where among the base lines). Most changes touch none of another
+    branch's items, and comparing those items is cheap where building a large file's version is not.
+    """
+    if before.is_whole or after.is_whole or before.base != after.base:
+        return lambda branch: False
+    first, end_before, end_after = changed_lines(before.known.data, after.known.data)
+    was = _own_changes(before.items, first, end_before)
+    now = _own_changes(after.items, first, end_after)
+
+    def kept(branch: int) -> bool:
+        mine = was.get(branch)
+        return mine is None or (mine == now.get(branch) and None not in mine)  # None: no change of its own
+
+    return kept
+
+
+def _own_changes(items: list, first: int, end: int) -> dict[int, list]:
+    """Each single owner's changes, as a key that is equal for equal versions of its file.
+
+    A deleted run: ("D", base position, count). An inserted run: ("I", base position, count, where its
+    text is), where the text is current lines first..end or lines the change did not touch, which
+    keep their text: before `first` named by index, from `end` by their distance to it. A run in
+    the changed lines gets None (unknown: the caller builds the version).
+    """
+    out: dict[int, list] = {}
+    b = c = 0  # base and current lines before this run
+    for (op, owners_), n in runs(items):
+        if op == "K":
+            b, c = b + n, c + n
+            continue
+        if len(owners_) == 1 and op != "X":
+            if op == "D":
+                key = ("D", b, n)
+            elif c + n <= first:
+                key = ("I", b, n, "before", c)
+            elif c >= end:
+                key = ("I", b, n, "after", c - end)
+            else:
+                key = None
+            out.setdefault(owners_[0], []).append(key)
+        b += n if op == "D" else 0
+        c += n if op == "I" else 0
     return out
 
 

@@ -95,6 +95,16 @@ def split_lines(data: bytes) -> list[bytes]:
     return out
 
 
+def line_count(data: bytes) -> int:
+    """len(split_lines(data)), without making the lines."""
+    return _lines_between(data, 0, len(data))
+
+
+def _lines_between(data: bytes, start: int, end: int) -> int:
+    """How many lines split_lines finds in data[start:end] (`start` begins a line)."""
+    return data.count(b"\n", start, end) + (1 if end > start and data[end - 1] != 10 else 0)  # (10 is LF)
+
+
 # Above this many lines a file is owned whole (like a binary file): a generated lock file's
 # rewrite would otherwise hold the state lock for seconds while every other hook waits.
 LINE_LIMIT = 20_000
@@ -109,7 +119,7 @@ def lines_eligible(base: FileState, new: FileState) -> bool:
 
 
 def new_record(path: str, base: FileState) -> FileOwnership:
-    items = [("K", ())] * len(split_lines(base.data)) if base.is_text else None
+    items = [("K", ())] * line_count(base.data) if base.is_text else None
     return FileOwnership(path, base, base, items)
 
 
@@ -122,12 +132,13 @@ def record_change(rec: FileOwnership, new: FileState, actor: int, co_owners: tup
     if new == rec.known:
         return rec
     if lines_eligible(rec.base, new):
+        # The diff compares the unchanged ends of a large file as bytes: each side is split once, for canonicalize.
         if rec.is_whole:
             prior = _all_owners(rec)
-            items = apply_edit(_clean_items(rec.base), split_lines(rec.base.data), split_lines(new.data), actor, co_owners)
+            items = _apply_opcodes(_clean_items(rec.base), _opcodes(rec.base.data, new.data), actor, co_owners)
             items = _add_owners(items, prior - {actor})
         else:
-            items = apply_edit(rec.items, split_lines(rec.known.data), split_lines(new.data), actor, co_owners)
+            items = _apply_opcodes(rec.items, _opcodes(rec.known.data, new.data), actor, co_owners)
         items = canonicalize(items, split_lines(rec.base.data), split_lines(new.data))
         return FileOwnership(rec.path, rec.base, new, items)
     owners = tuple(sorted(_all_owners(rec) | {actor} | set(co_owners)))
@@ -135,7 +146,17 @@ def record_change(rec: FileOwnership, new: FileState, actor: int, co_owners: tup
 
 
 def _clean_items(base: FileState) -> list[Item] | None:
-    return [("K", ())] * len(split_lines(base.data)) if base.is_text else None
+    return [("K", ())] * line_count(base.data) if base.is_text else None
+
+
+def _opcodes(a: bytes, b: bytes) -> list[tuple[str, int, int, int, int]]:
+    """diff_opcodes(split_lines(a), split_lines(b)), the common ends compared as bytes."""
+    return [region[:5] for region in diff_regions(a, b)]
+
+
+def runs(items: list[Item]) -> list[tuple[Item, int]]:
+    """The alignment as runs of equal items, (item, count): a large file's is mostly a few long runs of kept lines."""
+    return [(item, len(list(run))) for item, run in groupby(items)]
 
 
 def _all_owners(rec: FileOwnership) -> set[int]:
@@ -229,6 +250,17 @@ def diff_regions(a: bytes, b: bytes) -> list[tuple[str, int, int, int, int, int,
         (tag, i1 + first, i2 + first, j1 + first, j2 + first, offsets[i1], offsets[i2], mid_b[j1:j2])
         for tag, i1, i2, j1, j2 in diff_opcodes(mid_a, mid_b)
     ]
+
+
+def changed_lines(a: bytes, b: bytes) -> tuple[int, int, int]:
+    """(first, end_a, end_b): lines first..end_a of `a` became lines first..end_b of `b`. The lines
+    before `first` are the same in both, and so are a's lines from end_a and b's from end_b."""
+    if a == b:
+        n = line_count(a)
+        return n, n, n
+    start, end_a, end_b = _common_ends(a, b)
+    first = a.count(b"\n", 0, start)
+    return first, first + _lines_between(a, start, end_a), first + _lines_between(b, start, end_b)
 
 
 # Bytes compared at a time when looking for the common ends: CHUNK first, twice as many each
@@ -412,10 +444,16 @@ def apply_edit(
     Base lines the actor removes become D items of the actor; inserted lines
     of others that it removes or rewrites make the result contested.
     """
-    current = [i for i, (op, _) in enumerate(items) if op in "KI"]
+    return _apply_opcodes(items, diff_opcodes(known, new), actor, co_owners)
+
+
+def _apply_opcodes(items: list[Item], opcodes: list, actor: int, co_owners: tuple[int, ...]) -> list[Item]:
+    """apply_edit, given the diff's opcodes."""
+    ends = {line for _tag, i1, i2, _j1, _j2 in opcodes for line in ((i1, i2 - 1) if i2 > i1 else (i1 - 1,))}
+    current = _item_indexes(items, sorted(line for line in ends if line >= 0))
     out: list[Item] = []
     done = 0
-    for _tag, i1, i2, j1, j2 in diff_opcodes(known, new):
+    for _tag, i1, i2, j1, j2 in opcodes:
         if i2 > i1:
             start, end = current[i1], current[i2 - 1] + 1
         else:
@@ -427,6 +465,22 @@ def apply_edit(
         out.extend(_replace_region(items[start:end], j2 - j1, actor, co_owners))
         done = end
     out.extend(items[done:])
+    return out
+
+
+def _item_indexes(items: list[Item], lines: list[int]) -> dict[int, int]:
+    """Where each of the current `lines` (ascending) is in `items`: its K or I item's index."""
+    out: dict[int, int] = {}
+    wanted = iter(lines)
+    line = next(wanted, None)
+    index = seen = 0  # items and current lines before this run
+    for (op, _), n in runs(items):
+        if op in "KI":
+            while line is not None and line < seen + n:
+                out[line] = index + line - seen
+                line = next(wanted, None)
+            seen += n
+        index += n
     return out
 
 
@@ -467,17 +521,25 @@ def canonicalize(items: list[Item], base: list[bytes], current: list[bytes]) -> 
     Within each run of changed items, matching D/I pairs are folded from the
     front and from the back, so an edit that was undone leaves no trace.
     """
-    texts = _item_texts(items, base, current)
+    # Run by run: long runs of kept lines are copied whole; texts are needed only for changed items.
+    texts: dict[int, bytes | None] = {}
     out: list[Item] = []
     group: list[int] = []
-    for index, (op, _) in enumerate(items + [("K", ())]):
-        if op != "K":
-            group.append(index)
-            continue
-        out.extend(_fold_group(group, items, texts))
-        group = []
-        if index < len(items):
-            out.append(items[index])
+    index = b = c = 0
+    for (op, _), n in runs(items):
+        if op == "K":
+            out.extend(_fold_group(group, items, texts))
+            group = []
+            out.extend(items[index:index + n])
+            b, c = b + n, c + n
+        else:
+            for k in range(n):
+                group.append(index + k)
+                texts[index + k] = base[b + k] if op == "D" else current[c + k] if op == "I" else None
+            b += n if op == "D" else 0
+            c += n if op == "I" else 0
+        index += n
+    out.extend(_fold_group(group, items, texts))
     return out
 
 
@@ -500,7 +562,7 @@ def _item_texts(items: list[Item], base: list[bytes], current: list[bytes]) -> l
     return texts
 
 
-def _fold_group(group: list[int], items: list[Item], texts: list[bytes | None]) -> list[Item]:
+def _fold_group(group: list[int], items: list[Item], texts) -> list[Item]:
     if not group:
         return []
     deletes = [i for i in group if items[i][0] == "D"]
@@ -594,30 +656,29 @@ def spans(items: list[Item]) -> list[OwnedSpan]:
             out.append(OwnedSpan(current["owners"], current["ins"], current["del"], current["x"]))
         current = None
 
-    for op, owners in items:
+    for (op, owners), n in runs(items):  # (most lines are kept: runs, not lines)
         if op == "K":
-            base_line += 1
-            cur_line += 1
-            if current:  # (most lines are kept: no call for each)
-                flush()
+            base_line += n
+            cur_line += n
+            flush()
             continue
         if current is None or current["owners"] != owners:
             flush()
             current = {"owners": owners, "ins": None, "del": None, "x": 0}
         if op == "D":
-            base_line += 1
-            current["del"] = _extend(current["del"], base_line)
+            current["del"] = _extend(current["del"], base_line + 1, base_line + n)
+            base_line += n
         elif op == "I":
-            cur_line += 1
-            current["ins"] = _extend(current["ins"], cur_line)
+            current["ins"] = _extend(current["ins"], cur_line + 1, cur_line + n)
+            cur_line += n
         else:
-            current["x"] += 1
+            current["x"] += n
     flush()
     return out
 
 
-def _extend(span: tuple[int, int] | None, line: int) -> tuple[int, int]:
-    return (line, line) if span is None else (span[0], line)
+def _extend(span: tuple[int, int] | None, first: int, last: int) -> tuple[int, int]:
+    return (first, last) if span is None else (span[0], last)
 
 
 # A contested change: the branches claiming current lines (1-based; None for a whole

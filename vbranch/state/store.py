@@ -13,7 +13,7 @@ import zlib
 from collections import namedtuple
 from pathlib import Path
 
-from vbranch.core.ownership import FileOwnership, FileState
+from vbranch.core.ownership import FileOwnership, FileState, runs
 from vbranch.errors import StateError
 
 SCHEMA_VERSION = 9
@@ -776,14 +776,8 @@ _unpacked = _Recent(keep=8, from_size=16 << 10)  # compressed -> data
 
 
 def _pack_items(items: list) -> str:
-    # Run-length encoded: [[op, count, owners], ...]
-    runs: list[list] = []
-    for op, owners in items:
-        if runs and runs[-1][0] == op and runs[-1][2] == list(owners):
-            runs[-1][1] += 1
-        else:
-            runs.append([op, 1, list(owners)])
-    return json.dumps(runs, separators=(",", ":"))
+    # Run-length encoded: [[op, count, owners], ...] (runs found in C: a large file's are a few long ones)
+    return json.dumps([[op, n, list(owners)] for (op, owners), n in runs(items)], separators=(",", ":"))
 
 
 def _unpack_items(text: str) -> list:
