@@ -60,3 +60,43 @@ def test_a_rev_that_does_not_resolve_fails_as_git_says(repo, in_process):
     with pytest.raises(GitError):
         gitcli.tree_states(repo, "nosuchbranch", ["a.txt"])
     assert gitcli.tree_signatures(repo, "nosuchbranch", ["a.txt"]) == {"a.txt": None}
+
+
+def test_both_ways_read_the_same_refs_and_heads(repo, in_process):
+    head = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "tag", "v1")  # a lightweight tag, and an annotated one naming the same commit
+    git(repo, "tag", "-a", "-m", "note", "v2")
+    for name in ("refs/heads/vb/a/x", "refs/heads/vb/a/y", "refs/heads/vb/ab", "refs/vbranch/shelf/x"):
+        git(repo, "update-ref", name, head)
+    git(repo, "symbolic-ref", "refs/heads/alias", "refs/heads/vb/ab")
+    prefixes = [("refs/heads/",), ("refs/heads/vb/a",), ("refs/heads/vb/a", "refs/vbranch/shelf/x", "refs/nothing"),
+                ("refs/tags",), ("refs/heads/alias",)]
+    revs = ["HEAD", "v1", "v2", "refs/heads/vb/ab", "nosuchbranch", "refs/heads/nothing", head, head[:10], "HEAD~5", ""]
+    answers = []
+    for on in (False, True):
+        in_process(on)
+        found = [gitcli.refs(repo, *p) for p in prefixes]
+        heads = [gitcli.symbolic_head(repo)]
+        git(repo, "checkout", "-q", "--detach")
+        heads.append(gitcli.symbolic_head(repo))
+        git(repo, "checkout", "-q", "-")
+        answers.append((found, heads, [gitcli.rev_parse(repo, rev) for rev in revs]))
+    assert answers[0] == answers[1]
+    found, heads, parsed = answers[1]
+    assert set(found[1]) == {"refs/heads/vb/a/x", "refs/heads/vb/a/y"}  # not vb/ab: a prefix ends at a slash
+    assert found[2]["refs/vbranch/shelf/x"] == head and found[3]["refs/tags/v2"] != head  # a tag object's id
+    assert found[4] == {"refs/heads/alias": head}
+    assert heads[0].startswith("refs/heads/") and heads[1] is None
+    assert parsed[:4] == [head] * 4 and parsed[4:6] == [None, None] and parsed[6:8] == [head, head]
+
+
+def test_the_watcher_reads_refs_without_a_git_process(repo, in_process, monkeypatch):
+    in_process(True)
+
+    def no_git(*args, **kwargs):
+        raise AssertionError("a git process ran")
+
+    monkeypatch.setattr(gitcli, "git", no_git)
+    assert gitcli.rev_parse(repo, "HEAD") and gitcli.symbolic_head(repo).startswith("refs/heads/")
+    assert gitcli.rev_parse(repo, "refs/heads/nothing") is None
+    assert list(gitcli.refs(repo, "refs/heads/"))

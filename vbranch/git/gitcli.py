@@ -45,11 +45,25 @@ def discover(start: Path | str) -> tuple[Path, Path]:
 
 
 def rev_parse(top: Path, rev: str) -> str | None:
+    if _pygit2 is not None:
+        try:
+            return str(_pygit2.Repository(str(top)).revparse_single(rev + "^{commit}").id)
+        except KeyError:
+            return None
+        except (_pygit2.GitError, ValueError):
+            pass  # an odd spec: git says what it means
     out = git(top, "rev-parse", "--verify", "-q", rev + "^{commit}", check=False).strip()
     return out.decode() or None
 
 
 def symbolic_head(top: Path) -> str | None:
+    if _pygit2 is not None:
+        try:
+            head = _pygit2.Repository(str(top)).lookup_reference("HEAD")
+        except (_pygit2.GitError, KeyError, ValueError):
+            head = None
+        if head is not None:
+            return head.target if head.type == _pygit2.enums.ReferenceType.SYMBOLIC else None
     out = git(top, "symbolic-ref", "-q", "HEAD", check=False).strip()
     return out.decode() or None
 
@@ -115,7 +129,7 @@ _pygit2 = None
 
 
 def read_trees_in_process() -> None:
-    """From now on read trees and blobs through pygit2, not git processes: for the watcher, which
+    """From now on read trees, blobs and refs through pygit2, not git processes: for the watcher, which
     pays pygit2's import once, while each git process costs its hooks ~5 ms (a fork of a large
     process, then git's start). A hook's own process keeps git: pygit2's import costs it more."""
     global _pygit2
@@ -191,6 +205,24 @@ def _listed_in_process(top: Path, rev: str, paths: list[str], blobs: bool) -> li
     return listed
 
 
+def _refs_in_process(top: Path, prefixes: tuple[str, ...]) -> dict[str, str] | None:
+    """`refs` through pygit2, matched as for-each-ref matches a pattern: the whole name, or from its
+    start up to a slash. None when pygit2 cannot answer (git then does)."""
+    roots = [p if p.endswith("/") else p + "/" for p in prefixes]
+    try:
+        repo = _pygit2.Repository(str(top))
+        found = {}
+        for name in repo.listall_references():
+            if name in prefixes or name.startswith(tuple(roots)):
+                try:
+                    found[name] = str(repo.lookup_reference(name).resolve().target)
+                except (_pygit2.GitError, KeyError):
+                    continue  # a broken symbolic ref: for-each-ref skips it too
+        return found
+    except (_pygit2.GitError, ValueError):
+        return None
+
+
 def _cat_blobs(top: Path, oids: list[bytes]) -> list[bytes]:
     out = git(top, "cat-file", "--batch", input=b"\n".join(oids) + b"\n")
     blobs = []
@@ -260,6 +292,10 @@ def update_index(top: Path, entries: list[str], retries: int = 100) -> None:
 
 def refs(top: Path, *prefixes: str) -> dict[str, str]:
     """Every ref under the prefixes (e.g. refs/heads), with its object id."""
+    if _pygit2 is not None:
+        found = _refs_in_process(top, prefixes)
+        if found is not None:
+            return found
     out = git(top, "for-each-ref", "--format=%(refname) %(objectname)", *prefixes)
     return dict(line.split(" ", 1) for line in out.decode("utf-8", "surrogateescape").splitlines())
 
