@@ -65,3 +65,30 @@ def test_large_states_are_packed_once_and_the_kept_ones_stay_few(vb):
         assert len(store._packed.results) <= store._packed.keep and len(store._unpacked.results) <= store._unpacked.keep
     finally:
         ws.close()
+
+
+def test_a_state_just_packed_is_read_back_without_unpacking_and_a_state_in_use_stays_kept(vb, monkeypatch):
+    """Each hook on a large file stores its new version and the next one reads it back: that read
+    finds it among the kept unpackings. A base read at every hook stays kept while others come and go."""
+    import zlib
+
+    from vbranch.core.ownership import FileState, new_record, record_change
+    from vbranch.state import store
+
+    unpacked = []
+    decompress = zlib.decompress
+    monkeypatch.setattr(store.zlib, "decompress", lambda blob: unpacked.append(blob) or decompress(blob))
+    v = vb({"a.txt": "one\n"})
+    ws = v.ws()
+    try:
+        base = FileState(True, 0o100644, b"".join(b"base line %d\n" % i for i in range(8000)))
+        rec = new_record("big.txt", base)
+        for k in range(3 * store._unpacked.keep):
+            rec = record_change(rec, FileState(True, 0o100644, base.data + b"edit %d\n" % k), 1, ())
+            with ws.store.tx():
+                ws.store.put_file(rec)
+            got = ws.store.file("big.txt")
+            assert got.base == base and got.known == rec.known and got.items == rec.items
+        assert len(unpacked) <= 1  # the base, at most once (it may have been packed before this test)
+    finally:
+        ws.close()

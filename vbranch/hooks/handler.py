@@ -242,17 +242,17 @@ def on_post_tool(ws: Workspace, payload: dict, cfg: dict) -> str | None:
 
             harness.record_read(ws, payload)
         return None
-    kept = {(k.path, k.branch_id) for k in ws.store.kept_for_rescue()}
+    kept = set(ws.store.rescue_keys())  # (not the kept versions themselves: a large file's cost a hook ms to unpack)
     output = _post_tool(ws, payload, cfg)
-    taken = [k for k in ws.store.kept_for_rescue() if (k.path, k.branch_id) not in kept]
+    taken = [k for k in ws.store.rescue_keys() if k not in kept]
     return _taken_notice(ws, payload, taken, output) if taken else output
 
 
-def _taken_notice(ws: Workspace, payload: dict, taken: list, output: str | None) -> str:
-    """This tool call took away other sessions' uncommitted work: kept, and one command puts it back."""
+def _taken_notice(ws: Workspace, payload: dict, taken: list[tuple[str, int]], output: str | None) -> str:
+    """This tool call took away other sessions' uncommitted work (paths and branches): kept, and one command puts it back."""
     mine = _branch_id(ws, payload["session_id"])
-    listed = "; ".join(f"{k.path} ({_who(ws, (k.branch_id,), mine)})" for k in taken[:10])
-    paths = " ".join(sorted({k.path for k in taken})[:10])
+    listed = "; ".join(f"{path} ({_who(ws, (branch,), mine)})" for path, branch in taken[:10])
+    paths = " ".join(sorted({path for path, _branch in taken})[:10])
     text = (
         f"vbranch: this {payload.get('tool_name')} took away uncommitted work of other sessions sharing this "
         f"directory: {listed}. vbranch kept it: run `vbranch rescue {paths}` now to put it back (your own "

@@ -380,9 +380,10 @@ def record_write(
         # state a view in the file's own bytes (each line as the disk holds it), never the reverse.
         from vbranch.core import endings
 
-        if original is not None and _readable(known) and endings.view(original) != endings.view(known.data):
+        # (Equal bytes are equal views: a large file is decoded only when they differ.)
+        if original is not None and original != known.data and _readable(known) and endings.view(original) != endings.view(known.data):
             steps.append((FileState(True, known.mode, endings.onto(endings.view(original), [known.data, real.data])), others))
-        if expected is not None and endings.view(expected) != endings.view(real.data) and _suspected(others, path, real):
+        if expected is not None and expected != real.data and endings.view(expected) != endings.view(real.data) and _suspected(others, path, real):
             steps.append((FileState(True, real.mode, endings.onto(endings.view(expected), [real.data, known.data])), mine))
             steps.append((None, others))
         else:

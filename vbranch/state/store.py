@@ -367,6 +367,10 @@ class Store:
             (path, branch_id, _pack_state(base), _pack_state(version), at, by),
         )
 
+    def rescue_keys(self) -> list[tuple[str, int]]:
+        """(path, branch) of each kept version, in kept_for_rescue's order, without unpacking them."""
+        return [tuple(row) for row in self.db.execute("SELECT path, branch_id FROM rescue ORDER BY at, path")]
+
     def kept_for_rescue(self, paths: list[str] | None = None):
         from vbranch.core.losses import Kept
 
@@ -734,7 +738,13 @@ class _Transaction:
 def _pack_state(state: FileState) -> bytes:
     # A header line "exists mode" then the zlib-compressed bytes.
     header = f"{int(state.exists)} {state.mode:o}\n".encode()
-    return header + _packed.get(state.data, lambda data: zlib.compress(data, 1))
+    return header + _packed.get(state.data, _compress)
+
+
+def _compress(data: bytes) -> bytes:
+    packed = zlib.compress(data, 1)
+    _unpacked.put(packed, data)  # what the next read of this state unpacks: no need to decompress it then
+    return packed
 
 
 def _unpack_state(blob: bytes) -> FileState:
@@ -750,6 +760,7 @@ class _Recent:
     to compress and ~2 ms to decompress, at each hook on that file. Kept here, a base is packed once;
     and since an unpacked one is the same bytes object each time, its hash is computed once too.
     Small data is cheaper to redo than to look up. The watcher's threads share these, hence the lock.
+    A state packed is put in the unpacked cache too: the next read of the record finds it there.
     """
 
     def __init__(self, keep: int, from_size: int):
@@ -761,14 +772,21 @@ class _Recent:
         if len(key) < self.from_size:
             return make(key)
         with self.lock:
-            found = self.results.get(key)
+            found = self.results.pop(key, None)
+            if found is not None:
+                self.results[key] = found  # the most recently used last: a base read at every hook stays
         if found is None:
             found = make(key)
-            with self.lock:
-                self.results[key] = found
-                while len(self.results) > self.keep:
-                    del self.results[next(iter(self.results))]
+            self.put(key, found)
         return found
+
+    def put(self, key: bytes, result: bytes) -> None:
+        if len(key) < self.from_size:
+            return
+        with self.lock:
+            self.results[key] = result
+            while len(self.results) > self.keep:
+                del self.results[next(iter(self.results))]
 
 
 _packed = _Recent(keep=8, from_size=64 << 10)  # data -> compressed
