@@ -321,3 +321,30 @@ def test_losses_equal_the_plain_version_on_any_two_records_of_a_file(history, da
     assert len(split_lines(after.known.data)) == sum(op in "KI" for op, _ in items)
     for actors in (set(), {1}, {4}):
         assert losses(before, after, actors) == slow_losses(before, after, actors)
+
+
+# --- a prompt's contested check -----------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(histories(), min_size=1, max_size=4), st.lists(st.sampled_from([(1,), (2,), (1, 2), (0,), (2, 3, 4)]), max_size=3))
+def test_the_records_read_for_contested_changes_are_all_that_hold_one(vb, tmp_path_factory, files, whole_owners):
+    """`contested_files` reads a record only when its owner lists say it may hold a contested change:
+    the conflicts found are those found in every record."""
+    from vbranch.core.ownership import conflicts
+
+    v = vb({"a.txt": "one\n"})
+    ws = v.ws()
+    try:
+        with ws.store.tx():
+            for k, (base_text, steps) in enumerate(files):
+                rec = new_record(f"f{k}", FileState(True, ownership.REGULAR, base_text))
+                for actor, co, text in steps:
+                    rec = record_change(rec, FileState(True, ownership.REGULAR, text), actor, co)
+                ws.store.put_file(rec)
+            for k, owners in enumerate(whole_owners):
+                ws.store.put_file(FileOwnership(f"w{k}", FileState(), FileState(True, ownership.REGULAR, b"\0bin"), None, owners))
+        every = [r for r in ws.store.files() if r.changed]
+        assert conflicts([r for r in ws.store.contested_files() if r.changed]) == conflicts(every)
+    finally:
+        ws.close()

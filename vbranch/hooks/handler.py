@@ -214,7 +214,7 @@ def _pending_contests(ws: Workspace, payload: dict) -> str | None:
     mine = _branch_id(ws, payload["session_id"])
     if mine is None:
         return None
-    found = [c for c in conflicts([r for r in ws.store.files() if r.changed]) if mine in c.owners]
+    found = [c for c in conflicts([r for r in ws.store.contested_files() if r.changed]) if mine in c.owners]
     if not found:
         return None
     listed = "; ".join(f"{_where([c])} ({_who(ws, c.owners, mine)})" for c in found[:10])

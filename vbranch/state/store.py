@@ -7,6 +7,7 @@ read-modify-write of a file's ownership never interleaves with another.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import zlib
@@ -334,6 +335,16 @@ class Store:
     def files(self) -> list[FileOwnership]:
         rows = self.db.execute("SELECT path, base, known, items, owners, stat FROM files ORDER BY path").fetchall()
         return [_file_from_row(r) for r in rows]
+
+    def contested_files(self) -> list[FileOwnership]:
+        """The records that may hold a contested change (all those `conflicts` finds one in), by path.
+
+        Told by their owner lists alone, before anything is unpacked: a prompt's check of what its
+        session shares need not unpack every record of the tree.
+        """
+        rows = self.db.execute("SELECT path, items, owners FROM files ORDER BY path").fetchall()
+        shared = [path for path, items, owners in rows if _SHARED.search(owners if items is None else items)]
+        return [rec for path in shared if (rec := self.file(path)) is not None]
 
     def stats(self) -> dict[str, tuple | None]:
         """Each recorded path's stat signature as last folded: what a snapshot compares, without the records."""
@@ -791,6 +802,11 @@ class _Recent:
 
 _packed = _Recent(keep=8, from_size=64 << 10)  # data -> compressed
 _unpacked = _Recent(keep=8, from_size=16 << 10)  # compressed -> data
+
+
+# A list of two owners or more, in the JSON of a record's items or whole-file owners (only owner lists
+# start with a number: the runs start with their op).
+_SHARED = re.compile(r"\[-?\d+,")
 
 
 def _pack_items(items: list) -> str:
