@@ -94,7 +94,8 @@ def describe(params: workload.Params) -> str:
             "tool call goes through PreToolUse and PostToolUse, each the installed hook command (the native hook client, or `python -S .../hookclient.py hook` "
             "without a C compiler; answered by the watcher's hook server) with a payload shaped like Claude Code's; shell commands run under the installed "
             "shell prefix, the command tracer (`python -S .../trace_command.py COMMAND` with CLAUDE_CODE_SESSION_ID set), as Claude Code "
-            "runs them; the Stop hook commits the session's branch.")
+            "runs them; the Stop hook commits the session's branch; the first branch lands alone (`vbranch land BRANCH`, "
+            "the slowest single landing: every other branch waits), the rest in one `vbranch land --queue --no-verify`.")
 
 
 def main(argv=None) -> int:

@@ -71,6 +71,22 @@ def _replace_in_tree(repo: Path, tree: str, files: dict[str, str]) -> str:
 _LAND_UNKNOWN: set[str] = set()  # vbranch executables without `land`: asked once, not per branch
 
 
+def land_vbranch_queue(repo: Path, branches: list[str]) -> dict:
+    """`vbranch land --queue --no-verify BRANCH...`: the branches landed in that order by one command.
+
+    Returns "landed" (the branches it reports landed), "seconds" and "error" (when it exited non-zero).
+    """
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "vbranch", "land", "--queue", "--no-verify", *branches], cwd=repo,
+                          env=clean_env(), capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    landed = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("landed ")]
+    result = {"method": "vbranch land --queue", "landed": landed, "seconds": seconds}
+    if proc.returncode != 0:
+        result["error"] = (proc.stderr or proc.stdout).strip()[-500:]
+    return result
+
+
 def land_vbranch(repo: Path, branch: str, resolve: Resolver, target: str = "refs/heads/main") -> dict:
     """`vbranch land BRANCH` when vbranch has it; until then the git merge the worktrees get.
 

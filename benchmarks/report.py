@@ -76,7 +76,7 @@ def correctness(result: dict) -> dict[str, bool]:
 
 
 USER_HEADERS = ("N", "per tool call (Pre + Post) median / p95", "one hook call median / p95", "shell command: bare (worktrees) / traced (vbranch)",
-                "commits held back", "contested after commit", "unattributed after commit", "landing per branch median / max")
+                "commits held back", "contested after commit", "unattributed after commit", "landing one branch (median / max); in a queue, per branch")
 
 
 def user_rows(result: dict) -> list[tuple]:
@@ -84,13 +84,29 @@ def user_rows(result: dict) -> list[tuple]:
     out = []
     for n in _both(result):
         wt, vb = _run(result, "worktrees", n), _run(result, "vbranch", n)
-        oh, hk, each = vb["change_overhead_ms"], vb["hook_call_ms"], vb["land_each_s"]
+        oh, hk = vb["change_overhead_ms"], vb["hook_call_ms"]
         amb = vb.get("status_after_commit") or {}
         out.append((str(n), f"{oh['median']:.0f} / {oh['p95']:.0f} ms", f"{hk['median']:.0f} / {hk['p95']:.0f} ms",
                     f"{wt['command_ms']['median']:.0f} / {vb['command_ms']['median']:.0f} ms",
                     f"{len(vb['commit_blocked'])} of {n}", str(amb.get("contested", "?")), str(amb.get("unattributed", "?")),
-                    f"{_median(each):.2f} / {max(each):.2f} s" if each else "-"))
+                    _landing_cell(vb)))
     return out
+
+
+def _landing_cell(vb: dict) -> str:
+    each, queue = vb["land_each_s"], vb.get("land_queue")
+    alone = f"{_median(each):.2f} / {max(each):.2f} s" if each else "-"
+    return f"{alone}; {queue['seconds'] / queue['branches']:.2f} s" if queue else alone
+
+
+def _landing_words(vb: dict) -> str:
+    """How vbranch landed the branches: one at a time, or the first alone and the rest in one queue."""
+    each, queue = vb["land_each_s"] or [0.0], vb.get("land_queue")
+    if queue:
+        return (f"the first branch alone {each[0]:.2f} s, then the other {queue['branches']} in one "
+                f"`vbranch land --queue --no-verify` {queue['seconds']:.2f} s, {queue['seconds'] / queue['branches']:.2f} s per branch"
+                + (f"; the queue failed: {queue['error']}" if queue.get("error") else ""))
+    return (f"{vb['landing_method']}; per branch median {_median(each):.2f} s, first {each[0]:.2f} s, last {each[-1]:.2f} s")
 
 
 def _median(xs: list[float]) -> float:
@@ -134,7 +150,6 @@ def headline(result: dict) -> list[str]:
     wt, vb = _run(result, "worktrees", n), _run(result, "vbranch", n)
     env = result["env"][-1] if result["env"] else None
     amb = vb.get("status_after_commit") or {}
-    each = vb["land_each_s"] or [0.0]
     lines = [
         f"N={n}: set-up {s(wt['setup_s'])} (worktrees) vs {s(vb['setup_s'])} (vbranch, watcher included); extra disk {mb(wt['extra_disk_bytes'])} vs {mb(vb['extra_disk_bytes'])}",
         f"N={n}: per-tool-call hook overhead (vbranch, PreToolUse + PostToolUse through the installed hook client, watcher live) "
@@ -144,8 +159,7 @@ def headline(result: dict) -> list[str]:
         f"N={n}: the shell command took {wt['command_ms']['median']:.0f} ms bare (worktrees) and {vb['command_ms']['median']:.0f} ms "
         f"under the command tracer (vbranch), medians",
         f"N={n}: commit {s(wt['commit_s'])} (worktrees, all at once) vs {s(vb['commit_s'])} (vbranch Stop hooks); "
-        f"landing {s(wt['land_s'])} vs {s(vb['land_s'])} ({vb['landing_method']}; per branch median {_median(each):.2f} s, "
-        f"first {each[0]:.2f} s, last {each[-1]:.2f} s)",
+        f"landing {s(wt['land_s'])} vs {s(vb['land_s'])} ({_landing_words(vb)})",
         f"N={n}: merge conflicts at landing: worktrees {len(wt['merge_conflicts'])}, vbranch {len(vb['merge_conflicts'])}; "
         f"vbranch commits held back by contested changes: {len(vb['commit_blocked'])} of {n}; after the Stop commits "
         f"`vbranch status` showed {amb.get('contested', '?')} contested and {amb.get('unattributed', '?')} unattributed",
@@ -335,7 +349,9 @@ def findings(result: dict) -> list[str]:
             if r.get(key) and not (key == "git_failures" and r[key] == len(adds)):
                 out.append(f"{tag}: {key.replace('_', ' ')}: {r[key]}")
         each = r.get("land_each_s") or []
-        if r["strategy"] == "vbranch" and len(each) > 1:
+        if r["strategy"] == "vbranch" and r.get("land_queue"):
+            out.append(f"{tag}: landing: {_landing_words(r)}")
+        elif r["strategy"] == "vbranch" and len(each) > 1:
             out.append(f"{tag}: landing one branch took {each[0]:.2f} s for the first and {each[-1]:.2f} s for the last "
                        f"(slowest {max(each):.2f} s; {r['landing_method']})")
         if r.get("busy_retries"):

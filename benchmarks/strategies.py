@@ -7,7 +7,9 @@ vbranch: `vbranch init` and a background watcher (`vbranch watch`, which
 answers the hooks) in the one directory, the same work through the Claude
 Code hooks as `vbranch install` writes them (the hook client; Bash commands
 under the command tracer), the Stop hook committing each session's branch (all
-at once), then each branch landed one at a time, then `vbranch teardown`.
+at once), then the first branch landed alone and the others in one `vbranch land
+--queue --no-verify` (one branch at a time where there is no queue: N = 1 and the
+overlap variant), then `vbranch teardown`.
 Sessions are separate processes (benchmarks/session.py) running each phase
 at the same moment; the parent times each phase from the first command sent
 to the last reply.
@@ -196,7 +198,18 @@ def _vbranch_run(repo: Path, result: dict, template: Path, plan: dict, base: str
 
     step("vbranch: land")
     methods, result["land_s"] = set(), 0.0
+    # The first branch alone (landing one of N waiting branches, the slowest single landing), then
+    # the rest in one queue, as a user lands them all; whatever the queue leaves, one at a time.
+    queued = [] if plan["overlap"] or n < 2 else branches[1:]
     for k, branch in enumerate(branches):
+        if queued and k == 1:
+            found = landing.land_vbranch_queue(repo, queued)
+            result["land_queue"] = {"branches": len(queued), "landed": len(found["landed"]), "seconds": found["seconds"],
+                                    **({"error": found["error"]} if "error" in found else {})}
+            result["land_s"] += found["seconds"]
+            methods.add(found["method"])
+        if queued and k >= 1 and branch in found["landed"]:
+            continue
         resolve = None if plan["overlap"] else _resolver(template, plan, k)
         merged = landing.land_vbranch(repo, branch, resolve)
         result["land_s"] += merged["seconds"]

@@ -38,6 +38,8 @@ def test_quick_comparison_is_correct_and_complete(tmp_path):
             assert isinstance(vb[when]["contested"], int) and isinstance(vb[when]["unattributed"], int)
         assert result["correctness"][f"n{n}.vbranch.commands_traced"] and result["correctness"][f"n{n}.vbranch.watcher_live"]
         assert result["final_trees_identical"][str(n)]
+        if n > 1:  # the first branch alone, the rest in one `vbranch land --queue`
+            assert vb["land_queue"] == {"branches": n - 1, "landed": n - 1, "seconds": vb["land_queue"]["seconds"]}
     assert result["env"] and result["env"][0]["ok"]
     assert result["overlap"]["summary"]["vbranch_denials"] == 1
     assert result["scaling"]["by_size"] and result["scaling"]["by_changed"]

@@ -228,8 +228,8 @@ def test_commit_from_the_watcher_commits_the_caller_s_branch_and_says_what_is_he
 
 
 def test_land_from_the_watcher_unless_it_verifies(vb, watcher):
-    """A plain landing is run by the watcher; one with a verify command (given, configured, or a queue)
-    stays with the client, which can interrupt it."""
+    """A plain landing (or an unverified queue) is run by the watcher; one with a verify command
+    (given or configured) stays with the client, which can interrupt it."""
     from vbranch.state import config
     from vbranch.state.models import write_config
 
@@ -244,12 +244,14 @@ def test_land_from_the_watcher_unless_it_verifies(vb, watcher):
     assert git(v.repo, "show", "main:a.txt") == "a by s1\n"
     log = vbranch_cli(v.repo, "log", "session-s2", mode="only")
     assert log.returncode == 0 and log.stdout == vbranch_cli(v.repo, "log", "session-s2", mode="off").stdout != ""
-    for args in (("land", "session-s2", "--verify", "true"), ("land", "--queue")):
+    for args in (("land", "session-s2", "--verify", "true"), ("land", "--queue", "--verify", "true")):
         assert "the watcher did not answer" in vbranch_cli(v.repo, *args, mode="only").stderr
     state = v.repo / ".git" / "vbranch"
     write_config(state, {**config.load(state), "land_verify": "true"})
-    assert "the watcher did not answer" in vbranch_cli(v.repo, "land", "session-s2", mode="only").stderr
-    assert vbranch_cli(v.repo, "land", "session-s2", "--no-verify", mode="only").returncode == 0
+    for args in (("land", "session-s2"), ("land", "--queue")):
+        assert "the watcher did not answer" in vbranch_cli(v.repo, *args, mode="only").stderr
+    queued = vbranch_cli(v.repo, "land", "--queue", "--no-verify", mode="only")
+    assert queued.returncode == 0 and "landed session-s2 on refs/heads/main" in queued.stdout
     assert git(v.repo, "show", "main:b.txt") == "b by s2\n"
 
 

@@ -146,7 +146,7 @@ def _parsed(argv: list[str], cwd: str, parser):
 
 
 def _verifies(ws, args) -> bool:
-    """The landing runs a verify command (or a queue of them): the client runs it, and can interrupt it."""
+    """The landing (or queue) runs a verify command: the client runs it, and can interrupt it."""
     from vbranch.state.config import load
 
-    return args.queue or args.verify is not None or (not args.no_verify and bool(load(ws.state_dir)["land_verify"]))
+    return args.verify is not None or (not args.no_verify and bool(load(ws.state_dir)["land_verify"]))

@@ -74,19 +74,23 @@ def _commit(ws: Workspace, names: list[str] | None, message: str | None, at: str
         return report
 
 
-def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[FileOwnership], message: str | None):
+def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[FileOwnership], message: str | None,
+                 base: str | None = None, heads: dict[str, str] | None = None):
     """Each branch's next commit, written to the object database: (report, ref updates).
 
     A branch whose head is the one its marks (store.commit_marks) were taken at
     is built on that head along the records whose digest changed since: a branch
     with nothing new costs a comparison of digests. Otherwise (first commit, a
     landing or undo moved the head, the base moved) it is built whole from the base.
+    `base` and `heads` (ref -> commit) stand for the store's base and the refs where a
+    caller has moved them in memory only (landing several branches at once).
     """
     from vbranch.git import gitops
 
     contested = conflicts([rec for rec in records if _may_be_contested(rec)])
-    base_tree = gitops.tree_of(repo, ws.base)
-    base_key = ws.base or ""
+    base = ws.base if base is None else base
+    base_tree = gitops.tree_of(repo, base)
+    base_key = base or ""
     digests = ws.store.raw_digests()
     by_path = {rec.path: rec for rec in records}
     report = CommitReport()
@@ -95,7 +99,7 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
         mine = [c for c in contested if branch.id in c.owners]
         if mine:  # ambiguity holds back only its own lines: a branch's tree has only what it owns alone
             report.held_back[branch.name] = mine
-        head = gitops.head_of(repo, branch.ref)
+        head = heads[branch.ref] if heads and branch.ref in heads else gitops.head_of(repo, branch.ref)
         head_tree = gitops.tree_of(repo, head) if head else base_tree
         known = ws.store.commit_marks(branch.id)
         if known is not None and known[0] == (head or "") and known[1] == base_key:

@@ -21,7 +21,9 @@ output) is kept in the store's `verifications` table: `vbranch land --log BRANCH
 `vbranch status` show it.
 
 `land_queue` lands several branches one at a time, each verified on top of those landed
-before it; a failing branch stays out, the others go on. One verified landing or queue at
+before it; a failing branch stays out, the others go on. Without a verify command it first
+lands them all in one operation (landing.land_together: each branch rebased once, not once
+per landing before it), and one at a time only when one of them cannot land. One verified landing or queue at
 a time: a second one finds the queue lock (an flock on `.git/vbranch/queue`) held and
 refuses at once (LockTimeout, exit 7).
 """
@@ -39,7 +41,7 @@ from typing import Callable
 from vbranch.core.ownership import conflicts
 from vbranch.errors import GitError, LockTimeout, VbranchError
 from vbranch.git import gitcli
-from vbranch.ops.landing import LandReport, _land, check_mode, plan_land
+from vbranch.ops.landing import LandReport, _land, check_mode, land_together, plan_land
 from vbranch.state import flock
 from vbranch.state.store import Verification
 from vbranch.state.workspace import Workspace
@@ -271,7 +273,13 @@ def land_queue(ws: Workspace, names: list[str] | None, mode: str, at: str, comma
     """Land each branch in turn, each verified on top of those landed before it; a failing one stays out."""
     results = []
     with queue_lock(ws):
-        for i, name in enumerate(names or queue_candidates(ws)):
+        names = names or queue_candidates(ws)
+        if not command and len(names) > 1:
+            try:  # unverified: all in one operation, each branch rebased once (see land_together)
+                return [QueueResult(r.branch, True, r) for r in land_together(ws, names, mode, at)]
+            except VbranchError:
+                pass  # one of them cannot land: one at a time, that one held out, as below
+        for i, name in enumerate(names):
             when = clock() if clock else at
             # The shared tree's unreported changes are folded in once, by the first landing: a
             # `git status` of the whole tree per branch would cost more than the rest of landing
