@@ -43,7 +43,7 @@ def test_a_change_undone_leaves_no_record(vb):
 
 def test_large_states_are_packed_once_and_the_kept_ones_stay_few(vb):
     """A record's large base is packed again at every put: the store keeps the last few packings
-    (and unpackings). What it gives back is what it would compute, and it keeps at most a few."""
+    (and unpackings). What it gives back is what it would compute, and it keeps no more than its budget."""
     import zlib
 
     from vbranch.core.ownership import FileState, new_record, record_change
@@ -62,7 +62,8 @@ def test_large_states_are_packed_once_and_the_kept_ones_stay_few(vb):
             got = ws.store.file(f"big{k}.txt")
             assert got.base == base and got.known.data == data + b"more\n"
             assert store._pack_state(base).partition(b"\n")[2] == zlib.compress(data, 1)
-        assert len(store._packed.results) <= store._packed.keep and len(store._unpacked.results) <= store._unpacked.keep
+        for kept in (store._packed, store._unpacked):
+            assert kept.size == sum(len(k) + len(v) for k, v in kept.results.items()) <= kept.budget
     finally:
         ws.close()
 
@@ -83,7 +84,7 @@ def test_a_state_just_packed_is_read_back_without_unpacking_and_a_state_in_use_s
     try:
         base = FileState(True, 0o100644, b"".join(b"base line %d\n" % i for i in range(8000)))
         rec = new_record("big.txt", base)
-        for k in range(3 * store._unpacked.keep):
+        for k in range(24):
             rec = record_change(rec, FileState(True, 0o100644, base.data + b"edit %d\n" % k), 1, ())
             with ws.store.tx():
                 ws.store.put_file(rec)
@@ -92,3 +93,22 @@ def test_a_state_just_packed_is_read_back_without_unpacking_and_a_state_in_use_s
         assert len(unpacked) <= 1  # the base, at most once (it may have been packed before this test)
     finally:
         ws.close()
+
+
+def test_the_kept_results_are_the_most_recently_used_within_the_budget():
+    from vbranch.state.store import _Recent
+
+    made = []
+    kept = _Recent(budget=3 * 2000, from_size=100)  # room for three keys of 1000 bytes and their results
+    make = lambda key: made.append(key) or key.upper()  # noqa: E731
+    keys = [bytes([97 + k]) * 1000 for k in range(5)]
+    for key in keys[:3]:
+        assert kept.get(key, make) == key.upper()
+    assert kept.get(keys[0], make) == keys[0].upper() and len(made) == 3  # kept; now the most recent
+    kept.get(keys[3], make)  # the least recently used goes: keys[1]
+    assert set(kept.results) == {keys[0], keys[2], keys[3]} and kept.size == 6000
+    kept.get(b"small", make)
+    kept.get(b"small", make)  # below from_size: made each time, never kept
+    assert made[-2:] == [b"small", b"small"] and b"small" not in kept.results
+    kept.put(b"x" * 7000, b"")  # larger than the whole budget: not kept
+    assert kept.size == 6000

@@ -765,18 +765,22 @@ def _unpack_state(blob: bytes) -> FileState:
 
 
 class _Recent:
-    """The last few results of a pure function of large bytes, keyed by those bytes.
+    """Recent results of a pure function of bytes, keyed by those bytes, up to `budget` bytes of keys
+    and results (least recently used out).
 
-    Every put of a record packs its base again, and every read unpacks it: for a 750 KB file, ~9 ms
-    to compress and ~2 ms to decompress, at each hook on that file. Kept here, a base is packed once;
-    and since an unpacked one is the same bytes object each time, its hash is computed once too.
-    Small data is cheaper to redo than to look up. The watcher's threads share these, hence the lock.
-    A state packed is put in the unpacked cache too: the next read of the record finds it there.
+    Every put of a record packs its base again, and every read unpacks it: for a 750 KB file, ~8 ms
+    to compress and ~4 ms to decompress, at each hook on that file; and a commit reads every record.
+    Kept here, a base is packed once; and since an unpacked one is the same bytes object each time,
+    its hash is computed once too. Looking up costs a hash of the key (~0.5 ns a byte), unpacking
+    ~20 ns a packed byte: only tiny data is cheaper to redo. The watcher's threads share these,
+    hence the lock. A state packed is put in the unpacked cache too: the next read of the record
+    finds it there.
     """
 
-    def __init__(self, keep: int, from_size: int):
-        self.keep, self.from_size = keep, from_size
+    def __init__(self, budget: int, from_size: int):
+        self.budget, self.from_size = budget, from_size
         self.results: dict[bytes, bytes] = {}
+        self.size = 0  # of the keys and results kept
         self.lock = threading.Lock()
 
     def get(self, key: bytes, make) -> bytes:
@@ -792,16 +796,20 @@ class _Recent:
         return found
 
     def put(self, key: bytes, result: bytes) -> None:
-        if len(key) < self.from_size:
+        cost = len(key) + len(result)
+        if len(key) < self.from_size or cost > self.budget:
             return
         with self.lock:
+            old = self.results.pop(key, None)
+            self.size += cost - (0 if old is None else len(key) + len(old))
             self.results[key] = result
-            while len(self.results) > self.keep:
-                del self.results[next(iter(self.results))]
+            while self.size > self.budget:
+                first = next(iter(self.results))
+                self.size -= len(first) + len(self.results.pop(first))
 
 
-_packed = _Recent(keep=8, from_size=64 << 10)  # data -> compressed
-_unpacked = _Recent(keep=8, from_size=16 << 10)  # compressed -> data
+_packed = _Recent(budget=16 << 20, from_size=4 << 10)  # data -> compressed
+_unpacked = _Recent(budget=32 << 20, from_size=1 << 10)  # compressed -> data
 
 
 # A list of two owners or more, in the JSON of a record's items or whole-file owners (only owner lists
