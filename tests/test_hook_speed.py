@@ -348,3 +348,15 @@ def test_the_records_read_for_contested_changes_are_all_that_hold_one(vb, tmp_pa
         assert conflicts([r for r in ws.store.contested_files() if r.changed]) == conflicts(every)
     finally:
         ws.close()
+
+
+def test_lines_kept_by_identity_are_the_lines_of_that_object():
+    """A large base's lines are kept for the object they were split from: another object, even one
+    made at the same address once the first is gone, is split afresh."""
+    kept = ownership._lines_of
+    for k in range(20):  # more objects than are kept, each gone before the next is made
+        data = b"".join(b"line %d of version %d\n" % (i, k) for i in range(5000))
+        assert kept(data) == split_lines(data) and kept(data) is kept(data)
+        assert ownership._newlines_of(data) == data.count(b"\n")
+    small = b"a\nb\n"
+    assert kept(small) == split_lines(small)
