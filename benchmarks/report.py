@@ -93,6 +93,15 @@ def user_rows(result: dict) -> list[tuple]:
     return out
 
 
+def _own_and_shared(vb: dict) -> str:
+    own, shared = vb.get("change_overhead_own_ms"), vb.get("change_overhead_shared_ms")
+    if not own or not shared or not shared["count"]:
+        return ""
+    return (f"; per tool call on a file no other session writes median {own['median']:.0f} ms, p95 {own['p95']:.0f} ms, "
+            f"on the shared files median {shared['median']:.0f} ms, p95 {shared['p95']:.0f} ms (sessions writing one file "
+            "at once take turns: each write holds the file's lease from PreToolUse to PostToolUse)")
+
+
 def _landing_cell(vb: dict) -> str:
     each, queue = vb["land_each_s"], vb.get("land_queue")
     alone = f"{_median(each):.2f} / {max(each):.2f} s" if each else "-"
@@ -155,7 +164,8 @@ def headline(result: dict) -> list[str]:
         f"N={n}: per-tool-call hook overhead (vbranch, PreToolUse + PostToolUse through the installed hook client, watcher live) "
         f"median {vb['change_overhead_ms']['median']:.0f} ms, p95 {vb['change_overhead_ms']['p95']:.0f} ms; "
         f"one hook call median {vb['hook_call_ms']['median']:.0f} ms, p95 {vb['hook_call_ms']['p95']:.0f} ms; "
-        f"the watcher's CPU per hook {vb.get('watcher_cpu_ms_per_hook')} ms (the hook server's threads share one interpreter lock)",
+        f"the watcher's CPU per hook {vb.get('watcher_cpu_ms_per_hook')} ms (the hook server's threads share one interpreter lock)"
+        + _own_and_shared(vb),
         f"N={n}: the shell command took {wt['command_ms']['median']:.0f} ms bare (worktrees) and {vb['command_ms']['median']:.0f} ms "
         f"under the command tracer (vbranch), medians",
         f"N={n}: commit {s(wt['commit_s'])} (worktrees, all at once) vs {s(vb['commit_s'])} (vbranch Stop hooks); "

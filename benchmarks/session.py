@@ -120,6 +120,7 @@ class VbranchSession(Tools):
         self.hook_seconds: list[float] = []    # every hook call
         self.hook_names: list[str] = []        # and which payload it was
         self.change_seconds: list[float] = []  # PreToolUse + PostToolUse of one tool call
+        self.change_paths: list[str] = []      # and the file it wrote
 
     def fire(self, name: str, **fields) -> dict | None:
         data = json.loads((PAYLOADS / f"{name}.json").read_text().replace(CAPTURED_ROOT, str(self.repo)))
@@ -175,7 +176,7 @@ class VbranchSession(Tools):
                 self.note("denied while another session wrote the file; retried", op=k, path=op["path"])
                 continue
             self.note("denied", op=k, path=op["path"], reason=reason[:300])
-            self.change_seconds.append(sum(self.hook_seconds[before:]))
+            self._took(op, before)
             return
         original = full.read_text() if tool != "Bash" and full.exists() else None
         super().run_op(k, op)
@@ -188,11 +189,15 @@ class VbranchSession(Tools):
         else:
             response = {"stdout": "", "stderr": "", "interrupted": False, "isImage": False}
         self.fire(f"PostToolUse_{tool}", tool_name=tool, tool_input=tool_input, tool_use_id=call, tool_response=response)
+        self._took(op, before)
+
+    def _took(self, op: dict, before: int) -> None:
         self.change_seconds.append(sum(self.hook_seconds[before:]))
+        self.change_paths.append(op["path"])
 
     def edit(self) -> dict:
         return {**super().edit(), "hook_seconds": self.hook_seconds, "hook_names": self.hook_names,
-                "change_seconds": self.change_seconds}
+                "change_seconds": self.change_seconds, "change_paths": self.change_paths}
 
     def commit(self) -> dict:
         """Claude Code's Stop hook: vbranch commits the session's branch at the end of the turn."""

@@ -164,6 +164,12 @@ def run_vbranch(repo: Path, template: Path, plan: dict, plan_file: Path, step) -
             result["extra_disk_bytes"] = disk_usage(repo / ".git" / "vbranch")
             result["hook_call_ms"] = stats_ms([s for r in replies for s in r["hook_seconds"]])
             result["change_overhead_ms"] = stats_ms([s for r in replies for s in r["change_seconds"]])
+            # Sessions writing one file at the same moment take turns (each write holds the file's lease
+            # from PreToolUse to PostToolUse): the tool calls on the shared files include that wait.
+            shared = {f["path"] for f in plan["shared"]}
+            changes = [(p in shared, s) for r in replies for p, s in zip(r["change_paths"], r["change_seconds"], strict=True)]
+            result["change_overhead_own_ms"] = stats_ms([s for on_shared, s in changes if not on_shared])
+            result["change_overhead_shared_ms"] = stats_ms([s for on_shared, s in changes if on_shared])
             result["command_ms"] = stats_ms([c for r in replies for c in r["command_seconds"]])
             calls = [(name, sec) for r in replies for name, sec in zip(r["hook_names"], r["hook_seconds"])]
             result["hook_ms_by_event"] = {name: stats_ms([sec for k, sec in calls if k == name]) for name in sorted({k for k, _ in calls})}
