@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from tests.conftest import VB, fingerprint, git
-from vbranch.errors import Blocked
+from vbranch.errors import Blocked, StateError
 from vbranch.ops import landing, undo
 from vbranch.ops.verify import land_queue
 from vbranch.state.workspace import WORKSPACE_REF
@@ -167,3 +167,18 @@ def test_an_unverified_queue_lands_together_or_holds_out_what_cannot_land(vb, tm
         ws.close()
     assert [(r.branch, r.landed) for r in results] == [(names[0], False), (names[1], False), (names[2], True)]
     assert "shares changes" in results[0].reason
+
+
+def test_a_branch_moved_outside_vbranch_refuses_the_whole(vb):
+    v = _scene(vb)
+    names = [v.branch_of(s) for s in "abc"]
+    elsewhere = git(v.repo, "commit-tree", "main^{tree}", "-m", "not from the base").strip()  # no parent: off the base
+    git(v.repo, "update-ref", f"refs/heads/{names[1]}", elsewhere)
+    refs = git(v.repo, "for-each-ref")
+    ws = v.ws()
+    try:
+        with pytest.raises(StateError, match="does not start from the base"):
+            landing.land_together(ws, names, "ff", v.at())
+    finally:
+        ws.close()
+    assert git(v.repo, "for-each-ref") == refs
