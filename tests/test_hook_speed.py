@@ -21,7 +21,7 @@ from vbranch.core.ownership import (
 )
 from vbranch.state import store
 
-EXAMPLES = int(os.environ.get("VBRANCH_PROPERTY_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("VBRANCH_PROPERTY_EXAMPLES", "150"))
 
 # --- the plain versions -------------------------------------------------------------------------
 
@@ -212,7 +212,8 @@ def test_record_change_and_losses_equal_the_plain_versions(history):
             assert store._unpack_items(store._pack_items(fast.items)) == fast.items
             for mine in (None, 1, 2):
                 protected = {1, 2, 3, 4} - {mine}
-                for proposed in (None, FileState(True, ownership.REGULAR, base_text), FileState(True, ownership.REGULAR, text + b"x\n")):
+                others = [FileState(True, ownership.REGULAR, t) for t in {base_text, text + b"x\n", *(t for _a, _c, t in steps)}]
+                for proposed in [None, *others]:
                     assert guard.touched_lines(fast, proposed, mine, protected) == slow_touched_lines(fast, proposed, mine, protected)
         rec = fast
 
@@ -326,7 +327,7 @@ def test_losses_equal_the_plain_version_on_any_two_records_of_a_file(history, da
 # --- a prompt's contested check -----------------------------------------------------------------
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(histories(), min_size=1, max_size=4), st.lists(st.sampled_from([(1,), (2,), (1, 2), (0,), (2, 3, 4)]), max_size=3))
 def test_the_records_read_for_contested_changes_are_all_that_hold_one(vb, tmp_path_factory, files, whole_owners):
     """`contested_files` reads a record only when its owner lists say it may hold a contested change:
