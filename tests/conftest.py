@@ -226,6 +226,34 @@ class Watcher:
         self.err.close()
 
 
+@pytest.fixture(autouse=True)
+def _no_watcher_outlives_its_test(tmp_path_factory):
+    """Stop the watchers a test left running in its repositories (a hook or command started them; a
+    session that never ends keeps one alive). Each holds an inotify instance, and a user gets 128:
+    a full run leaves ~200, and once they are used up later watchers cannot vouch for anything."""
+    yield
+    root = str(tmp_path_factory.getbasetemp())
+    for pid in _watcher_pids():
+        try:
+            if os.readlink(f"/proc/{pid}/cwd").startswith(root):
+                os.kill(pid, signal.SIGTERM)
+        except OSError:
+            continue  # gone already
+
+
+def _watcher_pids() -> list[int]:
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                    if b"\0vbranch\0watch" in f.read():
+                        pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 @pytest.fixture
 def watcher():
     started: list[Watcher] = []

@@ -16,10 +16,10 @@ from vbranch.watch import dirtyset
 def test_an_outside_write_shows_in_status_through_the_watcher(vb, watcher, monkeypatch):
     v = vb({"a.txt": "one\n"})
     watcher(v.repo)
-    before, after = outside(v.repo, "open('a.txt', 'a').write('two\\n')")
+    before, _after = outside(v.repo, "open('a.txt', 'a').write('two\\n')")
     ws = v.ws()
     seen = wait_for(lambda: ws.store.dirty_since(0).get("a.txt"), 5)
-    assert seen and seen - after < 1.0
+    assert seen and seen >= before  # stamped when marked, after the write began (no wall-clock bound: loaded machines)
     dirtyset.candidate_paths(ws)  # seeds the set once for this watcher
     ws.close()
 
