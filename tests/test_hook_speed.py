@@ -192,6 +192,15 @@ def histories(draw):
     return texts[0], steps
 
 
+def replayed(history, path: str = "f"):
+    """The record of a file after each step of a history, one record_change each."""
+    base_text, steps = history
+    rec = new_record(path, FileState(True, ownership.REGULAR, base_text))
+    for actor, co, text in steps:
+        rec = record_change(rec, FileState(True, ownership.REGULAR, text), actor, co)
+    return rec
+
+
 def _same(a: FileOwnership, b: FileOwnership) -> bool:
     return (a.base, a.known, a.items, a.owners) == (b.base, b.known, b.items, b.owners)
 
@@ -221,10 +230,7 @@ def test_record_change_and_losses_equal_the_plain_versions(history):
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(histories(), st.lists(st.integers(0, 40), max_size=6))
 def test_the_item_of_each_current_line_is_found_by_runs(history, wanted):
-    base_text, steps = history
-    rec = new_record("f", FileState(True, ownership.REGULAR, base_text))
-    for actor, co, text in steps:
-        rec = record_change(rec, FileState(True, ownership.REGULAR, text), actor, co)
+    rec = replayed(history)
     if rec.is_whole:
         return
     current = [i for i, (op, _) in enumerate(rec.items) if op in "KI"]
@@ -301,10 +307,7 @@ def test_deleting_the_lines_around_another_branchs_line_keeps_its_version():
 def test_losses_equal_the_plain_version_on_any_two_records_of_a_file(history, data):
     """Not only records one change apart: `after` is the record with lines' texts and items' owners changed
     at random (a shortcut that trusted how record_change assigns owners would be caught here)."""
-    base_text, steps = history
-    before = new_record("f", FileState(True, ownership.REGULAR, base_text))
-    for actor, co, text in steps:
-        before = record_change(before, FileState(True, ownership.REGULAR, text), actor, co)
+    before = replayed(history)
     if before.is_whole:
         return
     lines = split_lines(before.known.data)
@@ -338,11 +341,8 @@ def test_the_records_read_for_contested_changes_are_all_that_hold_one(vb, tmp_pa
     ws = v.ws()
     try:
         with ws.store.tx():
-            for k, (base_text, steps) in enumerate(files):
-                rec = new_record(f"f{k}", FileState(True, ownership.REGULAR, base_text))
-                for actor, co, text in steps:
-                    rec = record_change(rec, FileState(True, ownership.REGULAR, text), actor, co)
-                ws.store.put_file(rec)
+            for k, history in enumerate(files):
+                ws.store.put_file(replayed(history, f"f{k}"))
             for k, owners in enumerate(whole_owners):
                 ws.store.put_file(FileOwnership(f"w{k}", FileState(), FileState(True, ownership.REGULAR, b"\0bin"), None, owners))
         every = [r for r in ws.store.files() if r.changed]
