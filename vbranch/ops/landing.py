@@ -7,6 +7,9 @@ else against the new base: the landed branch's lines become base lines
 new base, and the workspace commit is rebuilt. No working file changes: the
 landed lines were already there.
 
+`land_together` = several branches landed in order as one operation, the same result as
+landing each in turn, with each branch rebased once instead of once per landing before it.
+
 `update` = the target moved outside vbranch. Its new commits are merged into
 each record (ownership.rebase_onto) and into each branch's commits; branches
 whose whole change is already upstream are retired. This is the one command
