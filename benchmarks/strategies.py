@@ -207,14 +207,16 @@ def _vbranch_run(repo: Path, result: dict, template: Path, plan: dict, base: str
     # The first branch alone (landing one of N waiting branches, the slowest single landing), then
     # the rest in one queue, as a user lands them all; whatever the queue leaves, one at a time.
     queued = [] if plan["overlap"] or n < 2 else branches[1:]
+    by_queue: set[str] = set()
     for k, branch in enumerate(branches):
         if queued and k == 1:
             found = landing.land_vbranch_queue(repo, queued)
-            result["land_queue"] = {"branches": len(queued), "landed": len(found["landed"]), "seconds": found["seconds"],
+            by_queue = set(found["landed"])
+            result["land_queue"] = {"branches": len(queued), "landed": len(by_queue), "seconds": found["seconds"],
                                     **({"error": found["error"]} if "error" in found else {})}
             result["land_s"] += found["seconds"]
             methods.add(found["method"])
-        if queued and k >= 1 and branch in found["landed"]:
+        if branch in by_queue:
             continue
         resolve = None if plan["overlap"] else _resolver(template, plan, k)
         merged = landing.land_vbranch(repo, branch, resolve)

@@ -643,6 +643,7 @@ def _release_session(ws: Workspace, session: str) -> None:
     with ws.lock, ws.store.tx():
         ws.store.release_leases(session)
         ws.store.drop_windows(session)
+    leases.wake_waiters()
 
 
 def _decide(policy: str, reason: str) -> str | None:

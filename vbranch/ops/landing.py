@@ -172,11 +172,7 @@ def _land(ws: Workspace, name: str, mode: str, at: str, expect: LandPlan | None 
             head = updates[0].new if updates else gitops.head_of(repo, row.ref)
             if head is None or head == base:
                 raise UsageError(f"{name} has nothing to land", hint="`vbranch status` shows what each branch owns")
-            if not gitops.is_ancestor(repo, base, head):
-                raise StateError(
-                    f"{row.ref} does not start from the base {(base or '')[:12]}",
-                    hint="it was moved outside vbranch; `vbranch undo` or reset it to a commit after the base",
-                )
+            _refuse_off_base(repo, row, base, head)
             head_tree = gitops.tree_of(repo, head).id
             new_target = _target_commit(repo, mode, name, base, head, head_tree)
             if expect is not None:
@@ -210,7 +206,7 @@ def _refuse_unlandable(ws: Workspace, row: BranchRow, records: list[FileOwnershi
 def land_together(ws: Workspace, names: list[str], mode: str, at: str) -> list[LandReport]:
     """Land several branches, in order, in one operation: the result of landing each in turn, but
     each branch is rebased once — a queued one onto the target as it stands at its turn, the others
-    onto the final target — not once per landing before it (16 queued branches: 16 rebases, not 136).
+    onto the final target — not once per landing before it (16 queued branches: 15 rebases, not 120).
 
     All or nothing: where landing them one by one would refuse one of them, or a branch's commits
     clash with the moved target, this refuses the whole and changes nothing (the queue then lands
@@ -273,11 +269,8 @@ def land_together(ws: Workspace, names: list[str], mode: str, at: str) -> list[L
 def _caught_up(repo, row: BranchRow, head: str | None, old_base: str | None, base: str | None) -> str | None:
     """The branch's head on `base`: rebased there from `old_base` (where its ref starts) when the
     target moved in memory since (earlier branches of the same landing)."""
-    if head is not None and head != old_base and not gitops.is_ancestor(repo, old_base, head):
-        raise StateError(
-            f"{row.ref} does not start from the base {(old_base or '')[:12]}",
-            hint="it was moved outside vbranch; `vbranch undo` or reset it to a commit after the base",
-        )
+    if head is not None and head != old_base:
+        _refuse_off_base(repo, row, old_base, head)
     if base == old_base:
         return head
     if head is None or head == old_base:
@@ -289,6 +282,14 @@ def _caught_up(repo, row: BranchRow, head: str | None, old_base: str | None, bas
             hint="land it on its own after the others, or commit it so its commit holds only its own lines",
         )
     return new_head
+
+
+def _refuse_off_base(repo, row: BranchRow, base: str | None, head: str) -> None:
+    if not gitops.is_ancestor(repo, base, head):
+        raise StateError(
+            f"{row.ref} does not start from the base {(base or '')[:12]}",
+            hint="it was moved outside vbranch; `vbranch undo` or reset it to a commit after the base",
+        )
 
 
 def _target_commit(repo, mode: str, name: str, base: str | None, head: str, head_tree) -> str:

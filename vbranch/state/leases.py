@@ -124,6 +124,11 @@ def release(ws: Workspace, session: str, tool_use_id: str | None = None) -> None
     """Release a tool call's leases, or every lease of the session (None)."""
     with ws.lock, ws.store.tx():
         ws.store.release_leases(session, tool_use_id)
+    wake_waiters()
+
+
+def wake_waiters() -> None:
+    """After leases were released (committed): this process's waiters look again now."""
     with _released:
         _released.notify_all()
 
