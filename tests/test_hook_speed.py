@@ -26,13 +26,21 @@ EXAMPLES = int(os.environ.get("VBRANCH_PROPERTY_EXAMPLES", "150"))
 # --- the plain versions -------------------------------------------------------------------------
 
 
+def slow_owners(rec: FileOwnership) -> set[int]:
+    if rec.is_whole:
+        return set(rec.owners) if rec.changed else set()
+    return {o for op, owners in rec.items if op != "K" for o in owners}
+
+
+def slow_contested(rec: FileOwnership) -> bool:
+    if rec.is_whole:
+        return len(rec.owners) > 1
+    return any(len(owners) > 1 for op, owners in rec.items if op != "K")
+
+
 def slow_losses(before: FileOwnership, after: FileOwnership, actors: set[int]) -> list[tuple[int, FileState]]:
-    if before.is_whole:
-        owners = set(before.owners) if before.changed else set()
-    else:
-        owners = {o for op, owners_ in before.items if op != "K" for o in owners_}
     out = []
-    for branch in sorted(owners - actors - {UNATTRIBUTED}):
+    for branch in sorted(slow_owners(before) - actors - {UNATTRIBUTED}):
         mine = branch_state(before, branch)
         if mine != before.base and mine != branch_state(after, branch):
             out.append((branch, mine))
@@ -75,7 +83,7 @@ def slow_record_change(rec, new, actor, co_owners=()):
         return rec
     if ownership.lines_eligible(rec.base, new):
         if rec.is_whole:
-            prior = ownership._all_owners(rec)
+            prior = slow_owners(rec)
             clean = [("K", ())] * len(split_lines(rec.base.data)) if rec.base.is_text else None
             items = slow_apply_edit(clean, split_lines(rec.base.data), split_lines(new.data), actor, co_owners)
             items = ownership._add_owners(items, prior - {actor})
@@ -83,7 +91,7 @@ def slow_record_change(rec, new, actor, co_owners=()):
             items = slow_apply_edit(rec.items, split_lines(rec.known.data), split_lines(new.data), actor, co_owners)
         items = slow_canonicalize(items, split_lines(rec.base.data), split_lines(new.data))
         return FileOwnership(rec.path, rec.base, new, items)
-    owners = tuple(sorted(ownership._all_owners(rec) | {actor} | set(co_owners)))
+    owners = tuple(sorted(slow_owners(rec) | {actor} | set(co_owners)))
     return FileOwnership(rec.path, rec.base, new, None, owners)
 
 
@@ -215,6 +223,7 @@ def test_record_change_and_losses_equal_the_plain_versions(history):
         fast, slow = record_change(rec, new, actor, co), slow_record_change(rec, new, actor, co)
         assert _same(fast, slow)
         assert losses(rec, fast, {actor, *co}) == slow_losses(rec, fast, {actor, *co})
+        assert (fast.changers, fast.contested) == (slow_owners(fast), slow_contested(fast))
         if not fast.is_whole:
             assert spans(fast.items) == slow_spans(fast.items)
             assert store._pack_items(fast.items) == slow_pack_items(fast.items)

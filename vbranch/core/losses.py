@@ -21,17 +21,11 @@ from vbranch.core.ownership import (
 Kept = namedtuple("Kept", "path branch_id base version at by")
 
 
-def owners(rec: FileOwnership) -> set[int]:
-    if rec.is_whole:
-        return set(rec.owners) if rec.changed else set()
-    return {o for (op, owners_), _n in runs(rec.items) if op != "K" for o in owners_}
-
-
 def losses(before: FileOwnership, after: FileOwnership, actors: set[int]) -> list[tuple[int, FileState]]:
     """Branches (not `actors`) whose version of the file the change altered: (branch, its version before)."""
     out = []
     kept = _kept_versions(before, after)
-    for branch in sorted(owners(before) - actors - {UNATTRIBUTED}):
+    for branch in sorted(before.changers - actors - {UNATTRIBUTED}):
         if kept(branch):
             continue  # its version is the base, or the same after: nothing lost, and no need to build it
         mine = branch_state(before, branch)

@@ -13,16 +13,14 @@ from vbranch.core.ownership import (  # noqa: F401 (branch_state is part of spli
 
 def touches(rec: FileOwnership, branch: int) -> bool:
     """True when the branch owns any change of the record, alone or contested."""
-    if rec.is_whole:
-        return rec.changed and branch in rec.owners
-    return any(op != "K" and branch in owners for op, owners in rec.items)
+    return branch in rec.changers
 
 
 def committable(rec: FileOwnership, branch: int) -> FileOwnership:
     """The record as far as `branch` can commit it now: a region of changed lines holding a
     contested change of the branch is left out whole, so that a commit never holds half of
     an edit (the deletion of a line without what replaced it)."""
-    if rec.is_whole or not any(len(o) > 1 and branch in o for op, o in rec.items if op != "K"):
+    if rec.is_whole or not rec.contested or not any(len(o) > 1 and branch in o for op, o in rec.items if op != "K"):
         return rec
     out: list = []
     run: list = []

@@ -53,7 +53,7 @@ ABSENT = FileState()
 class FileOwnership:
     """What the store knows of one path: its base, last seen state and owners."""
 
-    __slots__ = ("path", "base", "known", "items", "owners", "stat")
+    __slots__ = ("path", "base", "known", "items", "owners", "stat", "_changers", "_contested")
 
     def __init__(
         self,
@@ -65,10 +65,38 @@ class FileOwnership:
         stat: tuple | None = None,  # the working file's stat signature when last read
     ):
         self.path, self.base, self.known, self.items, self.owners, self.stat = path, base, known, items, owners, stat
+        self._changers: frozenset[int] | None = None
+        self._contested = False
 
     @property
     def is_whole(self) -> bool:
         return self.items is None
+
+    @property
+    def changers(self) -> frozenset[int]:
+        """The branches owning any change of the record, alone or contested.
+
+        Kept once found: a landing or a commit asks it of every record once per branch, and a
+        large shared file has tens of thousands of items. A record is never changed in place
+        (every function here returns a new one), so the answer cannot go stale.
+        """
+        if self._changers is None:
+            if self.items is None:
+                self._changers = frozenset(self.owners) if self.known != self.base else frozenset()
+                self._contested = len(self.owners) > 1
+            else:
+                sets = {owners for op, owners in set(self.items) if op != "K"}
+                self._changers = frozenset(o for owners in sets for o in owners)
+                self._contested = any(len(owners) > 1 for owners in sets)
+        return self._changers
+
+    @property
+    def contested(self) -> bool:
+        """True when a changed item (or the whole file) has two or more owners: only such a
+        record can hold a conflict (kept as `changers` is)."""
+        if self._changers is None:
+            self.changers  # noqa: B018 - found with it
+        return self._contested
 
     @property
     def changed(self) -> bool:
@@ -163,14 +191,14 @@ def record_change(rec: FileOwnership, new: FileState, actor: int, co_owners: tup
     if lines_eligible(rec.base, new):
         # The diff compares the unchanged ends of a large file as bytes: each side is split once, for canonicalize.
         if rec.is_whole:
-            prior = _all_owners(rec)
+            prior = set(rec.changers)
             items = _apply_opcodes(_clean_items(rec.base), _opcodes(rec.base.data, new.data), actor, co_owners)
             items = _add_owners(items, prior - {actor})
         else:
             items = _apply_opcodes(rec.items, _opcodes(rec.known.data, new.data), actor, co_owners)
         items = canonicalize(items, _lines_of(rec.base.data), split_lines(new.data))
         return FileOwnership(rec.path, rec.base, new, items)
-    owners = tuple(sorted(_all_owners(rec) | {actor} | set(co_owners)))
+    owners = tuple(sorted(set(rec.changers) | {actor} | set(co_owners)))
     return FileOwnership(rec.path, rec.base, new, None, owners)
 
 
@@ -186,12 +214,6 @@ def _opcodes(a: bytes, b: bytes) -> list[tuple[str, int, int, int, int]]:
 def runs(items: list[Item]) -> list[tuple[Item, int]]:
     """The alignment as runs of equal items, (item, count): a large file's is mostly a few long runs of kept lines."""
     return [(item, len(list(run))) for item, run in groupby(items)]
-
-
-def _all_owners(rec: FileOwnership) -> set[int]:
-    if rec.is_whole:
-        return set(rec.owners) if rec.changed else set()
-    return {o for op, owners in rec.items if op != "K" for o in owners}
 
 
 def _add_owners(items: list[Item], extra: set[int]) -> list[Item]:
@@ -809,7 +831,7 @@ def rebase_onto(rec: FileOwnership, new_base: FileState) -> FileOwnership:
     if not rec.changed or rec.known == new_base:
         return new_record(rec.path, new_base)  # nothing local, or the same change made upstream
     if rec.is_whole or not (lines_eligible(rec.base, new_base) and lines_eligible(new_base, rec.known)):
-        raise RebaseConflict([Conflict(rec.path, tuple(sorted(_all_owners(rec))), None)])
+        raise RebaseConflict([Conflict(rec.path, tuple(sorted(set(rec.changers))), None)])
     base, current = split_lines(rec.base.data), split_lines(rec.known.data)
     new_lines = split_lines(new_base.data)
     texts = _item_texts(rec.items, base, current)

@@ -87,7 +87,7 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
     """
     from vbranch.git import gitops
 
-    contested = conflicts([rec for rec in records if _may_be_contested(rec)])
+    contested = conflicts([rec for rec in records if rec.contested])
     base = ws.base if base is None else base
     base_tree = gitops.tree_of(repo, base)
     base_key = base or ""
@@ -133,13 +133,6 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
         report.committed.append((branch.name, new, paths))
         report.marks[branch.id] = (new, base_key, new_marks, replace)
     return report, updates
-
-
-def _may_be_contested(rec: FileOwnership) -> bool:
-    """False where `conflicts` finds nothing: no changed item (or whole file) has two owners."""
-    if rec.items is None:
-        return len(rec.owners) > 1
-    return any(len(owners) > 1 for op, owners in rec.items if op != "K")
 
 
 def _version(rec: FileOwnership, branch_id: int) -> FileState | None:
