@@ -389,6 +389,59 @@ def test_incremental_commit_matches_a_whole_build(vb, monkeypatch):
     assert git(v.repo, "status", "--porcelain") == ""
 
 
+def _shared_file_scene(vb, sessions: int = 3):
+    """Each session changes its own line of one shared file; all committed."""
+    v = vb({"shared.txt": "".join(f"line {i}\n" for i in range(40))})
+    for i in range(sessions):
+        text = (v.repo / "shared.txt").read_text()
+        v.edit(f"s{i}", "shared.txt", text.replace(f"line {i * 10}\n", f"line {i * 10} by s{i}\n"))
+    commit_all(v)
+    return v
+
+
+def test_the_workspace_merge_reads_only_the_version_that_changed(vb, monkeypatch):
+    """A Stop commits one branch: the other branches' versions of a shared file are not read again,
+    and the workspace holds every branch's lines all the same."""
+    from vbranch.git import gitops
+
+    v = _shared_file_scene(vb)
+    others = {git(v.repo, "rev-parse", f"{v.branch_of(s)}:shared.txt").strip() for s in ("s0", "s2")}
+    read = []
+    real = gitops.blob_data
+    monkeypatch.setattr(gitops, "blob_data", lambda repo, oid: read.append(str(oid)) or real(repo, oid))
+    text = (v.repo / "shared.txt").read_text()
+    v.edit("s1", "shared.txt", text.replace("line 10 by s1\n", "line 10 by s1, again\n"))
+    v.commit(v.branch_of("s1"))
+    assert read and not others & set(read)
+    assert tree_files(v.repo, "HEAD")["shared.txt"] == (v.repo / "shared.txt").read_bytes()
+    assert b"line 10 by s1, again\n" in v.files_of("s1")["shared.txt"]
+    assert git(v.repo, "status", "--porcelain") == ""
+
+
+def test_the_workspace_merge_is_the_same_without_kept_hunks(vb, monkeypatch):
+    """Hunks kept or found afresh, under any budget: the same workspace tree, every session's lines in it."""
+    from vbranch.git import gitops
+    from vbranch.ops import committing
+
+    v = _shared_file_scene(vb, sessions=4)
+    ws = v.ws()
+    try:
+        repo = gitops.open_repo(ws.top)
+        records = ws.store.files()
+        kept = repo[committing.build_workspace(ws, repo, records, ws.base)[0]].tree_id
+        for budget in (0, 300, committing.HUNKS_BUDGET):
+            monkeypatch.setattr(committing, "HUNKS_BUDGET", budget)
+            monkeypatch.setattr(committing, "_hunks", {})
+            monkeypatch.setattr(committing, "_hunks_size", [0])
+            monkeypatch.setattr(committing, "_changed_since", lambda *a: None)  # built whole from the base
+            assert repo[committing.build_workspace(ws, repo, records, ws.base)[0]].tree_id == kept
+            assert committing._hunks_size[0] <= budget
+            assert sum(cost for _h, cost in committing._hunks.values()) == committing._hunks_size[0]
+    finally:
+        ws.close()
+    assert tree_files(v.repo, "HEAD")["shared.txt"] == (v.repo / "shared.txt").read_bytes()
+
+
 def _objects(repo) -> tuple[set[str], set[str]]:
     """(loose object files, packs) in the repository."""
     objects = repo / ".git" / "objects"

@@ -57,10 +57,13 @@ def _hunks(base: list[bytes], versions: list[list[bytes]]) -> list[tuple]:
 def _text_hunks(base: bytes, versions: list[bytes]) -> list[tuple]:
     """_hunks of split_lines(base) and the versions' lines, without splitting them whole: the
     cut is the byte range of `base` a hunk replaces."""
-    hunks = []
-    for order, version in enumerate(versions):
-        for _tag, i1, i2, _j1, _j2, cut_start, cut_end, lines in diff_regions(base, version):
-            hunks.append((i1, i2, i2 > i1, order, lines, cut_start, cut_end))
+    return _ordered([text_hunks(base, version) for version in versions])
+
+
+def _ordered(versions: list[list[tuple]]) -> list[tuple]:
+    """The versions' text_hunks as _hunks orders them."""
+    hunks = [(i1, i2, i2 > i1, order, lines, cut_start, cut_end)
+             for order, found in enumerate(versions) for i1, i2, lines, cut_start, cut_end in found]
     hunks.sort(key=lambda h: h[:4])
     return hunks
 
@@ -78,7 +81,19 @@ def merge_versions(base: list[bytes], versions: list[list[bytes]]) -> list[bytes
 
 def merge_text_versions(base: bytes, versions: list[bytes]) -> bytes | None:
     """merge_versions of split_lines(base) and the versions' lines, joined (found on bytes: faster)."""
-    chosen = _placed(_text_hunks(base, versions))
+    return merge_text_hunks(base, [text_hunks(base, version) for version in versions])
+
+
+def text_hunks(base: bytes, version: bytes) -> list[tuple]:
+    """One version's changes of `base`: (start, end, new lines, cut start, cut end), the cut being the
+    byte range of `base` the lines replace. What merge_text_hunks needs of the version: a caller
+    merging the same versions again keeps these instead of the versions."""
+    return [(i1, i2, lines, cut_start, cut_end) for _tag, i1, i2, _j1, _j2, cut_start, cut_end, lines in diff_regions(base, version)]
+
+
+def merge_text_hunks(base: bytes, versions: list[list[tuple]]) -> bytes | None:
+    """merge_text_versions of versions given by their text_hunks."""
+    chosen = _placed(_ordered(versions))
     return None if chosen is None else _join_text(base, chosen)
 
 

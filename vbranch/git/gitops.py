@@ -61,6 +61,11 @@ def head_of(repo: pygit2.Repository, ref: str) -> str | None:
         return None
 
 
+def blob_state(repo: pygit2.Repository, key: tuple[str, int] | None) -> FileState:
+    """The file a blob id and mode (entry_key's) stand for; ABSENT for None."""
+    return ABSENT if key is None else FileState(True, key[1], blob_data(repo, pygit2.Oid(hex=key[0])))
+
+
 def state_at(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> FileState:
     try:
         entry = tree[path]
