@@ -373,3 +373,55 @@ def last_row(v: VB):
         return ws.store.op_rows()[-1]
     finally:
         ws.close()
+
+
+def test_records_carry_the_digest_snapshots_name_them_by(vb):
+    """put_file writes each record's digest; a snapshot reads it instead of hashing every record, and
+    reads only the records op_records does not hold yet."""
+    from vbranch.state.store import record_digest
+
+    v = vb({"a.txt": "1\n2\n", "b.txt": "x\n"})
+    v.edit("s1", "a.txt", "1\nA\n")
+    v.edit("s2", "b.txt", "x\ny\n")
+    v.commit()
+    ws = v.ws()
+    try:
+        raw = ws.store.raw_files()
+        assert ws.store.raw_digests() == {path: record_digest(packed) for path, packed in raw.items()}
+        assert ws.store.unkept_records() == {}  # the commit's snapshots kept both
+    finally:
+        ws.close()
+    v.edit("s1", "a.txt", "1\nA\nB\n")
+    ws = v.ws()
+    try:
+        changed = ws.store.raw_files()["a.txt"]
+        assert ws.store.unkept_records() == {record_digest(changed): changed}
+    finally:
+        ws.close()
+
+
+def test_a_state_database_of_schema_9_is_migrated_and_undo_still_works(vb):
+    """Rows written before the digest column: their digests are found from the rows."""
+    from vbranch.state.store import record_digest
+
+    v = vb({"a.txt": "1\n2\n"})
+    v.edit("s1", "a.txt", "1\nA\n")
+    v.commit()
+    ws = v.ws()
+    try:
+        before = ws.store.raw_digests()
+        ws.store.db.execute("ALTER TABLE files DROP COLUMN digest")
+        ws.store.db.execute("PRAGMA user_version = 9")
+    finally:
+        ws.close()
+    ws = v.ws()  # opening migrates
+    try:
+        assert ws.store.db.execute("PRAGMA user_version").fetchone()[0] == 10
+        assert ws.store.raw_digests() == before
+        assert set(ws.store.unkept_records()) == {record_digest(p) for p in ws.store.raw_files().values()}
+    finally:
+        ws.close()
+    v.edit("s1", "a.txt", "1\nA\nmore\n")
+    v.commit()
+    undo(v)
+    assert v.files_of("s1")["a.txt"] == b"1\nA\n"

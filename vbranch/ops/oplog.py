@@ -40,6 +40,7 @@ from vbranch.errors import StateError
 from vbranch.git import gitcli
 from vbranch.git.worktree import read_state, signature
 from vbranch.ops.intent import FileWrite, Guard, IndexReset, IndexSync, Intent, Kind, RefUpdate, writes_to_json
+from vbranch.state.store import record_digest
 from vbranch.state.workspace import WORKSPACE_REF, Workspace
 
 TYPE_CHECKING = False
@@ -72,8 +73,6 @@ KEEP_EVENT_DAYS = 7
 COMPACT_EVERY = 50
 
 
-def digest(packed: bytes) -> str:
-    return sha1(packed).hexdigest()
 
 
 def capture(
@@ -84,15 +83,12 @@ def capture(
     `also` names more refs to keep: an operation's after-state keeps every ref its
     before-state had, so a branch it retires still has its ref's value on record.
     """
-    keep: dict[str, bytes] = {}
-    files = {}
-    for path, packed in ws.store.raw_files().items():
-        files[path] = digest(packed)
-        keep[files[path]] = packed
+    files = ws.store.raw_digests()
+    keep = ws.store.unkept_records()  # the others are in op_records already
     shelf = {}
     for branch_id, path, saved, left in ws.store.shelf():
-        shelf[f"{branch_id}\t{path}"] = [digest(saved), digest(left)]
-        keep[digest(saved)], keep[digest(left)] = saved, left
+        shelf[f"{branch_id}\t{path}"] = [record_digest(saved), record_digest(left)]
+        keep[record_digest(saved)], keep[record_digest(left)] = saved, left
     branches = ws.store.branches()
     wanted = {ws.target, WORKSPACE_REF, *(b.ref for b in branches), *(shelf_ref(b.name) for b in branches), *also} - {""}
     refs = read_refs(ws.top, wanted)
