@@ -352,6 +352,33 @@ def test_commit_builds_only_the_changed_path(vb, monkeypatch):
     assert edits == []
 
 
+def test_a_commit_on_the_heads_reads_only_the_records_that_changed(vb, monkeypatch):
+    """Branches built on their heads: the records read are the changed one and the contested one,
+    not every record the branches own; a branch built whole (a new one) reads them all."""
+    from vbranch.state.store import Store
+
+    files = {f"f{i}.txt": f"{i}\n" for i in range(8)}
+    v = vb({**files, "both.txt": "x\ny\n"})
+    for i in range(8):
+        v.edit(f"s{i % 2}", f"f{i}.txt", f"{i}\nmine\n")
+    v.edit("s0", "both.txt", "x\nfrom s0\n")
+    v.edit("s1", "both.txt", "x\nfrom s1\n")  # the same line: contested
+    commit_all(v)
+    read, whole = [], []
+    real_file, real_files = Store.file, Store.files
+    monkeypatch.setattr(Store, "file", lambda self, path: read.append(path) or real_file(self, path))
+    monkeypatch.setattr(Store, "files", lambda self: whole.append(1) or real_files(self))
+    v.edit("s1", "f3.txt", "3\nmine\nagain\n")
+    report = commit_all(v)
+    assert [c[2] for c in report.committed] == [["f3.txt"]]
+    assert whole == [] and set(read) == {"f3.txt", "both.txt"}
+    assert v.files_of("s1")["f3.txt"] == b"3\nmine\nagain\n"
+    v.edit("s2", "f5.txt", "5\nmine\ns2\n")
+    commit_all(v)
+    assert whole  # s2's first commit: built whole from the records
+    assert v.files_of("s2")["f5.txt"] == b"5\ns2\n"  # its own line only: "mine" is s1's
+
+
 def test_incremental_commit_matches_a_whole_build(vb, monkeypatch):
     """After every commit, each branch and the workspace equal what a build from scratch gives."""
     from vbranch.git import gitops

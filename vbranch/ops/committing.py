@@ -52,7 +52,7 @@ def _commit(ws: Workspace, names: list[str] | None, message: str | None, at: str
         # An unapplied branch's lines are out of the files: a commit now would drop them from it.
         parked = [b.name for b in branches if not b.applied]
         branches = [b for b in branches if b.applied]
-        records = ws.store.files()
+        records = Records(store=ws.store)
         repo = gitops.open_repo(ws.top)
         with gitops.batch(repo):  # every object in one pack, written before the store transaction
             report, updates = plan_commits(ws, repo, branches, records, message)
@@ -75,7 +75,42 @@ def _commit(ws: Workspace, names: list[str] | None, message: str | None, at: str
         return report
 
 
-def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[FileOwnership], message: str | None,
+class Records:
+    """The ownership records an operation reads, by path: a list it holds (a landing's, changed in
+    memory), or the store's, read as asked. A commit of branches that each build on their own head
+    reads only the records that changed since and those that may be contested, not every record the
+    branches own; a branch built whole reads them all."""
+
+    def __init__(self, records: list[FileOwnership] | None = None, store=None):
+        self._store = store
+        self._all = records
+        self._by_path = None if records is None else {rec.path: rec for rec in records}
+        self._read: dict[str, FileOwnership | None] = {}
+
+    @staticmethod
+    def of(records) -> Records:
+        return records if isinstance(records, Records) else Records(records)
+
+    def all(self) -> list[FileOwnership]:
+        if self._all is None:
+            self._all = self._store.files()
+            self._by_path = {rec.path: rec for rec in self._all}
+        return self._all
+
+    def get(self, path: str) -> FileOwnership | None:
+        if self._by_path is not None:
+            return self._by_path.get(path)
+        if path not in self._read:
+            self._read[path] = self._store.file(path)
+        return self._read[path]
+
+    def contested(self) -> list[FileOwnership]:
+        """Every record holding a contested change or whole file (all that `conflicts` looks at)."""
+        found = self._store.contested_files() if self._all is None else self._all
+        return [rec for rec in found if rec.contested]
+
+
+def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: Records | list[FileOwnership], message: str | None,
                  base: str | None = None, heads: dict[str, str] | None = None):
     """Each branch's next commit, written to the object database: (report, ref updates).
 
@@ -88,12 +123,12 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
     """
     from vbranch.git import gitops
 
-    contested = conflicts([rec for rec in records if rec.contested])
+    records = Records.of(records)
+    contested = conflicts(records.contested())
     base = ws.base if base is None else base
     base_tree = gitops.tree_of(repo, base)
     base_key = base or ""
     digests = ws.store.raw_digests()
-    by_path = {rec.path: rec for rec in records}
     report = CommitReport()
     updates = []
     for branch in branches:
@@ -108,7 +143,7 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
             dirty = [p for p, d in digests.items() if marks.get(p) != d] + [p for p in marks if p not in digests]
             changes = {}
             for path in dirty:
-                rec = by_path.get(path)
+                rec = records.get(path)
                 state = _version(rec, branch.id) if rec is not None else None
                 if state is None:  # the base's own content there, as the base tree holds it
                     state = gitops.entry_blob(base_tree, path)
@@ -117,7 +152,7 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: list[F
             tree = gitops.edit_tree(repo, head_tree, changes) if changes else head_tree.id
             new_marks, replace = {p: digests.get(p) for p in dirty}, False
         else:
-            tree = gitops.edit_tree(repo, base_tree, branch_changes(records, branch.id))
+            tree = gitops.edit_tree(repo, base_tree, branch_changes(records.all(), branch.id))
             new_marks, replace = dict(digests), True
         if tree == head_tree.id:
             report.unchanged.append(branch.name)
@@ -168,7 +203,7 @@ def _trailers(ws: Workspace, branch: BranchRow) -> str:
 
 
 def build_workspace(
-    ws: Workspace, repo, records: list[FileOwnership], base: str | None, heads: dict[str, str | None] | None = None,
+    ws: Workspace, repo, records: Records | list[FileOwnership], base: str | None, heads: dict[str, str | None] | None = None,
     applied: set[int] | None = None, branches: list[BranchRow] | None = None,
 ) -> tuple[str, str | None]:
     """The workspace commit merging the applied branches over `base`, written but not pointed at.
@@ -204,7 +239,7 @@ def build_workspace(
             paths.update(gitops.changed_paths(repo, base_tree, tree))
     else:
         start = gitops.tree_of(repo, old)
-    by_path = {rec.path: rec for rec in records}
+    records = Records.of(records)
     changes = {}
     for path in paths:
         base_key = gitops.entry_key(base_tree, path)
@@ -213,7 +248,7 @@ def build_workspace(
             key = next(iter(keys.values()), base_key)
             changes[path] = gitops.ABSENT if key is None else gitops.Blob(*key)
             continue
-        order = _owner_order(by_path.get(path))
+        order = _owner_order(records.get(path))
         ranked = sorted(keys, key=lambda bid: order.get(bid, len(order) + bid))
         changes[path] = _merged(repo, base_key, [keys[bid] for bid in ranked])
     tree = gitops.edit_tree(repo, start, changes)
