@@ -445,28 +445,29 @@ def test_the_workspace_merge_reads_only_the_version_that_changed(vb, monkeypatch
     assert git(v.repo, "status", "--porcelain") == ""
 
 
-def test_the_workspace_merge_is_the_same_without_kept_hunks(vb, monkeypatch):
-    """Hunks kept or found afresh, under any budget: the same workspace tree, every session's lines in it."""
+def test_a_landing_reads_no_other_branchs_copy_of_a_shared_file_again(vb, monkeypatch):
+    """The other branches' versions of a shared file were diffed against the base at their Stops:
+    landing one branch merges them with its version from those hunks, reading none of them."""
     from vbranch.git import gitops
-    from vbranch.ops import committing
+    from vbranch.ops import landing
 
-    v = _shared_file_scene(vb, sessions=4)
+    v = _shared_file_scene(vb)
+    others = {git(v.repo, "rev-parse", f"{v.branch_of(s)}:shared.txt").strip() for s in ("s1", "s2")}
+    read = []
+    real = gitops.blob_data
+    monkeypatch.setattr(gitops, "blob_data", lambda repo, oid: read.append(str(oid)) or real(repo, oid))
     ws = v.ws()
     try:
-        repo = gitops.open_repo(ws.top)
-        records = ws.store.files()
-        kept = repo[committing.build_workspace(ws, repo, records, ws.base)[0]].tree_id
-        for budget in (0, 300, committing.HUNKS_BUDGET):
-            monkeypatch.setattr(committing, "HUNKS_BUDGET", budget)
-            monkeypatch.setattr(committing, "_hunks", {})
-            monkeypatch.setattr(committing, "_hunks_size", [0])
-            monkeypatch.setattr(committing, "_changed_since", lambda *a: None)  # built whole from the base
-            assert repo[committing.build_workspace(ws, repo, records, ws.base)[0]].tree_id == kept
-            assert committing._hunks_size[0] <= budget
-            assert sum(cost for _h, cost in committing._hunks.values()) == committing._hunks_size[0]
+        landing.land(ws, v.branch_of("s0"), "ff", v.at())
     finally:
         ws.close()
+    assert not others & set(read)
+    main = tree_files(v.repo, "main")["shared.txt"]
+    assert b"line 0 by s0\n" in main and b"by s1" not in main and b"by s2" not in main
+    for s in ("s1", "s2"):
+        assert b"line 0 by s0\n" in v.files_of(s)["shared.txt"] and f"by {s}".encode() in v.files_of(s)["shared.txt"]
     assert tree_files(v.repo, "HEAD")["shared.txt"] == (v.repo / "shared.txt").read_bytes()
+    assert git(v.repo, "status", "--porcelain") == ""
 
 
 def _objects(repo) -> tuple[set[str], set[str]]:

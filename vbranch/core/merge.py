@@ -54,12 +54,6 @@ def _hunks(base: list[bytes], versions: list[list[bytes]]) -> list[tuple]:
     return hunks
 
 
-def _text_hunks(base: bytes, versions: list[bytes]) -> list[tuple]:
-    """_hunks of split_lines(base) and the versions' lines, without splitting them whole: the
-    cut is the byte range of `base` a hunk replaces."""
-    return _ordered([text_hunks(base, version) for version in versions])
-
-
 def _ordered(versions: list[list[tuple]]) -> list[tuple]:
     """The versions' text_hunks as _hunks orders them."""
     hunks = [(i1, i2, i2 > i1, order, lines, cut_start, cut_end)
@@ -123,7 +117,12 @@ def merge_lines(base: list[bytes], versions: list[list[bytes]]) -> tuple[list[by
 
 def merge_texts(base: bytes, versions: list[bytes]) -> tuple[bytes | None, list[tuple[int, int]]]:
     """merge_lines of split_lines(base) and the versions' lines, joined (found on bytes: faster)."""
-    chosen, clashes = _chosen(_text_hunks(base, versions))
+    return merge_texts_of_hunks(base, [text_hunks(base, version) for version in versions])
+
+
+def merge_texts_of_hunks(base: bytes, versions: list[list[tuple]]) -> tuple[bytes | None, list[tuple[int, int]]]:
+    """merge_texts of versions given by their text_hunks."""
+    chosen, clashes = _chosen(_ordered(versions))
     return (None, clashes) if clashes else (_join_text(base, chosen), [])
 
 

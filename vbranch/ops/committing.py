@@ -8,12 +8,12 @@ touched.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
-from vbranch.core.merge import branch_state, committable, merge_text_hunks, text_hunks, touches
-from vbranch.core.ownership import UNATTRIBUTED, Conflict, FileOwnership, FileState, conflicts, lines_eligible
+from vbranch.core.merge import branch_state, committable, touches
+from vbranch.core.ownership import UNATTRIBUTED, Conflict, FileOwnership, FileState, conflicts
 from vbranch.git import gitcli
+from vbranch.ops import blobmerge
 from vbranch.ops.intent import Intent, Kind, RefUpdate
 from vbranch.state.store import BranchRow
 from vbranch.state.workspace import WORKSPACE_REF, Workspace, require_branch
@@ -250,7 +250,7 @@ def build_workspace(
             continue
         order = _owner_order(records.get(path))
         ranked = sorted(keys, key=lambda bid: order.get(bid, len(order) + bid))
-        changes[path] = _merged(repo, base_key, [keys[bid] for bid in ranked])
+        changes[path] = blobmerge.merged_versions(repo, base_key, [keys[bid] for bid in ranked])
     tree = gitops.edit_tree(repo, start, changes)
     # The index follows from `start` along these paths (IndexSync): no tree diff needed for it.
     gitops.remember_edit(repo, start, tree, changes)
@@ -290,54 +290,6 @@ This commit merges the applied virtual branches so that `git status` shows only
 uncommitted work. Do not commit on it: use `vbranch commit`, or `vbranch
 teardown` to return to your branch.
 """
-
-
-def _merged(repo, base_key: tuple[str, int] | None, versions: list[tuple[str, int]]):
-    """One path's content in the workspace: every branch's committed change to it (`versions`: the
-    branches' blobs, in the order their lines appear). The base where they disagree: the whole
-    change then shows as uncommitted."""
-    from vbranch.git import gitops
-
-    base = gitops.ABSENT if base_key is None else gitops.Blob(*base_key)
-    hunks = [_hunks_of(repo, base_key, key) for key in versions]
-    if any(found is None for found in hunks):
-        return base
-    merged = merge_text_hunks(gitops.blob_state(repo, base_key).data, hunks)
-    return base if merged is None else FileState(True, base_key[1], merged)
-
-
-# A Stop merges every branch's version of each file that several branches changed into the
-# workspace commit, though only the committing branch's version is new: with 16 sessions sharing
-# a 600 KB file that was 16 blob reads and 16 line counts per Stop, a third of its time. Blobs
-# never change, so each version's hunks against its base are kept by the two blob ids, up to
-# HUNKS_BUDGET bytes of new lines, the least recently used dropped first (the watcher's threads
-# share them, hence the lock).
-HUNKS_BUDGET = 16 << 20
-_hunks: dict[tuple, tuple[list | None, int]] = {}  # (base key, version key) -> (hunks, cost)
-_hunks_size = [0]
-_hunks_lock = threading.Lock()
-
-
-def _hunks_of(repo, base_key: tuple[str, int] | None, key: tuple[str, int] | None) -> list[tuple] | None:
-    """text_hunks of a version against the base, both by blob key; None where the two cannot be
-    merged by lines (one absent or binary, another mode, too many lines)."""
-    from vbranch.git import gitops
-
-    with _hunks_lock:
-        found = _hunks.pop((base_key, key), None)
-        if found is not None:
-            _hunks[base_key, key] = found  # the most recently used last
-            return found[0]
-    base, version = gitops.blob_state(repo, base_key), gitops.blob_state(repo, key)
-    hunks = text_hunks(base.data, version.data) if lines_eligible(base, version) else None
-    cost = 200 + sum(len(line) for hunk in hunks or () for line in hunk[2])
-    with _hunks_lock:
-        if cost <= HUNKS_BUDGET and (base_key, key) not in _hunks:
-            _hunks[base_key, key] = (hunks, cost)
-            _hunks_size[0] += cost
-            while _hunks_size[0] > HUNKS_BUDGET:
-                _hunks_size[0] -= _hunks.pop(next(iter(_hunks)))[1]
-    return hunks
 
 
 def _owner_order(rec: FileOwnership | None) -> dict[int, int]:

@@ -48,6 +48,7 @@ from vbranch.core.ownership import (
 from vbranch.errors import Blocked, LockTimeout, StateError, UsageError
 from vbranch.git import gitcli, gitops
 from vbranch.git.worktree import read_state
+from vbranch.ops import blobmerge
 from vbranch.ops.committing import branch_changes, build_workspace, plan_commits
 from vbranch.ops.intent import Intent, Kind, RefUpdate
 from vbranch.ops.operation import operation
@@ -622,8 +623,7 @@ def _merge_path(repo, base, ours, theirs, path: str):
         return (ABSENT if o is None else gitops.Blob(*o)), None
     if o == b:
         return (ABSENT if t is None else gitops.Blob(*t)), None
-    states = (gitops.state_at(repo, tree, path) for tree in (base, ours, theirs))
-    merged, where = merge_states(*states)
+    merged, where = blobmerge.merged_three(repo, b, o, t)
     return (gitops.stored(repo, merged) if merged is not None and merged.exists else merged), where
 
 
