@@ -81,13 +81,7 @@ class FileOwnership:
         (every function here returns a new one), so the answer cannot go stale.
         """
         if self._changers is None:
-            if self.items is None:
-                self._changers = frozenset(self.owners) if self.known != self.base else frozenset()
-                self._contested = len(self.owners) > 1
-            else:
-                sets = {owners for op, owners in set(self.items) if op != "K"}
-                self._changers = frozenset(o for owners in sets for o in owners)
-                self._contested = any(len(owners) > 1 for owners in sets)
+            self._find_owners()
         return self._changers
 
     @property
@@ -95,8 +89,17 @@ class FileOwnership:
         """True when a changed item (or the whole file) has two or more owners: only such a
         record can hold a conflict (kept as `changers` is)."""
         if self._changers is None:
-            self.changers  # noqa: B018 - found with it
+            self._find_owners()
         return self._contested
+
+    def _find_owners(self) -> None:
+        if self.items is None:
+            self._changers = frozenset(self.owners) if self.known != self.base else frozenset()
+            self._contested = len(self.owners) > 1
+        else:
+            sets = {owners for op, owners in set(self.items) if op != "K"}
+            self._changers = frozenset(o for owners in sets for o in owners)
+            self._contested = any(len(owners) > 1 for owners in sets)
 
     @property
     def changed(self) -> bool:

@@ -73,8 +73,6 @@ KEEP_EVENT_DAYS = 7
 COMPACT_EVERY = 50
 
 
-
-
 def capture(
     ws: Workspace, overlay: dict[str, str | None] | None = None, head: str | None = None, also=()
 ) -> tuple[dict, dict[str, bytes]]:

@@ -12,7 +12,6 @@ import sqlite3
 import threading
 import zlib
 from collections import namedtuple
-from hashlib import sha1
 from pathlib import Path
 
 from vbranch.core.ownership import FileOwnership, FileState, runs
@@ -738,6 +737,8 @@ def unpack_record(path: str, packed: bytes) -> FileOwnership:
 
 def record_digest(packed: bytes) -> str:
     """A packed record's name in snapshots and op_records."""
+    from hashlib import sha1  # here: a hook that writes no record need not load hashlib
+
     return sha1(packed).hexdigest()
 
 
