@@ -230,3 +230,23 @@ def test_watch_install_agent_and_agent_hooks_from_the_command_line(repo):
     assert proc.returncode == 1 and proc.stdout.strip() == b"{}"
     vbranch(repo, "uninstall", "--agent", "gemini")
     assert "vbranch" not in (repo / ".gemini/settings.json").read_text()
+
+
+def test_land_with_several_branches_lands_them_as_one_operation_or_none(repo):
+    write(repo, "app.py", "a = 10\nb = 2\nc = 3\n")
+    vbranch(repo, "record", "--session", "s1", "--branch", "one", "app.py")
+    write(repo, "app.py", "a = 10\nb = 20\nc = 3\n")
+    vbranch(repo, "record", "--session", "s2", "--branch", "two", "app.py")
+    write(repo, "notes.md", "# notes\nthree\n")
+    vbranch(repo, "record", "--session", "s3", "--branch", "three", "notes.md")
+    refused = vbranch(repo, "land", "one", "two", "--verify", "true", check=False)
+    assert refused.returncode != 0 and "--queue" in refused.stderr
+    missing = vbranch(repo, "land", "one", "nosuch", check=False)
+    assert missing.returncode != 0 and "nosuch" in missing.stderr
+    assert tree_files(repo, "main")["app.py"] == b"a = 1\nb = 2\nc = 3\n"  # "one" did not land alone
+    out = vbranch(repo, "land", "one", "two").stdout
+    assert "one" in out and "two" in out
+    assert tree_files(repo, "main")["app.py"] == b"a = 10\nb = 20\nc = 3\n"
+    assert "three" not in tree_files(repo, "main")["notes.md"].decode()
+    vbranch(repo, "undo")  # one operation: one undo takes both back
+    assert tree_files(repo, "main")["app.py"] == b"a = 1\nb = 2\nc = 3\n"

@@ -348,8 +348,17 @@ def cmd_land(args) -> int:
         command = load(ws.state_dir)["land_verify"]
     if args.queue:
         return _land_queue(ws, args, command)
-    if len(args.branch) != 1:
-        raise UsageError("land takes one branch", hint="`vbranch land BRANCH`, or `vbranch land --queue BRANCH...` for several")
+    if not args.branch:
+        raise UsageError("name the branch to land", hint="`vbranch land BRANCH`, or `vbranch land --queue` for every ready branch")
+    if len(args.branch) > 1:
+        if command:  # each needs its own verification on top of the ones before: the queue's work
+            raise UsageError("land verifies one branch at a time",
+                             hint="`vbranch land --queue BRANCH...` verifies each on top of the ones before")
+        from vbranch.ops.landing import land_together
+
+        for report in land_together(ws, args.branch, args.mode, now()):  # all or none, one undo
+            _show_landed(report)
+        return 0
     if command:
         from vbranch.ops.verify import land_verified
 
@@ -512,8 +521,9 @@ def cmd_apply(args) -> int:
 
 
 def _add_landing_parsers(sub) -> None:
-    p = sub.add_parser("land", help="integrate one branch into the target; the others follow")
-    p.add_argument("branch", metavar="BRANCH", nargs="*", help="the branch (with --queue: the branches, in order)")
+    p = sub.add_parser("land", help="integrate a branch into the target; the others follow")
+    p.add_argument("branch", metavar="BRANCH", nargs="*", help="the branch; several unverified ones land in order as one "
+                   "operation, all or none (with --queue: the branches, in order)")
     p.add_argument("--verify", metavar="CMD", help="land only if this shell command exits 0 on the tree the target "
                    "would get, in vbranch's scratch checkout (default: land_verify in the configuration)")
     p.add_argument("--no-verify", action="store_true", help="land without the configured land_verify command")
