@@ -48,7 +48,7 @@ def style(data: bytes | None) -> str:
     if not data:
         return "LF"
     head_text = decode(data[: 4 * STYLE_WINDOW])[:STYLE_WINDOW]
-    if any(ord(char) > 0xFFFF for char in head_text):  # two units each in JS
+    if not head_text.isascii() and any(ord(char) > 0xFFFF for char in head_text):  # two units each in JS
         head, units = [], 0
         for char in head_text:
             units += 2 if ord(char) > 0xFFFF else 1

@@ -2,8 +2,9 @@
 three-way merge of a path both sides changed.
 
 Each version's hunks against its base (`merge.text_hunks`) are kept by the two blob ids, up to
-HUNKS_BUDGET bytes of new lines, the least recently used dropped first; the watcher's threads
-share them, hence the lock. Blobs never change, so a kept entry is never stale. Why: a Stop
+HUNKS_BUDGET bytes (the new lines, as Python holds them), the least recently used dropped first;
+the watcher's threads share them, hence the lock. Blobs never change, so a kept entry is never
+stale. Why: a Stop
 merges every branch's version of each file several branches changed, though only the committing
 branch's is new (16 sessions sharing a 600 KB file: 16 blob reads and line counts per Stop, a
 third of its time); and a landing merges each other branch's version of a shared file with the
@@ -21,6 +22,7 @@ from vbranch.git import gitops
 Key = tuple[str, int]  # a blob id and mode, as gitops.entry_key gives them
 
 HUNKS_BUDGET = 16 << 20
+LINE_OVERHEAD = 64  # what Python spends on a kept line beyond its bytes (the bytes object, its slot in a list)
 _hunks: dict[tuple, tuple[list | None, int]] = {}  # (base key, version key) -> (hunks, cost)
 _hunks_size = [0]
 _hunks_lock = threading.Lock()
@@ -59,7 +61,7 @@ def _hunks_of(repo, base_key: Key | None, key: Key | None) -> list[tuple] | None
             return kept[0]
     base, version = gitops.blob_state(repo, base_key), gitops.blob_state(repo, key)
     hunks = text_hunks(base.data, version.data) if lines_eligible(base, version) else None
-    cost = 200 + sum(len(line) for hunk in hunks or () for line in hunk[2])
+    cost = 200 + sum(len(line) + LINE_OVERHEAD for hunk in hunks or () for line in hunk[2])
     with _hunks_lock:
         if cost <= HUNKS_BUDGET and (base_key, key) not in _hunks:
             _hunks[base_key, key] = (hunks, cost)
