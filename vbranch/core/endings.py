@@ -35,7 +35,7 @@ def decode(data: bytes) -> str:
 
 
 def to_lf(text: str) -> str:
-    return text.replace("\r\n", "\n")
+    return text.replace("\r\n", "\n") if "\r" in text else text  # (the search alone is ~10x faster than replace's)
 
 
 def view(data: bytes) -> str:
