@@ -30,6 +30,29 @@ def test_an_outside_write_shows_in_status_through_the_watcher(vb, watcher, monke
     assert [f.path for f in v.status().unattributed] == ["a.txt"]
 
 
+def test_the_watcher_adds_changes_made_before_it_started_by_itself(vb, watcher, monkeypatch):
+    """Seeded at start (one git status of the watcher's own): the first status runs none."""
+    v = vb({"a.txt": "one\n"})
+    write(v.repo, "a.txt", "two\n")  # before the watcher: no event will tell it
+    watcher(v.repo)
+    ws = v.ws()
+    try:
+        def seeded():
+            started = ws.store.get_meta(dirtyset.META_STARTED)
+            return started is not None and ws.store.get_meta(dirtyset.META_SEEDED) == started
+
+        assert wait_for(seeded, 10)
+        assert "a.txt" in ws.store.dirty_since(0)
+    finally:
+        ws.close()
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("git status ran although the watcher is live and seeded")
+
+    monkeypatch.setattr(gitcli, "dirty_paths", no_scan)
+    assert [f.path for f in v.status().unattributed] == ["a.txt"]
+
+
 def test_the_barrier_makes_a_write_just_before_it_visible(vb, watcher):
     v = vb({"a.txt": "one\n"})
     watcher(v.repo)

@@ -37,6 +37,7 @@ from vbranch.watch.dirtyset import (
     META_TRUSTED,
     SYNC_DIR,
     live_sessions,
+    vouched_paths,
 )
 from vbranch.watch.hookserver import HookServer
 from vbranch.watch.monitor import Monitor
@@ -174,6 +175,7 @@ class Watcher:
             if self.hook_handler is not None:
                 self.server = HookServer(self.state_dir, self._log, self.hook_handler)
                 self.server.start()
+            threading.Thread(target=self._seed, name="seed", daemon=True).start()
             return self._loop()
         finally:
             if self.server is not None:
@@ -187,6 +189,21 @@ class Watcher:
     def stop(self) -> None:
         self.stop_event.set()
         self.wake.set()
+
+    def _seed(self) -> None:
+        """Add the changes made before this watcher started to its dirty set now (one `git status`,
+        ~0.1 s on 33,000 files, 0.35 s on 100,000), rather than in the first command or Stop that
+        asks for the set (dirtyset.vouched_paths, which would do the same, once per watcher)."""
+        from vbranch.state.workspace import open_workspace
+
+        try:
+            ws = open_workspace(self.top)
+            try:
+                vouched_paths(ws)
+            finally:
+                ws.close()
+        except Exception as error:  # noqa: BLE001 - only a head start: the first caller seeds instead
+            self._log(f"seeding the dirty set at start failed ({error}); the first command does it")
 
     def _take_lock(self) -> int:
         fd = flock.take(self.state_dir / LOCK_NAME)
