@@ -194,14 +194,13 @@ def record_change(rec: FileOwnership, new: FileState, actor: int, co_owners: tup
     if lines_eligible(rec.base, new):
         # The diff compares the unchanged ends of a large file as bytes: each side is split once, for canonicalize.
         if rec.is_whole:
-            prior = set(rec.changers)
             items = _apply_opcodes(_clean_items(rec.base), _opcodes(rec.base.data, new.data), actor, co_owners)
-            items = _add_owners(items, prior - {actor})
+            items = _add_owners(items, rec.changers - {actor})
         else:
             items = _apply_opcodes(rec.items, _opcodes(rec.known.data, new.data), actor, co_owners)
         items = canonicalize(items, _lines_of(rec.base.data), split_lines(new.data))
         return FileOwnership(rec.path, rec.base, new, items)
-    owners = tuple(sorted(set(rec.changers) | {actor} | set(co_owners)))
+    owners = tuple(sorted(rec.changers | {actor, *co_owners}))
     return FileOwnership(rec.path, rec.base, new, None, owners)
 
 
@@ -219,7 +218,7 @@ def runs(items: list[Item]) -> list[tuple[Item, int]]:
     return [(item, len(list(run))) for item, run in groupby(items)]
 
 
-def _add_owners(items: list[Item], extra: set[int]) -> list[Item]:
+def _add_owners(items: list[Item], extra: frozenset[int]) -> list[Item]:
     if not extra:
         return items
     return [(op, owners if op == "K" else tuple(sorted(set(owners) | extra))) for op, owners in items]
@@ -834,7 +833,7 @@ def rebase_onto(rec: FileOwnership, new_base: FileState) -> FileOwnership:
     if not rec.changed or rec.known == new_base:
         return new_record(rec.path, new_base)  # nothing local, or the same change made upstream
     if rec.is_whole or not (lines_eligible(rec.base, new_base) and lines_eligible(new_base, rec.known)):
-        raise RebaseConflict([Conflict(rec.path, tuple(sorted(set(rec.changers))), None)])
+        raise RebaseConflict([Conflict(rec.path, tuple(sorted(rec.changers)), None)])
     base, current = split_lines(rec.base.data), split_lines(rec.known.data)
     new_lines = split_lines(new_base.data)
     texts = _item_texts(rec.items, base, current)
