@@ -42,9 +42,12 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def main(agent: str, stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None) -> int:
+def main(
+    agent: str, stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None,
+    workspaces=None,
+) -> int:
     """`vbranch hook --agent AGENT`: the agent's payload on stdin, through vbranch's hook handler (any registered agent)."""
-    return get(agent).main(stdin, stdout, stderr, default_dir, agent_pid)
+    return get(agent).main(stdin, stdout, stderr, default_dir, agent_pid, workspaces)
 
 
 def fail_open(agent: str) -> str:

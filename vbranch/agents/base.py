@@ -106,10 +106,14 @@ class Agent:
         if self.fail_output is not None:
             stdout.write(self.fail_output + "\n")
 
-    def main(self, stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None) -> int:
+    def main(
+        self, stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None,
+        workspaces=None,
+    ) -> int:
         """`vbranch hook --agent NAME`: its payload on stdin, through vbranch's hook handler, its answer on stdout.
 
-        `agent_pid` is the agent's process, when the caller knows it (else the hook's parent), as for `hooks.handler.main`.
+        `agent_pid` is the agent's process, when the caller knows it (else the hook's parent), and
+        `workspaces` the watcher's open ones, as for `hooks.handler.main`.
         """
         from vbranch.hooks import handler as hook
 
@@ -128,7 +132,7 @@ class Agent:
         code, answer = 0, None
         if normalized is not None:
             buffer = io.StringIO()
-            code = hook.main(io.BytesIO(json.dumps(normalized).encode()), buffer, stderr, default_dir, agent_pid)
+            code = hook.main(io.BytesIO(json.dumps(normalized).encode()), buffer, stderr, default_dir, agent_pid, workspaces)
             answer = buffer.getvalue().strip() or None
         text = self.render(payload, answer)
         if text:

@@ -146,10 +146,13 @@ class ClaudeCode(Agent):
     def normalize(self, payload: object) -> dict | None:
         return payload if isinstance(payload, dict) else None  # our hook events are its own payloads
 
-    def main(self, stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None) -> int:
+    def main(
+        self, stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None,
+        workspaces=None,
+    ) -> int:
         from vbranch.hooks import handler as hook
 
-        return hook.main(stdin, stdout, stderr, default_dir, agent_pid)
+        return hook.main(stdin, stdout, stderr, default_dir, agent_pid, workspaces)
 
 
 AGENT = ClaudeCode()

@@ -27,9 +27,12 @@ __all__ = [  # the first four live in watch/ (control, dirtyset): the benchmarks
 ]
 
 
-def run_hook(header: str, payload: bytes, agent_pid: int | None = None, serve_command=None) -> tuple[int, bytes, bytes]:
+def run_hook(
+    header: str, payload: bytes, agent_pid: int | None = None, serve_command=None, workspaces=None,
+) -> tuple[int, bytes, bytes]:
     """What `vbranch hook [--agent AGENT]` would exit with and print, for this payload: the hook server's handler.
-    A request of the agent "cli" is a command to run for a client (cli/served.py), by `serve_command`."""
+    A request of the agent "cli" is a command to run for a client (cli/served.py), by `serve_command`;
+    `workspaces` is the server's WorkspacePool."""
     import io
 
     agent, project_dir, cwd = (header.split("\0") + ["", "", ""])[:3]
@@ -43,11 +46,11 @@ def run_hook(header: str, payload: bytes, agent_pid: int | None = None, serve_co
         if agent == "claude":
             from vbranch.hooks.handler import main
 
-            code = main(io.BytesIO(payload), out, err, default_dir=default_dir, agent_pid=agent_pid)
+            code = main(io.BytesIO(payload), out, err, default_dir=default_dir, agent_pid=agent_pid, workspaces=workspaces)
         else:
             from vbranch.agents import main
 
-            code = main(agent, io.BytesIO(payload), out, err, default_dir=default_dir)
+            code = main(agent, io.BytesIO(payload), out, err, default_dir=default_dir, workspaces=workspaces)
     except Exception as error:  # as cmd_hook: fail open, say why
         err.write(f"vbranch hook: internal error: {error!r}\n")
         if agent == "cursor":
@@ -73,8 +76,14 @@ def run_watcher(
 
     from vbranch.watch import process as watchproc
 
-    handler = functools.partial(run_hook, serve_command=serve_command)
-    return watchproc.run_watcher(top, git_dir, idle_exit=idle_exit, hook_handler=handler, clock=clock)
+    from vbranch.state.workspace import WorkspacePool
+
+    workspaces = WorkspacePool()
+    handler = functools.partial(run_hook, serve_command=serve_command, workspaces=workspaces)
+    try:
+        return watchproc.run_watcher(top, git_dir, idle_exit=idle_exit, hook_handler=handler, clock=clock)
+    finally:
+        workspaces.close()
 
 
 # --- command line -----------------------------------------------------------------------------

@@ -42,10 +42,13 @@ SESSION_CONTEXT = (
 )
 
 
-def main(stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None) -> int:
+def main(
+    stdin=None, stdout=None, stderr=None, default_dir: str | None = None, agent_pid: int | None = None, workspaces=None,
+) -> int:
     """One payload from `stdin`; `default_dir` is where to look for the repository if it names no cwd.
 
     `agent_pid` is the agent's process (Claude Code's); a hook run as its own process is its child.
+    `workspaces` (a WorkspacePool): where the watcher's hook server takes its open workspaces from.
     """
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout
@@ -58,7 +61,7 @@ def main(stdin=None, stdout=None, stderr=None, default_dir: str | None = None, a
     payload["vbranch_agent_pid"] = agent_pid if agent_pid is not None else os.getppid()
     ws = None
     try:
-        ws = _open(payload, default_dir)
+        ws = _open(payload, default_dir, workspaces)
         if ws is None:
             lost = _state_lost(payload, default_dir)
             if lost:  # HEAD still on the workspace: the guards would be off without a word
@@ -73,18 +76,21 @@ def main(stdin=None, stdout=None, stderr=None, default_dir: str | None = None, a
         stdout.write(claude.tell_user(f"vbranch hook failed on {payload['hook_event_name']}: {error} (details: {where})") + "\n")
         return 0
     finally:
-        if ws is not None:
+        if ws is not None and workspaces is not None:
+            workspaces.give_back(ws)
+        elif ws is not None:
             ws.close()
 
 
-def _open(payload: dict, default_dir: str | None) -> Workspace | None:
+def _open(payload: dict, default_dir: str | None, workspaces=None) -> Workspace | None:
     """The workspace, or None where vbranch is not set up (then the hooks do nothing).
 
     Any other failure to open it is an error the user must see: staying
     silent would switch the guard off unnoticed.
     """
+    start = _start(payload, default_dir)
     try:
-        return open_workspace(_start(payload, default_dir))
+        return workspaces.take(start) if workspaces is not None else open_workspace(start)
     except NotInitialized:
         return None
 

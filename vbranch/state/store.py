@@ -7,6 +7,7 @@ read-modify-write of a file's ownership never interleaves with another.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -238,9 +239,13 @@ Verification = namedtuple("Verification", "branch target head tree command exit_
 class Store:
     """One connection to the state database; use `with store.tx():` to write."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, any_thread: bool = False):
+        """`any_thread`: the connection may move between threads, used by one at a time (WorkspacePool)."""
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        # Which file this connection opens (found first: if it is replaced meanwhile, the two differ
+        # and a WorkspacePool drops the connection rather than keep one on a deleted file).
+        self.file_id = store_file_id(path)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=not any_thread)
         self.db.execute("PRAGMA busy_timeout = 30000")
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = NORMAL")
@@ -756,6 +761,15 @@ def _unpack_row(packed: bytes) -> tuple[bytes, bytes, str | None, str]:
     rest = body[n_base + n_known:]
     items = None if n_items < 0 else rest[:n_items].decode()
     return base, known, items, rest[max(n_items, 0):].decode()
+
+
+def store_file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the database file, None without one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class _Transaction:

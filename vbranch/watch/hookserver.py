@@ -4,9 +4,10 @@ A hook process that imports vbranch spends ~80 ms starting Python and importing
 before its ~5 ms of work. The watcher is already a long-lived process per
 repository, so it listens on `.git/vbranch/hook.sock` and hands each request to
 the handler it was given (whoever starts the watcher wires in what `vbranch hook`
-runs: watch.run_hook), one thread per connection: every request opens its own
-workspace (own SQLite connection, own flock), exactly as separate hook processes
-would, so concurrent sessions are kept apart by the same locks and leases.
+runs: watch.run_hook), one thread per connection: every request has its own
+workspace (own SQLite connection, own flock; reused from a WorkspacePool, one
+request at a time), exactly as separate hook processes would, so concurrent
+sessions are kept apart by the same locks and leases.
 
 This module only carries requests and answers (the protocol is in hookclient.py);
 it imports nothing of the hooks themselves.
