@@ -70,7 +70,8 @@ def test_large_states_are_packed_once_and_the_kept_ones_stay_few(vb):
 
 def test_a_state_just_packed_is_read_back_without_unpacking_and_a_state_in_use_stays_kept(vb, monkeypatch):
     """Each hook on a large file stores its new version and the next one reads it back: that read
-    finds it among the kept unpackings. A base read at every hook stays kept while others come and go."""
+    unpacks no large state (the file is rebuilt from the kept base and its few inserted lines). A
+    base read at every hook stays kept while others come and go."""
     import zlib
 
     from vbranch.core.ownership import FileState, new_record, record_change
@@ -78,7 +79,7 @@ def test_a_state_just_packed_is_read_back_without_unpacking_and_a_state_in_use_s
 
     unpacked = []
     decompress = zlib.decompress
-    monkeypatch.setattr(store.zlib, "decompress", lambda blob: unpacked.append(blob) or decompress(blob))
+    monkeypatch.setattr(store.zlib, "decompress", lambda blob: unpacked.append(len(out := decompress(blob))) or out)
     v = vb({"a.txt": "one\n"})
     ws = v.ws()
     try:
@@ -90,7 +91,8 @@ def test_a_state_just_packed_is_read_back_without_unpacking_and_a_state_in_use_s
                 ws.store.put_file(rec)
             got = ws.store.file("big.txt")
             assert got.base == base and got.known == rec.known and got.items == rec.items
-        assert len(unpacked) <= 1  # the base, at most once (it may have been packed before this test)
+        # The base, at most once (it may have been packed before this test); else only inserted lines.
+        assert len([n for n in unpacked if n > 1000]) <= 1 and sum(n < 1000 for n in unpacked) <= 24
     finally:
         ws.close()
 

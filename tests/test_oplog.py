@@ -402,7 +402,7 @@ def test_records_carry_the_digest_snapshots_name_them_by(vb):
 
 def test_a_state_database_of_schema_9_is_migrated_and_undo_still_works(vb):
     """Rows written before the digest column: their digests are found from the rows."""
-    from vbranch.state.store import record_digest
+    from vbranch.state.store import SCHEMA_VERSION, record_digest
 
     v = vb({"a.txt": "1\n2\n"})
     v.edit("s1", "a.txt", "1\nA\n")
@@ -416,7 +416,7 @@ def test_a_state_database_of_schema_9_is_migrated_and_undo_still_works(vb):
         ws.close()
     ws = v.ws()  # opening migrates
     try:
-        assert ws.store.db.execute("PRAGMA user_version").fetchone()[0] == 10
+        assert ws.store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert ws.store.raw_digests() == before
         assert set(ws.store.unkept_records()) == {record_digest(p) for p in ws.store.raw_files().values()}
     finally:
@@ -425,3 +425,39 @@ def test_a_state_database_of_schema_9_is_migrated_and_undo_still_works(vb):
     v.commit()
     undo(v)
     assert v.files_of("s1")["a.txt"] == b"1\nA\n"
+
+
+def test_a_line_owned_file_is_kept_as_its_inserted_lines_and_an_older_whole_one_still_reads(vb):
+    """Schema 11: a record's file is packed as the lines it inserts over its base (a few bytes for a
+    one-line edit of a large file); rows an older vbranch wrote whole read as before."""
+    from vbranch.state import store as store_module
+
+    big = "".join(f"line {i} of a large file\n" for i in range(5000))
+    v = vb({"big.txt": big})
+    v.edit("s1", "big.txt", big.replace("line 2500 of", "line 2500 (edited) of"))
+    ws = v.ws()
+    try:
+        rec = ws.store.file("big.txt")
+        assert rec.known.data == (v.repo / "big.txt").read_bytes()
+        known_packed = ws.store.db.execute("SELECT known FROM files WHERE path = 'big.txt'").fetchone()[0]
+        assert known_packed.split(b"\n", 1)[0].endswith(b" i") and len(known_packed) < 100
+        with ws.store.tx():  # as a schema-10 vbranch wrote it: the whole file, compressed
+            ws.store.db.execute("UPDATE files SET known = ? WHERE path = 'big.txt'", (store_module._pack_state(rec.known),))
+        assert ws.store.file("big.txt").known == rec.known
+    finally:
+        ws.close()
+    v.edit("s1", "big.txt", big.replace("line 2500 of", "line 2500 (edited twice) of"))
+    v.commit()
+    assert v.files_of("s1")["big.txt"] == (v.repo / "big.txt").read_bytes()
+
+
+def test_an_alignment_that_does_not_rebuild_its_file_is_kept_whole():
+    """Checked at every write, not assumed: the store never keeps a file it could not give back."""
+    from vbranch.core.ownership import FileOwnership, FileState
+    from vbranch.state import store as store_module
+
+    base = FileState(True, 0o100644, b"a\nb\n")
+    known = FileState(True, 0o100644, b"a\nX\n")
+    wrong = FileOwnership("f", base, known, [("K", ()), ("K", ())])  # says b is kept: it is not
+    packed = store_module.pack_record(wrong)
+    assert store_module.unpack_record("f", packed).known == known

@@ -151,7 +151,7 @@ class _ByIdentity:
         return result
 
 
-_lines_of = _ByIdentity(split_lines)  # read only
+lines_of = _ByIdentity(split_lines)  # split_lines kept for the same object: read only
 _newlines_of = _ByIdentity(lambda data: data.count(b"\n"))
 
 
@@ -198,7 +198,7 @@ def record_change(rec: FileOwnership, new: FileState, actor: int, co_owners: tup
             items = _add_owners(items, rec.changers - {actor})
         else:
             items = _apply_opcodes(rec.items, _opcodes(rec.known.data, new.data), actor, co_owners)
-        items = canonicalize(items, _lines_of(rec.base.data), split_lines(new.data))
+        items = canonicalize(items, lines_of(rec.base.data), lines_of(new.data))  # (the store splits new.data again)
         return FileOwnership(rec.path, rec.base, new, items)
     owners = tuple(sorted(rec.changers | {actor, *co_owners}))
     return FileOwnership(rec.path, rec.base, new, None, owners)
@@ -216,6 +216,35 @@ def _opcodes(a: bytes, b: bytes) -> list[tuple[str, int, int, int, int]]:
 def runs(items: list[Item]) -> list[tuple[Item, int]]:
     """The alignment as runs of equal items, (item, count): a large file's is mostly a few long runs of kept lines."""
     return [(item, len(list(run))) for item, run in groupby(items)]
+
+
+def inserted_lines(counts: list[tuple[str, int]], lines: list[bytes]) -> list[bytes] | None:
+    """The lines the alignment marks inserted (I), in order, of the file whose `lines` these are;
+    None when the alignment does not count as many lines. `counts` is the alignment as (op, count) runs."""
+    out: list[bytes] = []
+    at = 0
+    for op, n in counts:
+        if op == "I":
+            out += lines[at:at + n]
+        if op in "KI":
+            at += n
+    return out if at == len(lines) else None
+
+
+def rebuilt(base_lines: list[bytes], counts: list[tuple[str, int]], inserted: list[bytes]) -> bytes:
+    """The file an alignment stands for: its base's kept lines with the inserted ones, in order
+    (`counts` as for inserted_lines). The store keeps a line-owned record's file this way."""
+    out: list[bytes] = []
+    b = i = 0
+    for op, n in counts:
+        if op == "K":
+            out += base_lines[b:b + n]
+        elif op == "I":
+            out += inserted[i:i + n]
+            i += n
+        if op in "KD":
+            b += n
+    return b"".join(out)
 
 
 def _add_owners(items: list[Item], extra: frozenset[int]) -> list[Item]:
@@ -769,8 +798,8 @@ def branch_state(rec: FileOwnership, branch: int) -> FileState:
     """The file as branch `branch` alone would have it: base plus only its own changes."""
     if rec.is_whole:
         return rec.known if rec.owners == (branch,) else rec.base
-    base = _lines_of(rec.base.data)  # (a commit builds every branch's version of the same record)
-    current = _lines_of(rec.known.data)
+    base = lines_of(rec.base.data)  # (a commit builds every branch's version of the same record)
+    current = lines_of(rec.known.data)
     out: list[bytes] = []
     b = c = 0
     for (op, owners), run in groupby(rec.items):  # runs of equal items: long runs of kept lines, copied whole

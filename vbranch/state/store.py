@@ -15,10 +15,10 @@ import zlib
 from collections import namedtuple
 from pathlib import Path
 
-from vbranch.core.ownership import FileOwnership, FileState, runs
+from vbranch.core.ownership import FileOwnership, FileState, inserted_lines, lines_of, rebuilt, runs, split_lines
 from vbranch.errors import StateError
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -197,6 +197,9 @@ MIGRATIONS: dict[int, str] = {
     10: """
     ALTER TABLE files ADD COLUMN digest TEXT
     """,
+    # 11: a line-owned record's file (`known`) may be kept as only its inserted lines (_pack_known);
+    # nothing to change in the tables, but a vbranch older than this one could not read those.
+    11: "",
 }
 
 
@@ -371,8 +374,7 @@ class Store:
         if not rec.changed and rec.known == rec.base:
             self.delete_file(rec.path)
             return
-        base, known = _pack_state(rec.base), _pack_state(rec.known)
-        items = None if rec.items is None else _pack_items(rec.items)
+        base, known, items = _pack_states(rec)
         owners = json.dumps(list(rec.owners))
         self.db.execute(
             "INSERT OR REPLACE INTO files(path, base, known, items, owners, stat, digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -731,8 +733,7 @@ class Store:
 
 def pack_record(rec: FileOwnership) -> bytes:
     """A record as bytes, its stat signature left out (snapshots and the shelf keep these)."""
-    items = None if rec.items is None else _pack_items(rec.items)
-    return _pack_row(_pack_state(rec.base), _pack_state(rec.known), items, json.dumps(list(rec.owners)))
+    return _pack_row(*_pack_states(rec), json.dumps(list(rec.owners)))
 
 
 def unpack_record(path: str, packed: bytes) -> FileOwnership:
@@ -785,6 +786,40 @@ class _Transaction:
     def __exit__(self, exc_type, exc, tb):
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         return False
+
+
+def _pack_states(rec: FileOwnership) -> tuple[bytes, bytes, str | None]:
+    """The record's base, file and alignment (None for a whole-file record), packed."""
+    if rec.items is None:
+        return _pack_state(rec.base), _pack_state(rec.known), None
+    item_runs = runs(rec.items)
+    counts = [(op, n) for (op, _owners), n in item_runs]
+    return _pack_state(rec.base), _pack_known(rec, counts), _pack_items(item_runs)
+
+
+# A line-owned record's file is its base's kept lines and its own inserted ones: kept as only those
+# inserted lines (this mark ends the header), it is packed without compressing the whole file again at
+# every write (~7 ms for 750 KB at zlib's fastest) and is a few bytes instead of a fourth of the file.
+KNOWN_AS_INSERTED = b"i"
+
+
+def _pack_known(rec: FileOwnership, counts: list[tuple[str, int]]) -> bytes:
+    lines = lines_of(rec.known.data)
+    inserted = inserted_lines(counts, lines)
+    # Checked, not assumed: a record whose alignment did not rebuild its file is kept whole.
+    if inserted is None or rebuilt(lines_of(rec.base.data), counts, inserted) != rec.known.data:
+        return _pack_state(rec.known)
+    header = b"%d %o %s\n" % (rec.known.exists, rec.known.mode, KNOWN_AS_INSERTED)
+    return header + zlib.compress(b"".join(inserted), 1)
+
+
+def _unpack_known(blob: bytes, base: FileState, counts) -> FileState:
+    header, _, body = blob.partition(b"\n")
+    fields = header.split()
+    if len(fields) == 2:
+        return _unpack_state(blob)
+    inserted = split_lines(zlib.decompress(body))
+    return FileState(fields[0] == b"1", int(fields[1], 8), rebuilt(lines_of(base.data), counts, inserted))
 
 
 def _pack_state(state: FileState) -> bytes:
@@ -858,25 +893,28 @@ _unpacked = _Recent(budget=32 << 20, from_size=1 << 10)  # compressed -> data
 _SHARED = re.compile(r"\[-?\d+,")
 
 
-def _pack_items(items: list) -> str:
-    # Run-length encoded: [[op, count, owners], ...] (runs found in C: a large file's are a few long ones)
-    return json.dumps([[op, n, list(owners)] for (op, owners), n in runs(items)], separators=(",", ":"))
+def _pack_items(item_runs: list) -> str:
+    # Run-length encoded: [[op, count, owners], ...] (ownership.runs: a large file's are a few long ones)
+    return json.dumps([[op, n, list(owners)] for (op, owners), n in item_runs], separators=(",", ":"))
 
 
-def _unpack_items(text: str) -> list:
-    items = []
+def _unpack_items(text: str) -> tuple[list, list[tuple[str, int]]]:
+    """The alignment, and its runs as (op, count)."""
+    items, counts = [], []
     for op, count, owners in json.loads(text):
         items.extend([(op, tuple(owners))] * count)
-    return items
+        counts.append((op, count))
+    return items, counts
 
 
 def _file_from_row(row) -> FileOwnership:
     path, base, known, items, owners, stat = row
+    base_state = _unpack_state(base)
+    if items is None:
+        alignment, known_state = None, _unpack_state(known)
+    else:
+        alignment, counts = _unpack_items(items)
+        known_state = _unpack_known(known, base_state, counts)
     return FileOwnership(
-        path,
-        _unpack_state(base),
-        _unpack_state(known),
-        None if items is None else _unpack_items(items),
-        tuple(json.loads(owners)),
-        None if stat is None else tuple(json.loads(stat)),
+        path, base_state, known_state, alignment, tuple(json.loads(owners)), None if stat is None else tuple(json.loads(stat)),
     )
