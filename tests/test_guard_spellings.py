@@ -165,6 +165,22 @@ def test_aliases_of_the_repository():
     assert kinds("git a", aliases={"a": "b", "b": "a"}) == ["discard"]  # a loop ends in a refusal, not a hang
 
 
+def test_aliases_are_read_only_when_a_command_could_use_one():
+    """Reading the aliases costs the hook a git process: a command that runs no git, or only git's
+    own subcommands, never asks; one that does asks once, and is read as with the aliases given."""
+    asked = []
+
+    def read() -> dict[str, str]:
+        asked.append(1)
+        return {"undo": "checkout -- .", "nuke": "!git reset --hard"}
+
+    for command in ("ls -la", "make test && echo done", "git status", "git stash", "git -c alias.x=stash x"):
+        assert kinds(command, aliases=read) == kinds(command, aliases={})
+    assert asked == []
+    assert kinds("git undo; git nuke; git undo", aliases=read) == ["restore", "discard", "restore"]
+    assert asked == [1]
+
+
 HARMLESS = [
     "git status", "git diff", "git log --oneline | head", "git stash list", "git stash show -p", "git add -A",
     "git reset", "git reset f.txt", "git reset HEAD f.txt", "git restore --staged f.txt", "git restore -S f.txt",

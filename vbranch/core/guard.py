@@ -132,16 +132,18 @@ def _word(text: str, unknown: bool = False) -> _Word:
 def git_risks(
     command: str,
     is_path: Callable[[str], bool] = lambda _: False,
-    aliases: dict[str, str] | None = None,
+    aliases: dict[str, str] | Callable[[], dict[str, str]] | None = None,
     top: str | None = None,
 ) -> list[GitRisk]:
     """The risky git invocations in a shell command line, however chained, nested or wrapped.
 
     `is_path(p)`: does p (relative to the hook's cwd, or absolute) exist. `aliases`: the
-    repository's git aliases (name -> value, see `aliases_from_config`). `top`: the repository's
-    top directory, for `:/` pathspecs and `!` aliases (which run there); without it those refuse.
+    repository's git aliases (name -> value, see `aliases_from_config`), or what gives them when
+    first needed (reading them costs a git process; most commands run no git, or only its own
+    subcommands, which no alias shadows). `top`: the repository's top directory, for `:/`
+    pathspecs and `!` aliases (which run there); without it those refuse.
     """
-    scan = _Scan(is_path, {k.lower(): v for k, v in (aliases or {}).items()}, top)
+    scan = _Scan(is_path, aliases, top)
     try:
         scan.script(command, None, 0)
     except RecursionError:  # pragma: no cover - absurd nesting
@@ -353,12 +355,19 @@ def _substitution(text: str, i: int, nested: list[str]) -> int:
 
 
 class _Scan:
-    def __init__(self, is_path, aliases: dict[str, str], top: str | None):
+    def __init__(self, is_path, aliases, top: str | None):
         self.is_path = is_path
-        self.aliases = aliases
+        self.given_aliases = aliases
+        self.aliases: dict[str, str] | None = None  # lower-cased, read at the first alias looked up
         self.top = top
         self.risks: list[GitRisk] = []
         self.vars: dict[str, str] = {}
+
+    def alias(self, name: str) -> str | None:
+        if self.aliases is None:
+            given = self.given_aliases() if callable(self.given_aliases) else self.given_aliases
+            self.aliases = {k.lower(): v for k, v in (given or {}).items()}
+        return self.aliases.get(name.lower())
 
     # A list of commands: returns the directory it leaves the shell in.
     def script(self, text: str, cwd: str | None, depth: int) -> str | None:
@@ -577,7 +586,7 @@ class _Scan:
         sub, rest = args[i], args[i + 1:]
         alias = config.get(f"alias.{sub.lower()}")
         if alias is None and sub not in BUILTINS:
-            alias = self.aliases.get(sub.lower())
+            alias = self.alias(sub)
         if alias is not None:
             if alias.startswith("!"):
                 shell_cwd = self.top if self.top else _LOST

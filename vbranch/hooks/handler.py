@@ -526,7 +526,7 @@ def _named_paths(ws: Workspace, payload: dict) -> list[str] | None:
 
 def _git_conflict(ws: Workspace, payload: dict, command: str) -> str | None:
     cwd = Path(payload.get("cwd") or ws.top)
-    risks = guard.git_risks(command, is_path=lambda arg: (cwd / arg).exists(), aliases=_git_aliases(ws), top=str(ws.top))
+    risks = guard.git_risks(command, is_path=lambda arg: (cwd / arg).exists(), aliases=lambda: _git_aliases(ws), top=str(ws.top))
     for risk in risks:
         branch = _branch_name(ws, payload["session_id"])
         if risk.kind == "commit":
@@ -586,8 +586,8 @@ def _contest_notice(ws: Workspace, payload: dict, paths: list[str]) -> str | Non
     mine = _branch_id(ws, payload["session_id"])
     if mine is None or not paths:
         return None
-    records = [ws.store.file(p) for p in paths]
-    found = [c for c in conflicts([r for r in records if r]) if mine in c.owners]
+    records = [r for p in paths if (r := ws.store.file(p)) is not None and r.contested and mine in r.changers]
+    found = [c for c in conflicts(records) if mine in c.owners]  # (the walk over every line only where one can be)
     if not found:
         return None
     listed = "; ".join(
