@@ -5,9 +5,13 @@
 For each number of sessions N, both strategies get a fresh copy of a corpus
 built from this interpreter's standard library and the same plan of changes
 (benchmarks/workload.py); sessions are separate processes working at once
-(benchmarks/session.py, strategies.py). Then a same-line overlap between two
-sessions, the per-worktree environment cost, and how vbranch's commit and
-hooks scale with repository size (scaling.py). Writes compare-<date>.json,
+(benchmarks/session.py, strategies.py), each firing its next tool call the moment
+the last one returns: the worst case. Then vbranch alone at the largest N, paced:
+each session waits 0.5-2.5 s before each tool call, as an agent's model turn keeps
+its calls apart (faster than most agents: the hooks are measured under more load
+than a working day brings). Then a same-line overlap between two sessions, the
+per-worktree environment cost, and how vbranch's commit and hooks scale with
+repository size (scaling.py). Writes compare-<date>.json,
 compare-<date>.md and PNG charts to --out, and prints a table.
 """
 from __future__ import annotations
@@ -31,11 +35,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 FULL = {"sessions": [1, 2, 4, 8, 16], "corpus_limit": None, "params": workload.Params(),
         "sizes": [1000, 10000, 30000, 100000], "changed": [1, 10, 100, 1000], "changed_at": 10000, "repeat": 3,
-        "env_at": [2], "env_with_pip": True}
+        "env_at": [2], "env_with_pip": True, "think": (0.5, 2.5)}
 # Tiny and fast, for CI: the same code paths, numbers that mean little.
 QUICK = {"sessions": [1, 2], "corpus_limit": 120,
          "params": workload.Params(new_files=1, own_edits=1, spread_shared=0, adjacent_shared=1),
-         "sizes": [500], "changed": [1, 10], "changed_at": 500, "repeat": 1, "env_at": [1], "env_with_pip": False}
+         "sizes": [500], "changed": [1, 10], "changed_at": 500, "repeat": 1, "env_at": [1], "env_with_pip": False,
+         "think": (0.01, 0.05)}
 # Two sessions, one line: only the shared edit matters here (plus one edit of each session's own).
 OVERLAP_PARAMS = workload.Params(new_files=0, own_edits=1, spread_shared=1, adjacent_shared=0, bash=False)
 
@@ -57,6 +62,19 @@ def run_pair(work: Path, template: Path, plan: dict, step, env: dict | None, fir
             runs[strategy] = {"strategy": strategy, "n": plan["n"], "overlap": plan["overlap"],
                               "error": "".join(traceback.format_exception(error))[-3000:]}
     return runs
+
+
+def run_paced(work: Path, template: Path, plan: dict, step) -> dict:
+    """vbranch alone (the worktrees have no hooks to pace), each session waiting before its tool calls."""
+    work.mkdir(parents=True)
+    plan_file = work / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    repo = stdcorpus.copy(template, work / "vbranch" / "repo")
+    try:
+        return {**strategies.run_vbranch(repo, template, plan, plan_file, step), "think_s": plan["think"]}
+    except Exception as error:
+        return {"strategy": "vbranch", "n": plan["n"], "overlap": False, "think_s": plan["think"],
+                "error": "".join(traceback.format_exception(error))[-3000:]}
 
 
 def overlap_summary(pair: dict) -> dict:
@@ -104,6 +122,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sessions", help="comma-separated session counts (default 1,2,4,8,16)")
     parser.add_argument("--sizes", help="comma-separated repository sizes for the scaling part")
     parser.add_argument("--no-scaling", action="store_true", help="skip the repository-size scaling part")
+    parser.add_argument("--no-paced", action="store_true", help="skip the paced run (sessions waiting between tool calls)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON, Markdown and PNGs")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
@@ -113,13 +132,15 @@ def main(argv=None) -> int:
         cfg["sizes"] = [int(x) for x in args.sizes.split(",")]
     if args.no_scaling:
         cfg["sizes"] = []
+    if args.no_paced:
+        cfg["think"] = None
     console = Console(stderr=True)
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
     result = {"date": started.date().isoformat(), "started": started.isoformat(timespec="seconds"),
               "mode": "quick" if args.quick else "full", "command": "python -m benchmarks.compare " + " ".join(argv or sys.argv[1:]),
               "machine": machine(), "vbranch_revision": revision(), "runs": [], "final_trees_identical": {}, "env": [], "stage_s": {}}
-    stages = 1 + 2 * len(cfg["sessions"]) + 2 + bool(cfg["sizes"])
+    stages = 1 + 2 * len(cfg["sessions"]) + bool(cfg["think"]) + 2 + bool(cfg["sizes"])
     with tempfile.TemporaryDirectory(prefix="vbranch-compare-") as tmp, Progress(
             TextColumn("{task.description:<52}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
             TimeElapsedColumn(), console=console, transient=False) as progress:
@@ -151,6 +172,13 @@ def main(argv=None) -> int:
             result["final_trees_identical"][str(n)] = pair["worktrees"].get("final_tree", 1) == pair["vbranch"].get("final_tree", 2)
             if "env" in pair["worktrees"]:
                 result["env"].append(pair["worktrees"].pop("env"))
+        if cfg["think"]:
+            n = cfg["sessions"][-1]
+            with Timer() as t:
+                result["paced"] = run_paced(tmp / "paced", template, workload.paced(workload.build(template, n, cfg["params"]), cfg["think"]),
+                                            lambda text: step(f"paced N={n} {text}"))
+            result["stage_s"]["paced"] = round(t.seconds, 1)
+            advance()
         plan = workload.build(template, 2, OVERLAP_PARAMS, overlap=True)
         with Timer() as t:
             pair = run_pair(tmp / "overlap", template, plan, lambda text: step(f"overlap {text}"), None, "worktrees")

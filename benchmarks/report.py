@@ -63,6 +63,9 @@ def correctness(result: dict) -> dict[str, bool]:
     for r in result["runs"]:
         for k, v in _run_checks(r).items():
             out[f"n{r['n']}.{r['strategy']}.{k}"] = v
+    if result.get("paced"):
+        for k, v in _run_checks(result["paced"]).items():
+            out[f"paced.n{result['paced']['n']}.{k}"] = v
     for n, same in result["final_trees_identical"].items():
         out[f"n{n}.final_trees_identical"] = same
     for e in result["env"]:
@@ -179,6 +182,9 @@ def headline(result: dict) -> list[str]:
         per_b = sum(env["per_session_bytes"]) / len(env["per_session_bytes"])
         lines.append(f"per-worktree environment (venv + editable install, {env['sessions']} made at once): {s(per_s)} and {mb(per_b)} per session, "
                      f"so about {mb(n * per_b)} more for {n} worktrees; the shared directory keeps the one environment it already has")
+    paced = result.get("paced")
+    if paced and "error" not in paced:
+        lines.append(paced_line(paced))
     ov = result.get("overlap")
     if ov:
         lines.append(f"same-line overlap: {ov['summary']['vbranch_found']}; worktrees: {ov['summary']['worktrees_found']}")
@@ -191,6 +197,14 @@ def headline(result: dict) -> list[str]:
                      f"Bash {big['hooks']['bash_ms']['median']:.0f} ms (at {sc['by_size'][0]['files']:,}: "
                      f"{sc['by_size'][0]['hooks']['edit_ms']['median']:.0f} and {sc['by_size'][0]['hooks']['bash_ms']['median']:.0f} ms)")
     return lines
+
+
+def paced_line(vb: dict) -> str:
+    low, high = vb["think_s"]
+    return (f"N={vb['n']} paced (vbranch alone; each session waits {low:g}-{high:g} s before each tool call, as an agent's model turn "
+            f"keeps its calls apart): per tool call median {vb['change_overhead_ms']['median']:.0f} ms, p95 "
+            f"{vb['change_overhead_ms']['p95']:.0f} ms; one hook call median {vb['hook_call_ms']['median']:.0f} ms, p95 "
+            f"{vb['hook_call_ms']['p95']:.0f} ms; the watcher's CPU per hook {vb.get('watcher_cpu_ms_per_hook')} ms" + _own_and_shared(vb))
 
 
 def write_json(result: dict, path: Path) -> None:

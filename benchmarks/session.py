@@ -18,6 +18,7 @@ its own `git worktree` and commits there.
 from __future__ import annotations
 
 import json
+import random
 import shlex
 import shutil
 import subprocess
@@ -79,7 +80,13 @@ class Tools:
         return None
 
     def edit(self) -> dict:
+        # A paced plan: the session waits before each tool call, as an agent's model turn keeps its
+        # calls apart (seeded by the session: the same waits in every run).
+        low, high = self.plan.get("think", (0.0, 0.0))
+        pause = random.Random(self.plan["index"])
         for k, op in enumerate(self.plan["ops"]):
+            if high:
+                time.sleep(pause.uniform(low, high))
             self.run_op(k, op)
         return {"command_seconds": self.command_seconds}
 

@@ -132,6 +132,11 @@ def build(repo: Path, n: int, params: Params, seed: int = 0, overlap: bool = Fal
             "shared": [{"path": p, "lines": [x + 1 for x in lines], "kind": k} for p, lines, k in shared]}
 
 
+def paced(plan: dict, think: tuple[float, float]) -> dict:
+    """The same plan, each session waiting `think` (low, high) seconds, at random, before each tool call."""
+    return {**plan, "think": list(think), "sessions": [{**s, "think": list(think)} for s in plan["sessions"]]}
+
+
 def _interleave(a: list, b: list) -> list:
     out_ = []
     for k in range(max(len(a), len(b))):

@@ -40,6 +40,12 @@ def test_quick_comparison_is_correct_and_complete(tmp_path):
         assert result["final_trees_identical"][str(n)]
         if n > 1:  # the first branch alone, the rest in one `vbranch land --queue`
             assert vb["land_queue"] == {"branches": n - 1, "landed": n - 1, "seconds": vb["land_queue"]["seconds"]}
+    paced = result["paced"]  # vbranch alone at the largest N, each session waiting before its tool calls
+    assert paced["n"] == 2 and paced["think_s"] == [0.01, 0.05] and "error" not in paced
+    assert [f for f in report.VBRANCH_FIGURES if f not in paced] == []
+    assert paced["change_overhead_ms"]["count"] > 0 and paced["hook_call_ms"]["count"] > 0
+    assert result["correctness"]["paced.n2.branches_ok"] and result["correctness"]["paced.n2.watcher_live"]
+    assert any(line.startswith("N=2 paced") for line in report.headline(result))
     assert result["env"] and result["env"][0]["ok"]
     assert result["overlap"]["summary"]["vbranch_denials"] == 1
     assert result["scaling"]["by_size"] and result["scaling"]["by_changed"]
