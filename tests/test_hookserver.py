@@ -143,6 +143,40 @@ def test_the_server_answers_with_the_handler_it_is_given(tmp_path, monkeypatch):
     assert not (tmp_path / hookclient.SOCKET_NAME).exists()
 
 
+def test_the_server_keeps_its_threads_for_the_next_requests_and_never_bounds_how_many_run(tmp_path):
+    """Threads are reused (starting one per request cost a sixth of a hook's work), yet any number of
+    requests run at once: one waiting for a lease must never keep the one releasing it from running."""
+    from vbranch.watch.hookserver import HookServer, Workers
+
+    new_threads, per_thread, everyone_in = [], threading.local(), threading.Barrier(Workers.KEEP + 8, timeout=60)
+
+    def handler(header, data, agent_pid):
+        if not getattr(per_thread, "served", False):  # (a thread's ident can be reused: its locals cannot)
+            per_thread.served = True
+            new_threads.append(1)
+        if data == b"wait":
+            everyone_in.wait()  # returns only once KEEP + 8 requests run at the same time
+        return 0, b"", b""
+
+    server = HookServer(tmp_path, lambda message: None, handler)
+    assert server.start()
+    try:
+        for _ in range(20):
+            assert hookclient.ask(str(tmp_path), b"claude\0\0/cwd\nquick") == (0, b"", b"")
+        assert len(new_threads) == 1  # one after the other: the one thread each time
+        answers = []
+        clients = [threading.Thread(target=lambda: answers.append(hookclient.ask(str(tmp_path), b"claude\0\0/cwd\nwait")))
+                   for _ in range(Workers.KEEP + 8)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        assert answers == [(0, b"", b"")] * (Workers.KEEP + 8)
+        assert len(server.workers.idle) <= Workers.KEEP
+    finally:
+        server.stop()
+
+
 # --- `vbranch status` and `vbranch commit`, run by the watcher (cli/served.py) ------------------
 
 
