@@ -459,5 +459,8 @@ def test_an_alignment_that_does_not_rebuild_its_file_is_kept_whole():
     base = FileState(True, 0o100644, b"a\nb\n")
     known = FileState(True, 0o100644, b"a\nX\n")
     wrong = FileOwnership("f", base, known, [("K", ()), ("K", ())])  # says b is kept: it is not
-    packed = store_module.pack_record(wrong)
-    assert store_module.unpack_record("f", packed).known == known
+    short = FileOwnership("f", base, FileState(True, 0o100644, b"a\n"), [("K", ())])  # counts one base line of two
+    for rec in (wrong, short):
+        packed = store_module.pack_record(rec)
+        assert store_module.unpack_record("f", packed).known == rec.known
+        assert b" i\n" not in packed  # kept whole

@@ -231,20 +231,29 @@ def inserted_lines(counts: list[tuple[str, int]], lines: list[bytes]) -> list[by
     return out if at == len(lines) else None
 
 
-def rebuilt(base_lines: list[bytes], counts: list[tuple[str, int]], inserted: list[bytes]) -> bytes:
+def rebuilt(base: bytes, counts: list[tuple[str, int]], inserted: list[bytes]) -> bytes | None:
     """The file an alignment stands for: its base's kept lines with the inserted ones, in order
-    (`counts` as for inserted_lines). The store keeps a line-owned record's file this way."""
+    (`counts` as for inserted_lines); None when the alignment does not count the base's lines.
+    The store keeps a line-owned record's file this way: a run of kept lines is one slice of the base."""
+    starts = _line_starts(base)
+    if sum(n for op, n in counts if op in "KD") != len(starts) - 1:
+        return None
     out: list[bytes] = []
     b = i = 0
     for op, n in counts:
         if op == "K":
-            out += base_lines[b:b + n]
+            out.append(base[starts[b]:starts[b + n]])
         elif op == "I":
             out += inserted[i:i + n]
             i += n
         if op in "KD":
             b += n
     return b"".join(out)
+
+
+# Where each line of a large base starts (and where the last ends), kept for the same object: a
+# record is rebuilt at every read, and a commit reads every record. Small: 8 bytes a line.
+_line_starts = _ByIdentity(lambda data: [0, *accumulate(map(len, split_lines(data)))], keep=16)
 
 
 def _add_owners(items: list[Item], extra: frozenset[int]) -> list[Item]:

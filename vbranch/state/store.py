@@ -807,19 +807,22 @@ def _pack_known(rec: FileOwnership, counts: list[tuple[str, int]]) -> bytes:
     lines = lines_of(rec.known.data)
     inserted = inserted_lines(counts, lines)
     # Checked, not assumed: a record whose alignment did not rebuild its file is kept whole.
-    if inserted is None or rebuilt(lines_of(rec.base.data), counts, inserted) != rec.known.data:
+    if inserted is None or rebuilt(rec.base.data, counts, inserted) != rec.known.data:
         return _pack_state(rec.known)
     header = b"%d %o %s\n" % (rec.known.exists, rec.known.mode, KNOWN_AS_INSERTED)
     return header + zlib.compress(b"".join(inserted), 1)
 
 
-def _unpack_known(blob: bytes, base: FileState, counts) -> FileState:
+def _unpack_known(path: str, blob: bytes, base: FileState, counts) -> FileState:
     header, _, body = blob.partition(b"\n")
     fields = header.split()
     if len(fields) == 2:
         return _unpack_state(blob)
     inserted = split_lines(zlib.decompress(body))
-    return FileState(fields[0] == b"1", int(fields[1], 8), rebuilt(lines_of(base.data), counts, inserted))
+    data = rebuilt(base.data, counts, inserted)
+    if data is None:  # (checked when packed: only a database changed by hand gets here)
+        raise StateError(f"the record of {path} does not fit its base", hint="the state database was changed outside vbranch")
+    return FileState(fields[0] == b"1", int(fields[1], 8), data)
 
 
 def _pack_state(state: FileState) -> bytes:
@@ -914,7 +917,7 @@ def _file_from_row(row) -> FileOwnership:
         alignment, known_state = None, _unpack_state(known)
     else:
         alignment, counts = _unpack_items(items)
-        known_state = _unpack_known(known, base_state, counts)
+        known_state = _unpack_known(path, known, base_state, counts)
     return FileOwnership(
         path, base_state, known_state, alignment, tuple(json.loads(owners)), None if stat is None else tuple(json.loads(stat)),
     )
