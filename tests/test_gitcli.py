@@ -100,19 +100,3 @@ def test_the_watcher_reads_refs_without_a_git_process(repo, in_process, monkeypa
     assert gitcli.rev_parse(repo, "HEAD") and gitcli.symbolic_head(repo).startswith("refs/heads/")
     assert gitcli.rev_parse(repo, "refs/heads/nothing") is None
     assert list(gitcli.refs(repo, "refs/heads/"))
-
-
-def test_a_kept_repository_sees_new_commits_refs_and_repacked_objects(repo, in_process):
-    """The watcher keeps its pygit2 repositories open between hooks: what git does meanwhile shows."""
-    in_process(True)
-    first = gitcli.tree_signatures(repo, "HEAD", ["a.txt", "new.txt"])
-    assert first["new.txt"] is None
-    (repo / "new.txt").write_text("new\n")
-    git(repo, "add", "new.txt")
-    git(repo, "commit", "-qm", "new")
-    git(repo, "gc", "-q", "--prune=now")  # every object moved into a new pack, the loose ones gone
-    assert gitcli.tree_states(repo, "HEAD", ["new.txt"])["new.txt"].data == b"new\n"
-    assert gitcli.rev_parse(repo, "HEAD") == git(repo, "rev-parse", "HEAD").strip()
-    git(repo, "update-ref", "refs/heads/later", "HEAD")
-    assert "refs/heads/later" in gitcli.refs(repo, "refs/heads/")
-    assert len(gitcli._free_repositories[str(repo)]) == 1  # one was kept, and used each time

@@ -47,8 +47,7 @@ def discover(start: Path | str) -> tuple[Path, Path]:
 def rev_parse(top: Path, rev: str) -> str | None:
     if _pygit2 is not None:
         try:
-            with _repository(top) as repo:
-                return str(repo.revparse_single(rev + "^{commit}").id)
+            return str(_pygit2.Repository(str(top)).revparse_single(rev + "^{commit}").id)
         except KeyError:
             return None
         except (_pygit2.GitError, ValueError):
@@ -60,8 +59,7 @@ def rev_parse(top: Path, rev: str) -> str | None:
 def symbolic_head(top: Path) -> str | None:
     if _pygit2 is not None:
         try:
-            with _repository(top) as repo:
-                head = repo.lookup_reference("HEAD")
+            head = _pygit2.Repository(str(top)).lookup_reference("HEAD")
         except (_pygit2.GitError, KeyError, ValueError):
             head = None
         if head is not None:
@@ -140,32 +138,6 @@ def read_trees_in_process() -> None:
     _pygit2 = pygit2
 
 
-# Open pygit2 repositories by working tree, free for the next caller. Opening one costs ~0.2 ms, and
-# the watcher's hooks ask one or two questions each; each is used by one thread at a time (the
-# watcher's are one per request), and a few at most are kept (each has libgit2's caches).
-_free_repositories: dict[str, list] = {}
-KEEP_REPOSITORIES = 4
-
-
-class _repository:
-    """`with _repository(top) as repo:` a free one, or a new one; given back after."""
-
-    def __init__(self, top: Path):
-        self.free = _free_repositories.setdefault(str(top), [])
-        self.top = top
-
-    def __enter__(self):
-        try:
-            self.repo = self.free.pop()  # (list.pop and append are atomic: no lock)
-        except IndexError:
-            self.repo = _pygit2.Repository(str(self.top))
-        return self.repo
-
-    def __exit__(self, *exc) -> None:
-        if len(self.free) < KEEP_REPOSITORIES:
-            self.free.append(self.repo)
-
-
 def tree_states(top: Path, rev: str | None, paths: list[str]) -> dict[str, FileState]:
     """The state of each path in commit `rev` (ABSENT where it has none)."""
     states = {p: ABSENT for p in paths}
@@ -217,20 +189,20 @@ def _listed_in_process(top: Path, rev: str, paths: list[str], blobs: bool) -> li
     pygit2 = _pygit2
     if pygit2 is None:
         return None
-    with _repository(top) as repo:
+    try:
+        repo = pygit2.Repository(str(top))
+        tree = repo.revparse_single(rev).peel(pygit2.Tree)
+    except (pygit2.GitError, KeyError, ValueError):
+        return None
+    listed = []
+    for path in paths:
         try:
-            tree = repo.revparse_single(rev).peel(pygit2.Tree)
-        except (pygit2.GitError, KeyError, ValueError):
-            return None
-        listed = []
-        for path in paths:
-            try:
-                entry = tree[path]
-            except KeyError:
-                continue
-            if entry.type_str == "blob":
-                listed.append((path, entry.filemode, str(entry.id), repo[entry.id].data if blobs else None))
-        return listed
+            entry = tree[path]
+        except KeyError:
+            continue
+        if entry.type_str == "blob":
+            listed.append((path, entry.filemode, str(entry.id), repo[entry.id].data if blobs else None))
+    return listed
 
 
 def _refs_in_process(top: Path, prefixes: tuple[str, ...]) -> dict[str, str] | None:
@@ -238,21 +210,17 @@ def _refs_in_process(top: Path, prefixes: tuple[str, ...]) -> dict[str, str] | N
     start up to a slash. None when pygit2 cannot answer (git then does)."""
     roots = [p if p.endswith("/") else p + "/" for p in prefixes]
     try:
-        with _repository(top) as repo:
-            return _matching_refs(repo, prefixes, roots)
+        repo = _pygit2.Repository(str(top))
+        found = {}
+        for name in repo.listall_references():
+            if name in prefixes or name.startswith(tuple(roots)):
+                try:
+                    found[name] = str(repo.lookup_reference(name).resolve().target)
+                except (_pygit2.GitError, KeyError):
+                    continue  # a broken symbolic ref: for-each-ref skips it too
+        return found
     except (_pygit2.GitError, ValueError):
         return None
-
-
-def _matching_refs(repo, prefixes: tuple[str, ...], roots: list[str]) -> dict[str, str]:
-    found = {}
-    for name in repo.listall_references():
-        if name in prefixes or name.startswith(tuple(roots)):
-            try:
-                found[name] = str(repo.lookup_reference(name).resolve().target)
-            except (_pygit2.GitError, KeyError):
-                continue  # a broken symbolic ref: for-each-ref skips it too
-    return found
 
 
 def _cat_blobs(top: Path, oids: list[bytes]) -> list[bytes]:
