@@ -19,6 +19,7 @@ def test_a_workspace_given_back_is_taken_again_for_its_repository_only(make_repo
     one, two = VB(make_repo({"a.txt": "a\n"})).init(), VB(make_repo({"b.txt": "b\n"})).init()
     pool = WorkspacePool()
     ws = pool.take(one.repo)
+    assert ws.store.db.execute("PRAGMA cache_size").fetchone()[0] == -256  # kept open: a small page cache each
     pool.give_back(ws)
     assert pool.take(two.repo) is not ws
     assert pool.take(one.repo / "sub") is ws  # found from anywhere in the repository

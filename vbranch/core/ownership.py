@@ -21,6 +21,7 @@ alignment: the record has one owner set for the whole file.
 """
 from __future__ import annotations
 
+from array import array
 from collections import namedtuple
 from itertools import accumulate, groupby
 
@@ -252,8 +253,9 @@ def rebuilt(base: bytes, counts: list[tuple[str, int]], inserted: list[bytes]) -
 
 
 # Where each line of a large base starts (and where the last ends), kept for the same object: a
-# record is rebuilt at every read, and a commit reads every record. Small: 8 bytes a line.
-_line_starts = _ByIdentity(lambda data: [0, *accumulate(map(len, split_lines(data)))], keep=16)
+# record is rebuilt at every read, and a commit reads every record. 8 bytes a line (an array, not
+# a list of ints: those cost 36).
+_line_starts = _ByIdentity(lambda data: array("Q", [0, *accumulate(map(len, split_lines(data)))]))
 
 
 def _add_owners(items: list[Item], extra: frozenset[int]) -> list[Item]:

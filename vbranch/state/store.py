@@ -252,6 +252,8 @@ class Store:
         self.db.execute("PRAGMA busy_timeout = 30000")
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = NORMAL")
+        if any_thread:  # kept open in a pool (WorkspacePool): SQLite's default page cache is 2 MB per connection
+            self.db.execute("PRAGMA cache_size = -256")
         self.migrate()
 
     def close(self) -> None:

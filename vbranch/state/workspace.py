@@ -97,9 +97,11 @@ class WorkspacePool:
     itself would be: `take` hands out a free one (or opens one), `give_back` keeps it if it is clean
     (no transaction open, the state lock not held). One whose database file was deleted or re-created
     (`vbranch init` after a tear-down) is closed, never used: its connection would write to the old file.
+    A few are kept, each with a small page cache (Store's `any_thread`): each connection has its own,
+    and a hook opened with an empty one before.
     """
 
-    def __init__(self, keep: int = 32):
+    def __init__(self, keep: int = 8):
         self.keep = keep
         self.free: list[Workspace] = []
         self.guard = threading.Lock()
