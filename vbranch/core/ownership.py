@@ -199,7 +199,7 @@ def record_change(rec: FileOwnership, new: FileState, actor: int, co_owners: tup
             items = _add_owners(items, rec.changers - {actor})
         else:
             items = _apply_opcodes(rec.items, _opcodes(rec.known.data, new.data), actor, co_owners)
-        items = canonicalize(items, lines_of(rec.base.data), lines_of(new.data))  # (the store splits new.data again)
+        items = canonicalize(items, lines_of(rec.base.data), lines_of(new.data))  # (kept: the store packs new.data next)
         return FileOwnership(rec.path, rec.base, new, items)
     owners = tuple(sorted(rec.changers | {actor, *co_owners}))
     return FileOwnership(rec.path, rec.base, new, None, owners)

@@ -112,9 +112,9 @@ class Workers:
     """Threads that serve connections, each kept for the next connection once done (up to KEEP idle).
 
     Starting a thread per request cost the watcher ~0.6 ms of its one interpreter: about a sixth of a
-    hook's work there. A few are kept: each holds its stack. There is no bound on how many run at once: a request waiting for a file's lease
-    must never keep the request that releases it from starting. Each idle worker waits on its own inbox,
-    so a connection handed to one is surely taken by it.
+    hook's work there. A few are kept (each holds its stack). There is no bound on how many run at
+    once: a request waiting for a file's lease must never keep the request that releases it from
+    starting. Each idle worker waits on its own inbox, so a connection handed to one is surely taken.
     """
 
     KEEP = 8
