@@ -45,13 +45,16 @@ QUICK = {"sessions": [1, 2], "corpus_limit": 120,
 OVERLAP_PARAMS = workload.Params(new_files=0, own_edits=1, spread_shared=1, adjacent_shared=0, bash=False)
 
 
-def run_pair(work: Path, template: Path, plan: dict, step, env: dict | None, first: str) -> dict:
-    """Both strategies on fresh copies of the corpus, with the same plan."""
+BOTH = ("worktrees", "vbranch")
+
+
+def run_pair(work: Path, template: Path, plan: dict, step, env: dict | None, order: tuple[str, ...] = BOTH) -> dict:
+    """The strategies, in this order, on fresh copies of the corpus, with the same plan."""
     work.mkdir(parents=True)
     plan_file = work / "plan.json"
     plan_file.write_text(json.dumps(plan))
     runs = {}
-    for strategy in (first, "vbranch" if first == "worktrees" else "worktrees"):
+    for strategy in order:
         repo = stdcorpus.copy(template, work / strategy / "repo")
         try:
             if strategy == "worktrees":
@@ -66,15 +69,7 @@ def run_pair(work: Path, template: Path, plan: dict, step, env: dict | None, fir
 
 def run_paced(work: Path, template: Path, plan: dict, step) -> dict:
     """vbranch alone (the worktrees have no hooks to pace), each session waiting before its tool calls."""
-    work.mkdir(parents=True)
-    plan_file = work / "plan.json"
-    plan_file.write_text(json.dumps(plan))
-    repo = stdcorpus.copy(template, work / "vbranch" / "repo")
-    try:
-        return {**strategies.run_vbranch(repo, template, plan, plan_file, step), "think_s": plan["think"]}
-    except Exception as error:
-        return {"strategy": "vbranch", "n": plan["n"], "overlap": False, "think_s": plan["think"],
-                "error": "".join(traceback.format_exception(error))[-3000:]}
+    return {**run_pair(work, template, plan, step, None, ("vbranch",))["vbranch"], "think_s": plan["think"]}
 
 
 def overlap_summary(pair: dict) -> dict:
@@ -165,7 +160,7 @@ def main(argv=None) -> int:
                 step(f"N={n} {text}")
 
             with Timer() as t:
-                pair = run_pair(tmp / f"n{n}", template, plan, counted, env, "worktrees" if i % 2 == 0 else "vbranch")
+                pair = run_pair(tmp / f"n{n}", template, plan, counted, env, BOTH if i % 2 == 0 else BOTH[::-1])
             result["stage_s"][f"n{n}"] = round(t.seconds, 1)
             advance(2)
             result["runs"] += [pair["worktrees"], pair["vbranch"]]
@@ -181,7 +176,7 @@ def main(argv=None) -> int:
             advance()
         plan = workload.build(template, 2, OVERLAP_PARAMS, overlap=True)
         with Timer() as t:
-            pair = run_pair(tmp / "overlap", template, plan, lambda text: step(f"overlap {text}"), None, "worktrees")
+            pair = run_pair(tmp / "overlap", template, plan, lambda text: step(f"overlap {text}"), None)
         result["stage_s"]["overlap"] = round(t.seconds, 1)
         result["overlap"] = {**pair, "summary": overlap_summary(pair)}
         advance(2)

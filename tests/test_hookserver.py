@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git
+from tests.conftest import git, wait_for
 from tests.hookdriver import payload
 from tests.test_agents import sample
 from vbranch import hookclient
@@ -143,16 +143,6 @@ def test_the_server_answers_with_the_handler_it_is_given(tmp_path, monkeypatch):
     assert not (tmp_path / hookclient.SOCKET_NAME).exists()
 
 
-def until(condition, timeout: float = 30.0) -> None:
-    """Wait for `condition` (a deadline only so that a broken one fails instead of hanging)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.001)
-
-
 def test_the_server_keeps_its_threads_for_the_next_requests_and_never_bounds_how_many_run(tmp_path):
     """Threads are reused (starting one per request cost a sixth of a hook's work), yet any number of
     requests run at once: one waiting for a lease must never keep the one releasing it from running."""
@@ -173,7 +163,8 @@ def test_the_server_keeps_its_threads_for_the_next_requests_and_never_bounds_how
     try:
         for _ in range(20):
             assert hookclient.ask(str(tmp_path), b"claude\0\0/cwd\nquick") == (0, b"", b"")
-            until(lambda: len(server.workers.idle) == 1)  # (the answer goes out before its thread is idle again)
+            # (the answer goes out before its thread is idle again)
+            assert wait_for(lambda: len(server.workers.idle) == 1, timeout=30, step=0.001)
         assert len(new_threads) == 1  # one after the other: the one thread each time
         answers = []
         clients = [threading.Thread(target=lambda: answers.append(hookclient.ask(str(tmp_path), b"claude\0\0/cwd\nwait")))

@@ -4,12 +4,11 @@ three-way merge of a path both sides changed.
 Each version's hunks against its base (`merge.text_hunks`) are kept by the two blob ids, up to
 HUNKS_BUDGET bytes (the new lines, as Python holds them), the least recently used dropped first;
 the watcher's threads share them, hence the lock. Blobs never change, so a kept entry is never
-stale. Why: a Stop
-merges every branch's version of each file several branches changed, though only the committing
-branch's is new (16 sessions sharing a 600 KB file: 16 blob reads and line counts per Stop, a
-third of its time); and a landing merges each other branch's version of a shared file with the
-landed one, the same versions against the same base the Stops diffed (45 blob reads in the
-first landing of 16).
+stale. Why: a Stop merges every branch's version of each file several branches changed, though
+only the committing branch's is new (16 sessions sharing a 600 KB file: 16 blob reads and line
+counts per Stop, a third of its time); and a landing merges each other branch's version of a
+shared file with the landed one, the same versions against the same base the Stops diffed (45
+blob reads in the first landing of 16).
 """
 from __future__ import annotations
 

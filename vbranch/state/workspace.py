@@ -69,7 +69,10 @@ def find_repo(start: Path | str) -> tuple[Path, Path] | None:
 
 def open_workspace(start: Path | str, any_thread: bool = False) -> Workspace:
     """An initialized workspace, or NotInitialized with what to do (`any_thread`: see WorkspacePool)."""
-    top, git_dir = _locate(start)
+    return _open_at(*_locate(start), any_thread)
+
+
+def _open_at(top: Path, git_dir: Path, any_thread: bool) -> Workspace:
     db = git_dir / "vbranch" / "state.db"
     if not db.exists():
         raise NotInitialized(f"vbranch is not set up in {top}", hint="run `vbranch init` first")
@@ -116,7 +119,7 @@ class WorkspacePool:
             return ws
         if ws is not None:
             ws.close()
-        return open_workspace(start, any_thread=True)
+        return _open_at(top, git_dir, any_thread=True)
 
     def give_back(self, ws: Workspace) -> None:
         if not (ws.store.db.in_transaction or ws.lock.depth):
