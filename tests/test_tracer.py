@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import VB, git, tree_files, wait_for
 from tests.hookdriver import Session
 from vbranch import tracer
-from vbranch.record import traces
+from vbranch.record import recording, traces
 from vbranch.state.workspace import open_workspace
 
 TRACER = [sys.executable, "-S", tracer.__file__]
@@ -276,6 +276,29 @@ def test_what_a_command_overwrote_is_kept(repo):
     [trace] = [t for t in logs(repo) if t.session == "B"]
     kept = [traces.version(e) for e in trace.events if e.path == "shared.txt"]
     assert any(v is not None and b"line 3 by A\n" in v.data for v in kept)
+
+
+def test_a_done_log_stays_while_its_window_is_open_then_leaves_what_hooks_read(repo):
+    """Hooks list the trace folder: a folded command's log stays there while its window is open (its
+    PostToolUse finds that it was traced), then goes to kept/ with the version it overwrote."""
+    a = Session(repo, "A")
+    tool_input, proc = _bash(a, "t1", "echo new > a.txt", None)
+    assert proc.wait(timeout=60) == 0
+    assert VB(repo).status().unattributed == []  # a snapshot meanwhile folds the change: the log is done
+    [trace] = logs(repo)
+    assert trace.done  # folded, but its window is open
+    a.post("Bash", tool_input, "t1", {})
+    ws = open_workspace(repo)
+    try:
+        assert recording.expects_trace(ws, "A")  # its PostToolUse found the command traced
+    finally:
+        ws.close()
+    VB(repo).commit()  # its snapshot moves the log
+    assert VB(repo).files_of("A")["a.txt"] == b"new\n"
+    assert logs(repo) == []  # the status's snapshot moved it
+    kept = repo / ".git" / "vbranch" / tracer.TRACE_DIR / traces.KEPT_DIR
+    assert sorted(p.suffix for p in kept.iterdir()) == [".done", ".v"]
+    assert (kept / trace.file.with_suffix(".v").name).read_bytes() == b"a\n"
 
 
 @pytest.mark.parametrize("command, protected", [

@@ -124,7 +124,7 @@ def fold_unseen(
             _forget_unchanged(ws, [p for p in unseen if p not in busy], asked_at)
     if paths is None:  # every change is folded now, but for files a tool is writing
         traces.mark_done([t for t in logs if t.ended is not None and not (traces.worktree_paths(t) & busy)])
-        traces.prune(ws.state_dir)
+        traces.prune(ws.state_dir, ws.store.windows)
     return folded
 
 

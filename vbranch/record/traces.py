@@ -3,22 +3,24 @@
 Each traced command leaves a log in `.git/vbranch/traces/`. A log is *live*
 while its supervisor runs (the command, or something it left running, may
 still write), *ended* once the supervisor wrote its end line or died, and
-*done* (renamed `.done`) once a snapshot has folded everything it names. Done
-logs are kept for a while so that a command's PostToolUse still finds that
-it was traced, then pruned.
+*done* (renamed `.done`) once a snapshot has folded everything it names. A done
+log stays while an open command window may claim it (its PostToolUse finds
+that its command was traced), then moves to `kept/` for a while, then goes.
 """
 from __future__ import annotations
 
 import os
 import time
 from collections import namedtuple
+from collections.abc import Callable
 from pathlib import Path
 
 from vbranch import tracer
 from vbranch.core.ownership import ABSENT, FileState
 from vbranch.tracer import TRACE_DIR, unquote
 
-# How long a done log is kept: longer than Claude Code's 10-minute limit on a Bash command.
+# The longest a done log is kept for a window still open: longer than Claude Code's 10-minute limit
+# on a Bash command.
 DONE_KEPT = 11 * 60
 # A trace that started this long before a window opened still counts as that window's command.
 SLACK = 1.0
@@ -57,11 +59,11 @@ def read_all(state_dir: Path, done: bool = False) -> list[Trace]:
 
 
 # Done logs never change (renamed once ended and folded; nothing writes them after): each is parsed
-# once per process, which for the watcher's hook server means once, not at every hook for the
-# DONE_KEPT they are kept (a soak had ~2,000 at a time: stat-ing each at every read was a third
-# of the server's time). Per trace folder, file name -> trace. The hook server runs hooks in threads at
-# once, so a folder's dict is built anew by each reader and published by one assignment, never
-# changed once published; a log gone from the folder is dropped with it.
+# once per process, not at every hook while it stays (a soak once kept ~2,000 at a time: re-reading
+# each at every hook was a third of the hook server's time). Per trace folder, file name -> trace.
+# The hook server runs hooks in threads at once, so a folder's dict is built anew by each reader and
+# published by one assignment, never changed once published; a log gone from the folder is dropped
+# with it.
 _DONE: dict[str, dict[str, Trace]] = {}
 
 
@@ -139,7 +141,12 @@ def writers(traces: list[Trace], path: str, since: int = 0) -> set[str]:
 
 def of_window(traces: list[Trace], session: str, window_started: float) -> list[Trace]:
     """The session's traces of commands started since its window opened (done ones included)."""
-    return [t for t in traces if t.session == session and t.started >= window_started - SLACK]
+    return [t for t in traces if _claims(session, window_started, t)]
+
+
+def _claims(session: str, window_started: float, trace: Trace) -> bool:
+    """A window of `session` opened at `window_started` counts `trace` as its command's."""
+    return trace.session == session and trace.started >= window_started - SLACK
 
 
 def mark_done(traces: list[Trace]) -> None:
@@ -152,36 +159,60 @@ def mark_done(traces: list[Trace]) -> None:
                 pass
 
 
-# When this process last pruned each trace folder: a fold runs at nearly every hook, and a prune
-# stats every done log, so a process prunes a folder at most once a PRUNE_EVERY.
-PRUNE_EVERY = 30.0
-_PRUNED_AT: dict[str, float] = {}
+def prune(state_dir: Path, open_windows: Callable[[], list], now: float | None = None) -> None:
+    """Move the done logs no open command window can still ask for out of the trace folder.
 
+    Every hook lists the trace folder, so it holds only what a hook may read: live logs,
+    and done ones an open window may claim (`of_window`, for a window of its session opened
+    before it started). A window opens (at PreToolUse) before its command starts, and the
+    windows are asked for after the folder is listed: a log listed as done had its window,
+    if any, open by then. A log that ended more than DONE_KEPT ago is moved whatever its
+    window: that command outlived Claude Code's limit on one.
 
-def prune(state_dir: Path, now: float | None = None) -> None:
-    """Drop done logs (and their kept versions) last written more than DONE_KEPT ago: by the
-    time of their last write (their end), not by parsing them, so that this costs a stat each."""
+    Moved logs, with the versions their commands overwrote, are kept in `kept/` for
+    DONE_KEPT after their last write (a stat each, at most every PRUNE_EVERY), then dropped.
+    """
     now = now or time.time()
     folder = Path(state_dir) / TRACE_DIR
-    if now - _PRUNED_AT.get(str(folder), 0.0) < PRUNE_EVERY:
-        return
-    _PRUNED_AT[str(folder)] = now
-    cutoff = now - DONE_KEPT
     try:
-        names = os.listdir(folder)
+        names = [n for n in os.listdir(folder) if n.endswith(".done")]
+    except FileNotFoundError:
+        return
+    cutoff = int((now - DONE_KEPT) * 1e9)
+    known = _DONE.get(str(folder), {})
+    windows = [(w.session, w.started) for w in open_windows()] if names else []
+    kept = folder / KEPT_DIR
+    for name in names:
+        trace = known.get(name) or _read(folder / name)
+        if trace is None or (trace.ended >= cutoff and any(_claims(s, started, trace) for s, started in windows)):
+            continue
+        kept.mkdir(exist_ok=True)
+        for path in (trace.file.with_suffix(".v"), trace.file):  # the log last: listed, it has its versions
+            try:
+                os.replace(path, kept / path.name)
+            except FileNotFoundError:
+                pass
+    _expire(kept, now)
+
+
+KEPT_DIR = "kept"
+# When this process last expired each kept folder: that stats every log in it.
+PRUNE_EVERY = 30.0
+_EXPIRED_AT: dict[str, float] = {}
+
+
+def _expire(kept: Path, now: float) -> None:
+    """Drop kept logs (and their versions) last written more than DONE_KEPT ago."""
+    if now - _EXPIRED_AT.get(str(kept), 0.0) < PRUNE_EVERY:
+        return
+    _EXPIRED_AT[str(kept)] = now
+    try:
+        names = os.listdir(kept)
     except FileNotFoundError:
         return
     for name in names:
-        if not name.endswith(".done"):
-            continue
-        path = folder / name
         try:
-            if os.stat(path).st_mtime >= cutoff:
-                continue
+            if os.stat(kept / name).st_mtime < now - DONE_KEPT:
+                os.unlink(kept / name)
         except FileNotFoundError:
-            continue
-        for gone in (path.with_suffix(".v"), path):
-            try:
-                os.unlink(gone)
-            except FileNotFoundError:
-                pass
+            pass
