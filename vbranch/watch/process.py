@@ -39,6 +39,7 @@ from vbranch.watch.dirtyset import (
     live_sessions,
     vouched_paths,
 )
+from vbranch.watch import memory
 from vbranch.watch.hookserver import HookServer
 from vbranch.watch.monitor import Monitor
 
@@ -165,6 +166,7 @@ class Watcher:
         if not db.exists():
             raise NotInitialized(f"vbranch is not set up in {self.top}", hint="run `vbranch init` first")
         lock_fd = self._take_lock()
+        memory.limit_arenas()  # before the threads start
         store = self.store = Store(db)
         self.dirty = DirtySetWriter(store, self._log)
         old_handlers = self._install_signals()
@@ -235,7 +237,7 @@ class Watcher:
             signal.signal(sig, handler)
 
     def _loop(self) -> int:
-        last_beat = last_house = 0.0
+        last_beat = last_house = last_trim = 0.0
         last_activity = self.clock()
         while not self.stop_event.is_set():
             tick = time.monotonic()
@@ -257,6 +259,9 @@ class Watcher:
                 if self.idle_exit is not None and now - last_activity >= self.idle_exit:
                     self._log(f"no live session and no change for {self.idle_exit:g} s: stopping")
                     return 0
+            if now - last_trim >= memory.TRIM_EVERY:
+                last_trim = now
+                memory.trim()
             if now - last_beat >= HEARTBEAT_INTERVAL:
                 last_beat = now
                 self.dirty.beat(now)
