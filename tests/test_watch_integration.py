@@ -166,6 +166,24 @@ def test_a_fold_forgets_the_paths_it_found_unchanged(vb, watcher):
     assert [f.path for f in v.status().unattributed] == ["a.txt", "b.txt"]
 
 
+def test_the_watcher_s_seed_never_lowers_a_later_mark(vb):
+    """Controlled interleaving: the watcher seeds its dirty set with what changed before it started
+    (one git status, stamped with its start), and may write that after it marked a newer change of
+    the same file. Lowered to the start, the mark would be forgotten by a fold that read the file
+    between the two, though the file changed after that read (seen once in a full test run)."""
+    v = vb({"a.txt": "one\n"})
+    ws = v.ws()
+    try:
+        started, read_at, changed = 1000.0, 1001.0, 1002.0
+        ws.store.mark_dirty(["a.txt"], changed)  # the watcher marks a write
+        ws.store.mark_dirty(["a.txt"], started)  # its seed, late
+        assert ws.store.dirty_since(0) == {"a.txt": changed}
+        ws.store.forget_dirty(["a.txt"], read_at)  # a fold that read a.txt before the write
+        assert ws.store.dirty_since(0) == {"a.txt": changed}
+    finally:
+        ws.close()
+
+
 def test_a_change_made_after_the_fold_read_the_file_keeps_its_mark(vb, monkeypatch):
     """Controlled interleaving: the watcher marks a change right after the fold read the file
     (found unchanged) and before the fold forgets what it read. That mark must stay."""

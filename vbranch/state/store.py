@@ -688,8 +688,11 @@ class Store:
     # the watcher's dirty set
 
     def mark_dirty(self, paths: list[str], when: float) -> None:
+        """Mark paths changed at `when`; a path marked later keeps its later mark (the watcher's
+        seed marks what changed before it started, and may write after it marked a new change)."""
         self.db.executemany(
-            "INSERT INTO dirty(path, changed) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET changed = excluded.changed",
+            "INSERT INTO dirty(path, changed) VALUES (?, ?)"
+            " ON CONFLICT(path) DO UPDATE SET changed = max(changed, excluded.changed)",
             [(p, when) for p in paths],
         )
 
