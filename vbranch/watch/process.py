@@ -25,6 +25,7 @@ from typing import Callable
 from vbranch.errors import NotInitialized
 from vbranch.state import flock
 from vbranch.state.store import Store
+from vbranch.watch import memory
 from vbranch.watch.control import WatcherRunning
 from vbranch.watch.dirtyset import (
     INEXACT,
@@ -39,7 +40,6 @@ from vbranch.watch.dirtyset import (
     live_sessions,
     vouched_paths,
 )
-from vbranch.watch import memory
 from vbranch.watch.hookserver import HookServer
 from vbranch.watch.monitor import Monitor
 
