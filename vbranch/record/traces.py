@@ -19,9 +19,10 @@ from vbranch import tracer
 from vbranch.core.ownership import ABSENT, FileState
 from vbranch.tracer import TRACE_DIR, unquote
 
-# The longest a done log is kept for a window still open: longer than Claude Code's 10-minute limit
-# on a Bash command.
+# How long a done log is kept after its command ended, in the folder for a window still open or in
+# KEPT_DIR: longer than Claude Code's 10-minute limit on a Bash command.
 DONE_KEPT = 11 * 60
+KEPT_DIR = "kept"
 # A trace that started this long before a window opened still counts as that window's command.
 SLACK = 1.0
 
@@ -195,7 +196,6 @@ def prune(state_dir: Path, open_windows: Callable[[], list], now: float | None =
     _expire(kept, now)
 
 
-KEPT_DIR = "kept"
 # When this process last expired each kept folder: that stats every log in it.
 PRUNE_EVERY = 30.0
 _EXPIRED_AT: dict[str, float] = {}
