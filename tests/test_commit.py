@@ -569,3 +569,110 @@ def test_large_blobs_read_again_come_from_a_bounded_cache(make_repo, monkeypatch
     assert 0 < len(kept) <= 5 and gitops._blobs_size[0] == sum(len(gitops._blobs[o]) for o in kept)
     small = gitops.write_blob(repo, b"small\n")
     assert gitops.blob_data(repo, small) == b"small\n" and small not in gitops._blobs  # read faster than kept
+
+
+# --- a commit is planned with the state lock let go (hooks go on), carried out under it -------------
+
+def _during_the_plan(monkeypatch, action, before: bool = False):
+    """Run `action` once, while a commit plans (just `before` it reads anything, else right after
+    the plan is built): the lock let go, the plan's snapshot open. Returns the list of plans made."""
+    from vbranch.ops import committing
+
+    calls, real = [], committing._plan
+
+    def planning(*args, **kwargs):
+        calls.append(args[2])
+        first = len(calls) == 1
+        if first and before:
+            action()
+        plan = real(*args, **kwargs)
+        if first and not before:
+            action()
+        return plan
+
+    monkeypatch.setattr(committing, "_plan", planning)
+    return calls
+
+
+def _lock_is_free(v: VB) -> None:
+    ws = v.ws()
+    ws.lock.timeout = 1.0  # held by the planning commit (this very thread), it would time out
+    try:
+        with ws.lock:
+            pass
+    finally:
+        ws.close()
+
+
+def test_a_change_recorded_while_a_commit_plans_waits_for_the_next_commit(vb, monkeypatch):
+    """The plan reads the store as the fold left it; what a hook records meanwhile is as if made just
+    after the commit: left out of it, shown by status, taken by the next commit."""
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    calls = _during_the_plan(monkeypatch, lambda: (_lock_is_free(v), v.edit("a", "g.txt", "X\n")), before=True)
+    v.commit()
+    assert len(calls) == 1  # planned once: no operation came in between
+    assert v.files_of("a") == {"f.txt": b"1\nA\n3\n", "g.txt": b"x\n"}
+    assert tree_files(v.repo, "HEAD") == {"f.txt": b"1\nA\n3\n", "g.txt": b"x\n"}
+    assert git(v.repo, "status", "--porcelain") == " M g.txt\n"
+    commit_all(v)
+    assert v.files_of("a") == {"f.txt": b"1\nA\n3\n", "g.txt": b"X\n"}
+    assert git(v.repo, "status", "--porcelain") == ""
+
+
+def test_another_branchs_commit_meanwhile_rebuilds_only_the_workspace(vb, monkeypatch):
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    v.edit("b", "g.txt", "B\n")
+    a, b = v.branch_of("a"), v.branch_of("b")
+    calls = _during_the_plan(monkeypatch, lambda: v.commit(b))
+    assert [name for name, _, _ in v.commit(a).committed] == [a]
+    assert calls == [[a], [b]]  # a's plan and b's own: a's branch commit was not planned again
+    heads = [git(v.repo, "rev-parse", f"refs/heads/{x}").strip() for x in (a, b)]
+    parents = git(v.repo, "rev-list", "--parents", "-n1", "HEAD").split()[1:]
+    assert parents == [git(v.repo, "rev-parse", "main").strip(), *heads]
+    assert tree_files(v.repo, "HEAD") == {"f.txt": b"1\nA\n3\n", "g.txt": b"B\n"}
+    assert git(v.repo, "status", "--porcelain") == ""
+
+
+def test_a_landing_meanwhile_makes_the_commit_plan_again_on_the_new_base(vb, monkeypatch):
+    from vbranch.ops import landing
+
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    v.edit("b", "g.txt", "B\n")
+    a, b = v.branch_of("a"), v.branch_of("b")
+    v.commit(b)
+
+    def land_b():
+        ws = v.ws()
+        try:
+            landing.land(ws, b, "ff", v.at())
+        finally:
+            ws.close()
+
+    _during_the_plan(monkeypatch, land_b)
+    v.commit(a)
+    main = git(v.repo, "rev-parse", "main").strip()
+    assert tree_files(v.repo, "main") == {"f.txt": b"1\n2\n3\n", "g.txt": b"B\n"}
+    assert git(v.repo, "rev-list", "--parents", "-n1", f"refs/heads/{a}").split()[1:] == [main]
+    assert v.files_of("a") == {"f.txt": b"1\nA\n3\n", "g.txt": b"B\n"}
+    assert tree_files(v.repo, "HEAD") == {"f.txt": b"1\nA\n3\n", "g.txt": b"B\n"}
+    assert git(v.repo, "status", "--porcelain") == ""
+
+
+def test_a_commit_of_the_same_branch_meanwhile_makes_the_commit_plan_again(vb, monkeypatch):
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    a = v.branch_of("a")
+
+    def another_commit_of_a():
+        v.edit("a", "g.txt", "X\n")
+        v.commit(a)
+
+    calls = _during_the_plan(monkeypatch, another_commit_of_a)
+    assert v.commit(a).unchanged == [a]  # planned again: the other commit had taken it all
+    assert calls == [[a], [a], [a]]
+    assert v.files_of("a") == {"f.txt": b"1\nA\n3\n", "g.txt": b"X\n"}
+    assert git(v.repo, "rev-list", "--count", f"refs/heads/{a}").strip() == "2"  # the base and one commit
+    assert git(v.repo, "status", "--porcelain") == ""

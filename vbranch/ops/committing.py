@@ -44,35 +44,85 @@ def commit(ws: Workspace, names: list[str] | None, message: str | None, at: str)
 
 
 def _commit(ws: Workspace, names: list[str] | None, message: str | None, at: str) -> CommitReport:
+    """Fold, plan, then carry out; only the fold and the carrying out hold the state lock.
+
+    A Stop's commit spent ~150 ms planning with the lock held, and every other session's hooks
+    waited. Now the fold ends with a snapshot of the store (a read transaction) and the lock is
+    let go: the branch commits and the workspace commit are built from that snapshot while
+    hooks go on. Under the lock again, the plan stands if no operation was logged since: a
+    hook's change recorded meanwhile is one the commit did not see, as if made just after it
+    (the commit marks hold the digests the plan read, so the next commit takes it). Commits of
+    other branches meanwhile moved the workspace: only it is built again, from the new one.
+    Any other operation (a landing, an undo, a claim, a commit of the same branch) may have
+    moved what the plan read: it is planned again under the lock, as a commit always was.
+    """
     from vbranch.git import gitops
-    from vbranch.ops.operation import operation
+    from vbranch.ops.operation import operation, up_to_date
+    from vbranch.record.recording import fold_unseen
 
-    with operation(ws, Kind.COMMIT, at) as tx:
-        branches = [require_branch(ws, n) for n in names] if names else [b for b in ws.store.branches() if b.applied]
-        # An unapplied branch's lines are out of the files: a commit now would drop them from it.
-        parked = [b.name for b in branches if not b.applied]
-        branches = [b for b in branches if b.applied]
-        records = Records(store=ws.store)
-        repo = gitops.open_repo(ws.top)
-        with gitops.batch(repo):  # every object in one pack, written before the store transaction
-            report, updates = plan_commits(ws, repo, branches, records, message)
-            workspace = build_workspace(ws, repo, records, ws.base, {u.ref: u.new for u in updates}) if updates else None
-        report.unapplied = parked
+    repo = gitops.open_repo(ws.top)
+    with up_to_date(ws, at):
+        seen = ws.store.last_op_id()
+        snapshot = ws.store.snapshot()
+    with snapshot:
+        plan = _plan(ws, repo, names, message)
+    with operation(ws, Kind.COMMIT, at, fold=False) as tx:
+        later = ws.store.ops_after(seen)
+        if any(kind != Kind.COMMIT or plan.refs & set(detail.get("refs", ())) for kind, detail in later):
+            fold_unseen(ws, at)
+            plan = _plan(ws, repo, names, message)
+        elif later and plan.updates:
+            with gitops.batch(repo):
+                plan.workspace = build_workspace(ws, repo, Records(store=ws.store), ws.base, plan.heads())
+        return _carry_out(ws, tx, plan)
 
-        def remember() -> None:  # what each head was built from: the next commit starts there
-            for branch_id, (head, base, changed, replace) in report.marks.items():
-                ws.store.set_commit_marks(branch_id, head, base, changed, replace)
-            ws.store.prune_commit_marks()
 
+@dataclass
+class _Plan:
+    report: CommitReport
+    updates: list[RefUpdate]
+    workspace: tuple[str, str | None] | None  # (new, current) workspace commit, when any branch moves
+    refs: set[str]  # of every branch planned: a commit of one of them meanwhile voids the plan
+
+    def heads(self) -> dict[str, str]:
+        return {u.ref: u.new for u in self.updates}
+
+
+def _plan(ws: Workspace, repo, names: list[str] | None, message: str | None) -> _Plan:
+    """The named branches' commits (all applied ones for None) and the workspace over them, written."""
+    from vbranch.git import gitops
+
+    branches = [require_branch(ws, n) for n in names] if names else [b for b in ws.store.branches() if b.applied]
+    # An unapplied branch's lines are out of the files: a commit now would drop them from it.
+    parked = [b.name for b in branches if not b.applied]
+    branches = [b for b in branches if b.applied]
+    records = Records(store=ws.store)
+    with gitops.batch(repo):  # every object in one pack, written before the store transaction
+        report, updates = plan_commits(ws, repo, branches, records, message)
+        plan = _Plan(report, updates, None, {b.ref for b in branches})
         if updates:
-            intent = Intent(refs=list(updates))
-            intent.point_workspace(*workspace)
-            detail = {"branches": [name for name, _, _ in report.committed], "refs": {u.ref: [u.old, u.new] for u in updates}}
-            tx.finish(detail, intent, remember)
-        elif any(changed or replace for _h, _b, changed, replace in report.marks.values()):
-            with ws.store.tx():  # facts about commits that exist already: no operation to log
-                remember()
-        return report
+            plan.workspace = build_workspace(ws, repo, records, ws.base, plan.heads())
+    report.unapplied = parked
+    return plan
+
+
+def _carry_out(ws: Workspace, tx, plan: _Plan) -> CommitReport:
+    report = plan.report
+
+    def remember() -> None:  # what each head was built from: the next commit starts there
+        for branch_id, (head, base, changed, replace) in report.marks.items():
+            ws.store.set_commit_marks(branch_id, head, base, changed, replace)
+        ws.store.prune_commit_marks()
+
+    if plan.updates:
+        intent = Intent(refs=list(plan.updates))
+        intent.point_workspace(*plan.workspace)
+        detail = {"branches": [name for name, _, _ in report.committed], "refs": {u.ref: [u.old, u.new] for u in plan.updates}}
+        tx.finish(detail, intent, remember)
+    elif any(changed or replace for _h, _b, changed, replace in report.marks.values()):
+        with ws.store.tx():  # facts about commits that exist already: no operation to log
+            remember()
+    return report
 
 
 class Records:

@@ -13,7 +13,8 @@ left without `finish` (a refusal, nothing to do, a dry run) logs nothing; any
 objects it wrote are unreachable. This is jj's `start_transaction() … finish()`.
 
 `up_to_date` is the same start without an operation to log (push reads the
-state, then leaves the lock to talk to the remote).
+state, then leaves the lock to talk to the remote; a commit folds, then plans
+with the lock let go and checks under it what moved meanwhile: committing._commit).
 """
 from __future__ import annotations
 

@@ -262,6 +262,11 @@ class Store:
     def tx(self):
         return _Transaction(self.db)
 
+    def snapshot(self) -> _Snapshot:
+        """A read transaction begun now: this connection reads the state as it is now until the
+        snapshot is closed, while others go on writing (WAL). Write nothing through it meanwhile."""
+        return _Snapshot(self.db)
+
     def migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -543,6 +548,14 @@ class Store:
     def finish_op(self, op_id: int) -> None:
         self.db.execute("UPDATE oplog SET pending = NULL WHERE id = ?", (op_id,))
 
+    def last_op_id(self) -> int:
+        return self.db.execute("SELECT coalesce(max(id), 0) FROM oplog").fetchone()[0]
+
+    def ops_after(self, op_id: int) -> list[tuple[str, dict]]:
+        """(kind, detail) of every operation logged after `op_id`, oldest first."""
+        rows = self.db.execute("SELECT op, detail FROM oplog WHERE id > ? ORDER BY id", (op_id,))
+        return [(r[0], json.loads(r[1])) for r in rows]
+
     def pending_ops(self) -> list[tuple[int, str, dict]]:
         rows = self.db.execute("SELECT id, op, pending FROM oplog WHERE pending IS NOT NULL ORDER BY id")
         return [(r[0], r[1], json.loads(r[2])) for r in rows]
@@ -790,6 +803,26 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb):
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
+
+
+class _Snapshot:
+    """BEGIN … COMMIT around reads only: in WAL mode the snapshot is taken at the first read."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        db.execute("BEGIN")
+        db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("COMMIT")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
         return False
 
 
