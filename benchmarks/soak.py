@@ -1,6 +1,6 @@
 """A working day, compressed: sessions making many tool calls at once on a large repository.
 
-    python -m benchmarks.soak [--quick] [--sessions 8] [--calls 1000] [--files 30000] [--out DIR]
+    python -m benchmarks.soak [--quick] [--sessions 8] [--calls 1000] [--files 30000] [--think 0.5,2.5] [--out DIR]
 
 Each session is its own process (benchmarks/session.py's VbranchSession: the hook command
 `vbranch install` writes, answered by the live watcher's hook server, every Bash command under
@@ -8,7 +8,10 @@ the command tracer) making --calls tool calls: Writes of its own files, Edits of
 and, every tenth call, of one line of a shared file (lines dealt round-robin, so sessions' lines
 are neighbours), and Bash commands writing generated files. Every --commit-every calls the turn
 ends (Stop: vbranch commits the session's branch) and every --land-every calls the session lands
-its branch (`vbranch land`), all while the others go on.
+its branch (`vbranch land`), all while the others go on. Back to back by default; with --think
+LOW,HIGH each session waits that many seconds (at random, seeded by the session) before each tool
+call, as an agent's model turn keeps its calls apart: the Stops and lands still come in the middle
+of the others' calls.
 
 Measured: every hook's latency with when it ran (percentiles overall and per tenth of the run,
 the last tenth against the first), Stop and land times, the store's size and the watcher's RSS
@@ -94,7 +97,11 @@ def work(repo: Path, plan: dict, start: float, commit_every: int, land_every: in
     session = VbranchSession(repo, repo, plan, start)
     session.setup()
     calls, stops, lands = [], [], []
+    low, high = plan.get("think") or (0.0, 0.0)
+    pause = random.Random(plan["id"])
     for k, op in enumerate(plan["ops"]):
+        if high:
+            time.sleep(pause.uniform(low, high))
         first = len(session.hook_seconds)
         at = time.time() - start
         session.run_op(k, op)
@@ -284,7 +291,9 @@ def markdown(r: dict) -> str:
         f"# Soak, {r['date']}", "",
         f"    python -m benchmarks.soak {r['argv']}", "",
         f"{r['config']['sessions']} sessions × {r['config']['calls']} tool calls on {r['config']['files']} files, "
-        f"a Stop every {r['config']['commit_every']} calls, a land every {r['config']['land_every']}; "
+        f"a Stop every {r['config']['commit_every']} calls, a land every {r['config']['land_every']}"
+        + (", each session waiting {}-{} s before each call".format(*r["config"]["think"]) if r["config"].get("think") else ", back to back")
+        + "; "
         f"vbranch at {r['revision']}. {s['tool_calls']} calls in {s['wall_seconds']} s.", "",
         "| | median | p95 | p99-ish (max of tenths' p95) | count |", "|---|---:|---:|---:|---:|",
         f"| hook (ms) | {s['hook_ms']['median']} | {s['hook_ms']['p95']} | {max(t['p95'] for t in s['hook_ms_by_tenth'])} | {s['hook_ms']['count']} |",
@@ -315,7 +324,7 @@ def run(cfg: dict, work_dir: Path, progress) -> dict:
     try:
         ids = [f"s{i}" for i in range(cfg["sessions"])]
         dealt = shared_lines(repo, cfg["sessions"], cfg["calls"] // SHARED_EVERY + 1)
-        plans = [{"id": sid, "ops": session_ops(sid, cfg["calls"], dealt[i])} for i, sid in enumerate(ids)]
+        plans = [{"id": sid, "ops": session_ops(sid, cfg["calls"], dealt[i]), "think": cfg.get("think")} for i, sid in enumerate(ids)]
         began = time.time()
         results, samples = run_sessions(repo, plans, cfg, work_dir, progress)
         wall = time.time() - began
@@ -337,10 +346,14 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny: the same code paths, for the smoke test")
     for key in ("sessions", "calls", "files", "commit_every", "land_every"):
         parser.add_argument("--" + key.replace("_", "-"), type=int)
+    parser.add_argument("--think", type=lambda text: [float(x) for x in text.split(",")], metavar="LOW,HIGH",
+                        help="seconds each session waits before each tool call, at random in [LOW, HIGH] (default: none)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     cfg.update({k: v for k, v in vars(args).items() if k in cfg and v is not None})
+    if args.think:
+        cfg["think"] = args.think
     random.seed(0)
     load_before = load()
     with tempfile.TemporaryDirectory(prefix="vbranch-soak-") as tmp:

@@ -75,7 +75,7 @@ def test_quick_tracer_benchmark_is_complete(tmp_path):
 def test_quick_soak_lands_every_session_s_lines_exactly(tmp_path):
     """Sessions calling tools, committing and landing at once: every landing moved only the lines of
     the session that landed, and once all is landed the target is the working directory."""
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--quick", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--quick", "--think", "0,0.01", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     [data] = tmp_path.glob("soak-*.json")
@@ -85,6 +85,7 @@ def test_quick_soak_lands_every_session_s_lines_exactly(tmp_path):
     assert checks["target_is_the_working_directory"] and checks["problems"] == []
     assert checks["contested"] == 0 and checks["unattributed"] == 0
     assert summary["tool_calls"] == 2 * 40 and summary["lands_failed"] == 0
+    assert result["config"]["think"] == [0, 0.01] and "waiting 0.0-0.01 s before each call" in proc.stdout
     assert "hook_failures" not in summary["counters"] and "untraced_commands" not in summary["counters"]
     assert summary["watcher_rss_bytes"]["max"] > 0 and summary["store_bytes"]["last"] > 0
     # The dirty set holds what may differ, not all that ever changed: once all is landed, nothing.
