@@ -202,7 +202,9 @@ def plan_commits(ws: Workspace, repo, branches: list[BranchRow], records: Record
             tree = gitops.edit_tree(repo, head_tree, changes) if changes else head_tree.id
             new_marks, replace = {p: digests.get(p) for p in dirty}, False
         else:
-            tree = gitops.edit_tree(repo, base_tree, branch_changes(records.all(), branch.id))
+            changes = branch_changes(records.all(), branch.id)
+            tree = gitops.edit_tree(repo, base_tree, changes)
+            gitops.remember_edit(repo, base_tree, tree, changes)  # a first commit's paths; the landing's base diff
             new_marks, replace = dict(digests), True
         if tree == head_tree.id:
             report.unchanged.append(branch.name)

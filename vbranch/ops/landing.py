@@ -575,6 +575,7 @@ def rebase_commits(repo, head: str, old_base: str | None, new_base: str) -> tupl
     if clashes:
         return None, clashes
     expected = gitops.edit_tree(repo, head_tree, whole)
+    gitops.remember_edit(repo, head_tree, expected, whole)  # the workspace build asks what changed: these paths
     chain = gitops.first_parent_chain(repo, head, old_base)
     if chain is not None and len(chain) == 1:  # one commit: its replay is the whole-branch merge itself
         replayed = new_base if expected == new_tree.id else gitops.replay_commit(repo, head, expected, new_base)
