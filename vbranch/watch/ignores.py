@@ -90,9 +90,11 @@ class IgnoreOracle:
         with self.lock:
             if self.tracked is None:
                 listing = subprocess.run(["git", "-C", str(self.top), "ls-files", "-z"], capture_output=True).stdout
+                # Each file's directory first, as bytes: then only the few distinct ones are decoded and
+                # walked up (every commit changes the index: this ran for each, ~22 ms at 30,000 files).
                 self.tracked = set()
-                for entry in listing.split(b"\0"):
-                    parent = os.fsdecode(entry).rpartition("/")[0]
+                for raw in {entry.rpartition(b"/")[0] for entry in listing.split(b"\0")}:
+                    parent = os.fsdecode(raw)
                     while parent and parent not in self.tracked:
                         self.tracked.add(parent)
                         parent = parent.rpartition("/")[0]
