@@ -438,3 +438,28 @@ def test_a_hook_finishes_an_operation_a_killed_command_left_half_done(repo, monk
     assert ws.store.pending_ops() == []
     ws.close()
     assert tree_files(repo, "session-after-crash")["work.txt"] == b"work\n"
+
+
+def test_whether_git_ignores_a_new_file_is_asked_with_the_state_lock_free(make_repo, monkeypatch):
+    """The check-ignore process reads the whole index: every other session's hooks would wait for it."""
+    from vbranch.git import gitcli
+    from vbranch.state import lock
+
+    repo = make_repo({".gitignore": "*.log\n", "old.txt": "old\n"})
+    VB(repo).init()
+    asked, real = [], gitcli.ignored
+
+    def ignored(top, paths):
+        if paths:
+            asked.append((sorted(paths), any(held.locked() for held in lock._in_process.values())))
+        return real(top, paths)
+
+    monkeypatch.setattr(gitcli, "ignored", ignored)
+    s = Session(repo, "ign")
+    s.start()
+    s.write("debug.log", "noise\n")
+    s.write("real.txt", "real\n")
+    s.write("old.txt", "new\n")  # tracked: nothing to ask
+    assert asked == [(["debug.log"], False), (["real.txt"], False)]
+    s.stop()
+    assert [f.path for b in VB(repo).status().branches for f in b.files] == ["old.txt", "real.txt"]

@@ -605,3 +605,25 @@ def test_a_command_builds_the_native_loop_when_it_is_missing(make_repo, monkeypa
     [trace] = logs(repo)
     assert loop_of(trace) == "native" and traces.worktree_paths(trace) == {"x.txt"}
     assert Path(tracer.native_library()).exists()
+
+
+def test_whether_git_ignores_a_command_s_new_files_is_asked_with_the_state_lock_free(repo, monkeypatch):
+    from vbranch.git import gitcli
+    from vbranch.state import lock
+
+    (repo / ".git" / "info" / "exclude").write_text("*.log\n")
+    asked, real = [], gitcli.ignored
+
+    def ignored(top, paths):
+        if paths:
+            asked.append((sorted(paths), any(held.locked() for held in lock._in_process.values())))
+        return real(top, paths)
+
+    monkeypatch.setattr(gitcli, "ignored", ignored)
+    me = Session(repo, "A")
+    tool_input, proc = _bash(me, "t1", "echo x > made.txt; echo y > debug.log; echo z >> a.txt", None)
+    assert proc.wait(timeout=60) == 0
+    me.post("Bash", tool_input, "t1", {})
+    assert asked == [(["debug.log", "made.txt"], False)]
+    files = VB(repo).status().branches[0].files
+    assert sorted(f.path for f in files) == ["a.txt", "made.txt"]

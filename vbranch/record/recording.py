@@ -239,6 +239,7 @@ def _close_traced(ws: Workspace, session_id: str, window_id: str, mine: list, lo
     contested; nobody else's running command does.
     """
     written = sorted(set().union(*(traces.worktree_paths(t) for t in mine)))
+    answers = ignore_answers(ws, written)
     with ws.lock, ws.store.tx():
         ws.store.close_window(window_id)
         ws.store.set_meta(TRACED + session_id, "1")
@@ -249,7 +250,8 @@ def _close_traced(ws: Workspace, session_id: str, window_id: str, mine: list, lo
         paths = _expand(ws, written)
         busy = [p for p in paths if _leased_elsewhere(ws, p, None)]  # a file tool's PostToolUse records those
         attribute = _with_rivals(row.id, _unseen_attribution(ws, at, session_id, None, logs))
-        changed = _fold(ws, [p for p in paths if p not in busy], attribute, logs, at, session_id, "command", agent_id=agent_id)
+        changed = _fold(ws, [p for p in paths if p not in busy], attribute, logs, at, session_id, "command", agent_id=agent_id,
+                        answers=answers)
     if not busy:
         traces.mark_done([t for t in mine if t.ended is not None])
     return changed
@@ -257,7 +259,7 @@ def _close_traced(ws: Workspace, session_id: str, window_id: str, mine: list, lo
 
 def _fold(
     ws: Workspace, paths: list[str], attribute: Attribution, logs: list, at: str, session_id: str | None, source: str,
-    known: dict[str, FileOwnership] | None = None, agent_id: str | None = None,
+    known: dict[str, FileOwnership] | None = None, agent_id: str | None = None, answers: dict[str, bool] | None = None,
 ) -> list[str]:
     """`_apply`, but a path traced processes wrote since its last fold goes writer by writer."""
     changed: list[str] = []
@@ -268,8 +270,8 @@ def _fold(
             plain.append(path)
             continue
         for state, by in steps:
-            changed += _apply(ws, [path], by, at, session_id, source, {path: ws.store.file(path)}, agent_id, state)
-    changed += _apply(ws, plain, attribute, at, session_id, source, known, agent_id)
+            changed += _apply(ws, [path], by, at, session_id, source, {path: ws.store.file(path)}, agent_id, state, answers)
+    changed += _apply(ws, plain, attribute, at, session_id, source, known, agent_id, answers=answers)
     return sorted(set(changed))
 
 
@@ -337,6 +339,27 @@ def close_leftover_windows(ws: Workspace, session_id: str, at: str) -> list[str]
     return sorted(set(changed))
 
 
+def ignore_answers(ws: Workspace, paths: list[str]) -> dict[str, bool]:
+    """Whether git ignores each of `paths` that may be new to it (no record, not in the base).
+
+    Asked before the state lock is taken: the git process reads the whole index (10-20 ms at
+    30,000 files), and every other session's hooks waited while a fold held the lock for it.
+    A path that became new to git since is asked again under the lock (_ignored).
+    """
+    new = [p for p in paths if not ws.store.has_file(p)]
+    if new and ws.base:
+        in_base = gitcli.tree_signatures(ws.top, ws.base, new)
+        new = [p for p in new if in_base[p] is None]
+    found = gitcli.ignored(ws.top, new)
+    return {p: p in found for p in new}
+
+
+def _ignored(ws: Workspace, paths: list[str], answers: dict[str, bool] | None) -> set[str]:
+    """Which of `paths` (new to git) git ignores: as answered before the lock, else asked now."""
+    answers = answers or {}
+    return {p for p in paths if answers.get(p)} | gitcli.ignored(ws.top, [p for p in paths if p not in answers])
+
+
 def _leased_elsewhere(ws: Workspace, path: str, call: str | None) -> bool:
     """A tool call other than `call` holds the file's lease: it is writing the file now."""
     held = ws.store.lease(path)
@@ -361,12 +384,13 @@ def record_write(
     command's (or unattributed) first, so this session gets its own edit and
     nothing else; line endings and encodings are never such a difference.
     """
+    answers = ignore_answers(ws, [path])
     with ws.lock, ws.store.tx():
         row = branch_for_session(ws, session_id, at)
         rec = ws.store.file(path)
         if rec is None:
             rec = new_record(path, gitcli.tree_states(ws.top, ws.base, [path])[path])
-            if not rec.base.exists and gitcli.ignored(ws.top, [path]):
+            if not rec.base.exists and _ignored(ws, [path], answers):
                 return []  # an ignored file is never ours to commit
         known = rec.known
         others = _unseen_attribution(ws, at, session_id)
@@ -535,13 +559,15 @@ def _apply(
     known: dict[str, FileOwnership] | None = None,
     agent_id: str | None = None,
     state: FileState | None = None,
+    answers: dict[str, bool] | None = None,
 ) -> list[str]:
-    """Fold the working state of `paths` (or the given `state` of one path) into their records."""
+    """Fold the working state of `paths` (or the given `state` of one path) into their records.
+    `answers`: whether git ignores paths, asked before the lock (ignore_answers)."""
     records = {p: (known.get(p) if known is not None else ws.store.file(p)) for p in paths}
     missing = [p for p, rec in records.items() if rec is None]
     bases = gitcli.tree_states(ws.top, ws.base, missing)
     # Only a path new to git can be ignored (git never ignores a tracked file).
-    ignored = gitcli.ignored(ws.top, [p for p in missing if not bases[p].exists])
+    ignored = _ignored(ws, [p for p in missing if not bases[p].exists], answers)
     paths = [p for p in paths if p not in ignored]
     changed = []
     for path in paths:

@@ -373,6 +373,9 @@ class Store:
         rows = self.db.execute("SELECT path, stat FROM files").fetchall()
         return {path: None if stat is None else tuple(json.loads(stat)) for path, stat in rows}
 
+    def has_file(self, path: str) -> bool:
+        return self.db.execute("SELECT 1 FROM files WHERE path = ?", (path,)).fetchone() is not None
+
     def paths(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT path FROM files")]
 
