@@ -76,6 +76,22 @@ def lock_files(repo: Path) -> list[str]:
     return [str(p) for p in (repo / ".git").rglob("*.lock")]
 
 
+def ignore_questions(monkeypatch) -> list[tuple[list[str], bool]]:
+    """Spy on gitcli.ignored: each question's paths, and whether a state lock was held when asked."""
+    from vbranch.git import gitcli
+    from vbranch.state import lock
+
+    asked, real = [], gitcli.ignored
+
+    def ignored(top, paths):
+        if paths:
+            asked.append((sorted(paths), any(held.locked() for held in lock._in_process.values())))
+        return real(top, paths)
+
+    monkeypatch.setattr(gitcli, "ignored", ignored)
+    return asked
+
+
 class VB:
     """Drives one repository's workspace through the library, as the CLI does."""
 

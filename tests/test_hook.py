@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, VB, git, tree_files, write
+from tests.conftest import ROOT, VB, git, ignore_questions, tree_files, write
 from tests.hookdriver import Session, denied_reason, fire, payload
 from vbranch.hooks import handler as hook
 from vbranch.state import config
@@ -442,19 +442,9 @@ def test_a_hook_finishes_an_operation_a_killed_command_left_half_done(repo, monk
 
 def test_whether_git_ignores_a_new_file_is_asked_with_the_state_lock_free(make_repo, monkeypatch):
     """The check-ignore process reads the whole index: every other session's hooks would wait for it."""
-    from vbranch.git import gitcli
-    from vbranch.state import lock
-
     repo = make_repo({".gitignore": "*.log\n", "old.txt": "old\n"})
     VB(repo).init()
-    asked, real = [], gitcli.ignored
-
-    def ignored(top, paths):
-        if paths:
-            asked.append((sorted(paths), any(held.locked() for held in lock._in_process.values())))
-        return real(top, paths)
-
-    monkeypatch.setattr(gitcli, "ignored", ignored)
+    asked = ignore_questions(monkeypatch)
     s = Session(repo, "ign")
     s.start()
     s.write("debug.log", "noise\n")

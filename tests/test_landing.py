@@ -433,6 +433,21 @@ def test_blob_id_is_the_id_git_gives(tmp_path):
         assert blob_id(data) == done.stdout.decode().strip()
 
 
+def _tree_diffs(monkeypatch) -> list[tuple[str, str]]:
+    """Spy on gitops.changed_paths: the tree pairs it diffs (those it did not know already)."""
+    from vbranch.git import gitops
+
+    diffed, real = [], gitops.changed_paths
+
+    def changed_paths(repo, old, new):
+        if old.id != new.id and (str(old.id), str(new.id)) not in gitops._KNOWN_CHANGES:
+            diffed.append((str(old.id), str(new.id)))
+        return real(repo, old, new)
+
+    monkeypatch.setattr(gitops, "changed_paths", changed_paths)
+    return diffed
+
+
 def test_a_landing_diffs_only_the_new_base_not_each_rebased_branch(vb, monkeypatch):
     """Each rebased branch's tree is its old one edited along known paths: the workspace build
     that follows asks what changed and gets those paths, not a tree diff per branch (each a walk
@@ -446,14 +461,7 @@ def test_a_landing_diffs_only_the_new_base_not_each_rebased_branch(vb, monkeypat
     v.edit("c", "f.txt", lines.replace("1\n", "A\n").replace("4\n", "B\n").replace("7\n", "C\n"))
     v.edit("d", "d.txt", "d\n")
     v.commit()
-    diffed, real = [], gitops.changed_paths
-
-    def changed_paths(repo, old, new):
-        if old.id != new.id and (str(old.id), str(new.id)) not in gitops._KNOWN_CHANGES:
-            diffed.append((str(old.id), str(new.id)))
-        return real(repo, old, new)
-
-    monkeypatch.setattr(gitops, "changed_paths", changed_paths)
+    diffed = _tree_diffs(monkeypatch)
     monkeypatch.setattr(gitops, "_KNOWN_CHANGES", {})  # nothing known from the commits before
     old_base = git(v.repo, "rev-parse", "main^{tree}").strip()
     land(v, "a")
@@ -466,19 +474,10 @@ def test_a_landing_diffs_only_the_new_base_not_each_rebased_branch(vb, monkeypat
 def test_a_first_commit_and_then_its_landing_diff_no_tree(vb, monkeypatch):
     """A branch's first commit is the base's tree edited along its changes: what it changed is
     known, for its own file list and for the landing's diff of the base it moves."""
-    from vbranch.git import gitops
-
     v = vb({"f.txt": "1\n2\n", "g.txt": "g\n"})
     v.edit("a", "f.txt", "A\n2\n")
     v.edit("b", "g.txt", "G\n")
-    diffed, real = [], gitops.changed_paths
-
-    def changed_paths(repo, old, new):
-        if old.id != new.id and (str(old.id), str(new.id)) not in gitops._KNOWN_CHANGES:
-            diffed.append((str(old.id), str(new.id)))
-        return real(repo, old, new)
-
-    monkeypatch.setattr(gitops, "changed_paths", changed_paths)
+    diffed = _tree_diffs(monkeypatch)
     report = v.commit()
     assert sorted(paths for _, _, paths in report.committed) == [["f.txt"], ["g.txt"]]
     land(v, "a")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VB, git, tree_files, wait_for
+from tests.conftest import VB, git, ignore_questions, tree_files, wait_for
 from tests.hookdriver import Session
 from vbranch import tracer
 from vbranch.record import recording, traces
@@ -608,18 +608,8 @@ def test_a_command_builds_the_native_loop_when_it_is_missing(make_repo, monkeypa
 
 
 def test_whether_git_ignores_a_command_s_new_files_is_asked_with_the_state_lock_free(repo, monkeypatch):
-    from vbranch.git import gitcli
-    from vbranch.state import lock
-
     (repo / ".git" / "info" / "exclude").write_text("*.log\n")
-    asked, real = [], gitcli.ignored
-
-    def ignored(top, paths):
-        if paths:
-            asked.append((sorted(paths), any(held.locked() for held in lock._in_process.values())))
-        return real(top, paths)
-
-    monkeypatch.setattr(gitcli, "ignored", ignored)
+    asked = ignore_questions(monkeypatch)
     me = Session(repo, "A")
     tool_input, proc = _bash(me, "t1", "echo x > made.txt; echo y > debug.log; echo z >> a.txt", None)
     assert proc.wait(timeout=60) == 0
