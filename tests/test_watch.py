@@ -457,6 +457,19 @@ def test_ignore_oracle(make_repo):
         paths = ["build/o.o", "build/gone.o", "keep.pyc", "src/x.pyc", "src/a.py", "forced/t", "forced/u", "weird\nname"]
         assert oracle.ignored(paths) == {"build/o.o", "build/gone.o", "src/x.pyc", "forced/u"}
         assert oracle.ignored(["build/again.o"]) == {"build/again.o"}  # from the directory's answer
+        # The index changes (every commit changes it): an ignored directory stays ignored without
+        # the whole index's directories listed, until a file in it is tracked.
+        write(repo, "src/b.py", "b")
+        git(repo, "add", "src/b.py")
+        assert oracle.changed()
+        assert oracle.ignored_dirs(["build"]) == {"build"} and oracle.tracked is None
+        git(repo, "add", "-f", "build/o.o")
+        assert oracle.changed()
+        assert oracle.ignored_dirs(["build"]) == set()
+        assert oracle.ignored(["build/o.o"]) == set()
+        git(repo, "rm", "-q", "--cached", "build/o.o")
+        assert oracle.changed()
+        assert oracle.ignored_dirs(["build"]) == {"build"}
         # A path git refuses does not take the others down with it.
         (repo / "link").symlink_to("src")
         assert oracle.ignored(["link/x.pyc", "src/y.pyc"]) >= {"src/y.pyc"}

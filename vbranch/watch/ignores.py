@@ -54,13 +54,30 @@ class IgnoreOracle:
         return tuple(out)
 
     def changed(self) -> bool:
-        """Whether the index or an excludes file changed (answers are then dropped)."""
+        """Whether the index or an excludes file changed (the answers that may have changed are dropped)."""
         sig = self._sources_sig()
         if sig == self.sig:
             return False
+        index_only = sig[1:] == self.sig[1:]
         self.sig = sig
-        self.invalidate()
+        if index_only:
+            self._index_changed()
+        else:
+            self.invalidate()
         return True
+
+    def _index_changed(self) -> None:
+        """The index changed, the rules did not: a file's answer may have (a tracked file is never
+        ignored), an ignored directory's only if it now holds a tracked file. Every commit changes
+        the index: listing just those directories' entries spares listing the whole index's
+        directories (~10 ms of Python at 30,000 files) and asking check-ignore about each again."""
+        with self.lock:
+            self._stop()
+            self.paths.clear()
+            self.tracked = None
+            ignored = [rel for rel, yes in self.dirs.items() if yes]
+            holding = _holding_tracked(self.top, ignored)
+            self.dirs = {rel: True for rel in ignored if rel not in holding}
 
     def invalidate(self) -> None:
         with self.lock:
@@ -83,7 +100,8 @@ class IgnoreOracle:
         A directory holding tracked files never is, and needs no question: check-ignore
         takes milliseconds per directory on a large index, minutes for a whole tree.
         """
-        tracked = self._tracked_dirs()
+        rels = list(rels)
+        tracked = self._tracked_dirs() if any(rel not in self.dirs for rel in rels) else set()
         return self._answer([rel for rel in rels if rel not in tracked], self.dirs)
 
     def _tracked_dirs(self) -> set[str]:
@@ -215,3 +233,22 @@ def _write_all(stream, data: bytes) -> None:
             view = view[n:]
     except (OSError, ValueError):
         pass  # the reader notices: git exited
+
+
+def _holding_tracked(top: Path, dirs: list[str]) -> set[str]:
+    """Which of these directories hold a file in the index (`git ls-files` of just them; all of a
+    batch git cannot answer: they are then asked again, as after any other change)."""
+    wanted, out = set(dirs), set()
+    for i in range(0, len(dirs), 500):  # within any command line's limit
+        batch = dirs[i:i + 500]
+        proc = subprocess.run(["git", "-C", str(top), "--literal-pathspecs", "ls-files", "-z", "--", *batch], capture_output=True)
+        if proc.returncode != 0:
+            out.update(batch)
+            continue
+        for entry in proc.stdout.split(b"\0"):
+            parent = os.fsdecode(entry).rpartition("/")[0]
+            while parent:
+                if parent in wanted:
+                    out.add(parent)
+                parent = parent.rpartition("/")[0]
+    return out
