@@ -76,6 +76,17 @@ def lock_files(repo: Path) -> list[str]:
     return [str(p) for p in (repo / ".git").rglob("*.lock")]
 
 
+def state_lock_is_free(v: VB) -> None:
+    """Take and let go the state lock; held by a command planning in this very thread, it times out."""
+    ws = v.ws()
+    ws.lock.timeout = 1.0
+    try:
+        with ws.lock:
+            pass
+    finally:
+        ws.close()
+
+
 def ignore_questions(monkeypatch) -> list[tuple[list[str], bool]]:
     """Spy on gitcli.ignored: each question's paths, and whether a state lock was held when asked."""
     from vbranch.git import gitcli

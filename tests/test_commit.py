@@ -5,7 +5,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import VB, fingerprint, git, lock_files, tree_files, work_files, write
+from tests.conftest import VB, fingerprint, git, lock_files, state_lock_is_free, tree_files, work_files, write
 
 
 def commit_all(vb: VB):
@@ -594,22 +594,12 @@ def _during_the_plan(monkeypatch, action, before: bool = False):
     return calls
 
 
-def _lock_is_free(v: VB) -> None:
-    ws = v.ws()
-    ws.lock.timeout = 1.0  # held by the planning commit (this very thread), it would time out
-    try:
-        with ws.lock:
-            pass
-    finally:
-        ws.close()
-
-
 def test_a_change_recorded_while_a_commit_plans_waits_for_the_next_commit(vb, monkeypatch):
     """The plan reads the store as the fold left it; what a hook records meanwhile is as if made just
     after the commit: left out of it, shown by status, taken by the next commit."""
     v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
     v.edit("a", "f.txt", "1\nA\n3\n")
-    calls = _during_the_plan(monkeypatch, lambda: (_lock_is_free(v), v.edit("a", "g.txt", "X\n")), before=True)
+    calls = _during_the_plan(monkeypatch, lambda: (state_lock_is_free(v), v.edit("a", "g.txt", "X\n")), before=True)
     v.commit()
     assert len(calls) == 1  # planned once: no operation came in between
     assert v.files_of("a") == {"f.txt": b"1\nA\n3\n", "g.txt": b"x\n"}

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import VB, fingerprint, git, tree_files, work_files
+from tests.conftest import VB, fingerprint, git, state_lock_is_free, tree_files, work_files
 from vbranch.core.merge import branch_state
 from vbranch.core.ownership import REGULAR, FileState, RebaseConflict, new_record, rebase_onto, rebase_record, record_change
 from vbranch.errors import Blocked, LockTimeout, StateError
@@ -281,6 +281,142 @@ def test_a_second_landing_waits_then_is_told_who_holds_it(vb):
         thread.join()
     ws.lock.timeout = 30
     landing.land(ws, "session-a", "ff", v.at())  # once it is done, the second one runs
+
+
+# A landing plans with the state lock let go (landing._land): what hooks and commits do meanwhile.
+
+
+def _during_the_landing_plan(monkeypatch, action):
+    """Run `action` once, right after a landing's first plan is made (the state lock let go, the
+    plan's snapshot open). Returns the branches planned, one entry a plan."""
+    calls, real = [], landing._plan
+
+    def planning(*args, **kwargs):
+        plan = real(*args, **kwargs)
+        calls.append(plan.row.name)
+        if len(calls) == 1:
+            action()
+        return plan
+
+    monkeypatch.setattr(landing, "_plan", planning)
+    return calls
+
+
+def _rebased_branches(monkeypatch) -> list[list[str]]:
+    """Spy on landing.rebase_branches: the branches of each call."""
+    calls, real = [], landing.rebase_branches
+
+    def rebase_branches(repo, branches, *args, **kwargs):
+        calls.append(sorted(b.name for b in branches))
+        return real(repo, branches, *args, **kwargs)
+
+    monkeypatch.setattr(landing, "rebase_branches", rebase_branches)
+    return calls
+
+
+def _clean(v: VB) -> bool:
+    return git(v.repo, "status", "--porcelain") == ""
+
+
+def test_a_hooks_change_meanwhile_to_another_branchs_file_stands(vb, monkeypatch):
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n", "h.txt": "h\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    v.edit("b", "g.txt", "B\n")
+    a = v.branch_of("a")
+    calls = _during_the_landing_plan(monkeypatch, lambda: (state_lock_is_free(v), v.edit("b", "h.txt", "H\n")))
+    land(v, "a")
+    assert calls == [a]  # planned once, with the lock let go
+    assert tree_files(v.repo, "main") == {"f.txt": b"1\nA\n3\n", "g.txt": b"x\n", "h.txt": b"h\n"}
+    v.commit()
+    assert v.files_of("b") == {"f.txt": b"1\nA\n3\n", "g.txt": b"B\n", "h.txt": b"H\n"}
+    assert _clean(v)
+
+
+@pytest.mark.parametrize("session, content", [("a", "1\nA\n3\nA4\n"), ("b", "1\nA\n3B\n")])
+def test_a_change_meanwhile_to_a_file_the_landed_branch_touched_makes_it_plan_again(vb, monkeypatch, session, content):
+    """Landing rewrites the records of the files the branch touched: one a hook changed meanwhile
+    would lose that change (or give the landed branch's new lines to the base without landing them)."""
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    v.edit("b", "g.txt", "B\n")
+    a = v.branch_of("a")
+    calls = _during_the_landing_plan(monkeypatch, lambda: v.edit(session, "f.txt", content))
+    land(v, "a")
+    assert calls == [a, a]
+    v.commit()
+    if session == "a":  # its new line lands with the rest
+        assert tree_files(v.repo, "main")["f.txt"] == b"1\nA\n3\nA4\n"
+        assert v.files_of("b")["f.txt"] == b"1\nA\n3\nA4\n"
+    else:  # the other session's line stays its own
+        assert tree_files(v.repo, "main")["f.txt"] == b"1\nA\n3\n"
+        assert v.files_of("b") == {"f.txt": b"1\nA\n3B\n", "g.txt": b"B\n"}
+    assert not v.status().unattributed and _clean(v)
+
+
+def test_a_commit_meanwhile_rebases_only_that_branch_again(vb, monkeypatch):
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n", "h.txt": "h\n", "k.txt": "k\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    v.edit("b", "g.txt", "B\n")
+    v.edit("c", "k.txt", "C\n")
+    a, b, c = v.branch_of("a"), v.branch_of("b"), v.branch_of("c")
+    v.commit(b, c)
+    v.edit("b", "h.txt", "H\n")
+    rebases = _rebased_branches(monkeypatch)
+    calls = _during_the_landing_plan(monkeypatch, lambda: v.commit(b))
+    land(v, "a")
+    assert calls == [a] and rebases == [[b, c], [b]]
+    for name in (b, c):
+        assert git(v.repo, "merge-base", "--is-ancestor", "main", f"refs/heads/{name}") == ""
+    assert v.files_of("b") == {"f.txt": b"1\nA\n3\n", "g.txt": b"B\n", "h.txt": b"H\n", "k.txt": b"k\n"}
+    assert git(v.repo, "rev-list", "--count", f"main..refs/heads/{b}").strip() == "2"
+    assert tree_files(v.repo, "HEAD") == {"f.txt": b"1\nA\n3\n", "g.txt": b"B\n", "h.txt": b"H\n", "k.txt": b"C\n"}
+    assert _clean(v)
+
+
+def test_a_branch_begun_meanwhile_starts_from_the_new_target(vb, monkeypatch):
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    calls = _during_the_landing_plan(monkeypatch, lambda: v.edit("d", "g.txt", "D\n"))
+    land(v, "a")
+    assert len(calls) == 1
+    assert git(v.repo, "rev-parse", f"refs/heads/{v.branch_of('d')}") == git(v.repo, "rev-parse", "main")
+    v.commit()
+    assert v.files_of("d") == {"f.txt": b"1\nA\n3\n", "g.txt": b"D\n"}
+    assert _clean(v)
+
+
+def test_an_operation_meanwhile_makes_the_landing_plan_again(vb, monkeypatch):
+    """b is unapplied meanwhile (its lines leave the files): the workspace must not merge it in."""
+    from vbranch.ops import branching
+
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    v.edit("b", "g.txt", "B\n")
+    a, b = v.branch_of("a"), v.branch_of("b")
+    v.commit(b)
+
+    def unapply_b():
+        ws = v.ws()
+        try:
+            branching.unapply(ws, b, v.at())
+        finally:
+            ws.close()
+
+    calls = _during_the_landing_plan(monkeypatch, unapply_b)
+    land(v, "a")
+    assert calls == [a, a]
+    assert tree_files(v.repo, "HEAD") == tree_files(v.repo, "main") == {"f.txt": b"1\nA\n3\n", "g.txt": b"x\n"}
+    assert _clean(v)
+
+
+def test_a_target_moved_meanwhile_refuses_the_landing(vb, monkeypatch):
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    upstream = []
+    _during_the_landing_plan(monkeypatch, lambda: upstream.append(outside_commit(v.repo, {"zzz.txt": "upstream\n"})))
+    with pytest.raises(StateError, match="moved"):
+        land(v, "a")
+    assert git(v.repo, "rev-parse", "main").strip() == upstream[0]
 
 
 def outside_commit(repo, files: dict[str, str | None], ref: str = "refs/heads/main") -> str:
