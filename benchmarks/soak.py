@@ -146,12 +146,40 @@ def sample(repo: Path) -> dict:
     except ValueError:
         status = {}
     pid = status.get("pid") or watcher_process(repo)
+    cpu = None
     try:
         with open(f"/proc/{pid}/status") as f:
             rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-    except (TypeError, OSError, StopIteration):
+        with open(f"/proc/{pid}/stat") as f:  # utime and stime, in clock ticks
+            fields = f.read().rpartition(")")[2].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (TypeError, OSError, StopIteration, ValueError, IndexError):
         pass
-    return {"store_bytes": size, "watcher_rss_bytes": rss, "dirty_paths": status.get("dirty")}
+    return {"store_bytes": size, "watcher_rss_bytes": rss, "dirty_paths": status.get("dirty"),
+            "watcher_pid": pid, "watcher_cpu_seconds": cpu, "machine_busy_seconds": machine_busy()}
+
+
+def machine_busy() -> float | None:
+    """CPU seconds every CPU spent not idle since boot (/proc/stat): the run's share is a difference."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+def cpu_use(samples: list[dict], wall: float, calls: int) -> dict | None:
+    """The watcher's CPU and the whole machine's over the run: what two CPUs are shared by."""
+    same = [s for s in samples if s.get("watcher_cpu_seconds") is not None and s["watcher_pid"] == samples[0].get("watcher_pid")]
+    busy = [s["machine_busy_seconds"] for s in samples if s.get("machine_busy_seconds") is not None]
+    if len(same) < 2 or len(busy) < 2 or not calls:
+        return None
+    watcher = same[-1]["watcher_cpu_seconds"] - same[0]["watcher_cpu_seconds"]
+    machine = busy[-1] - busy[0]
+    return {"watcher_seconds": round(watcher, 1), "machine_seconds": round(machine, 1), "wall_seconds": round(wall, 1),
+            "cpus": os.cpu_count(), "watcher_ms_per_call": round(1000 * watcher / calls, 1),
+            "machine_ms_per_call": round(1000 * machine / calls, 1)}
 
 
 def watcher_process(repo: Path) -> int | None:
@@ -246,19 +274,20 @@ def checks(repo: Path, target: str, scratch: Path) -> dict:
     }
 
 
-def tenths(calls: list[list]) -> list[dict]:
-    """Hook latency percentiles per tenth of the time the calls span."""
+def tenths(rows: list[list], calls: list[list]) -> list[dict]:
+    """Percentiles of the rows' times (each row: when, then milliseconds) per tenth of the time the calls span."""
     buckets: list[list[float]] = [[] for _ in range(10)]
     first, last = min(c[0] for c in calls), max(c[0] for c in calls)
-    for at, *hooks in calls:
-        buckets[min(9, int(10 * (at - first) / max(last - first, 1e-9)))].extend(h / 1000 for h in hooks)
+    for at, *took in rows:
+        buckets[max(0, min(9, int(10 * (at - first) / max(last - first, 1e-9))))].extend(ms / 1000 for ms in took)
     return [stats_ms(b) for b in buckets]
 
 
 def summarize(results: list[dict], samples: list[dict], wall: float) -> dict:
     calls = [c for r in results for c in r["calls"]]
     hooks = [h / 1000 for c in calls for h in c[1:]]
-    by_tenth = tenths(calls)
+    by_tenth = tenths(calls, calls)
+    stops = [s for r in results for s in r["stops"]]
     first, last = by_tenth[0]["p95"], by_tenth[-1]["p95"]
     rss = [s["watcher_rss_bytes"] for s in samples if s["watcher_rss_bytes"]]
     dirty = [s["dirty_paths"] for s in samples if s.get("dirty_paths") is not None]
@@ -272,7 +301,9 @@ def summarize(results: list[dict], samples: list[dict], wall: float) -> dict:
         "hook_ms": stats_ms(hooks),
         "hook_ms_by_tenth": by_tenth,
         "p95_last_over_first": round(last / first, 2) if first else None,
-        "stop_ms": stats_ms([s[1] / 1000 for r in results for s in r["stops"]]),
+        "stop_ms": stats_ms([s[1] / 1000 for s in stops]),
+        "stop_ms_by_tenth": tenths(stops, calls) if stops else None,
+        "cpu": cpu_use(samples, wall, len(calls)),
         "land_ms": stats_ms([x["ms"] / 1000 for r in results for x in r["lands"]]),
         "lands_failed": sum(not x["ok"] for r in results for x in r["lands"]),
         "store_bytes": {"first": samples[0]["store_bytes"], "last": samples[-1]["store_bytes"],
@@ -301,6 +332,11 @@ def markdown(r: dict) -> str:
         f"| land (ms) | {s['land_ms']['median']} | {s['land_ms']['p95']} | | {s['land_ms']['count']} |", "",
         "Hook p95 per tenth of the run (ms): " + ", ".join(str(t["p95"]) for t in s["hook_ms_by_tenth"])
         + f"; last tenth / first: {s['p95_last_over_first']}x (goal ≤ 1.10).", "",
+        *([f"Stop median per tenth (ms): {', '.join(str(t['median']) if t['count'] else '-' for t in s['stop_ms_by_tenth'])}.", ""]
+          if s.get("stop_ms_by_tenth") else []),
+        *([f"CPU: the watcher {s['cpu']['watcher_seconds']} s ({s['cpu']['watcher_ms_per_call']} ms a tool call), the whole "
+           f"machine {s['cpu']['machine_seconds']} s ({s['cpu']['machine_ms_per_call']} ms a tool call) of "
+           f"{s['cpu']['cpus']} × {s['cpu']['wall_seconds']} s.", ""] if s.get("cpu") else []),
         f"Store: {s['store_bytes']['first'] >> 10} KiB at the start, {s['store_bytes']['last'] >> 10} KiB at the end, "
         f"{s['store_bytes']['max'] >> 10} KiB at most. Watcher RSS: "
         + (f"{rss['first'] >> 20} MiB first, {rss['last'] >> 20} MiB last, {rss['max'] >> 20} MiB at most (goal ≤ 200 MiB)."
