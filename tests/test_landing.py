@@ -332,25 +332,45 @@ def test_a_hooks_change_meanwhile_to_another_branchs_file_stands(vb, monkeypatch
     assert _clean(v)
 
 
-@pytest.mark.parametrize("session, content", [("a", "1\nA\n3\nA4\n"), ("b", "1\nA\n3B\n")])
-def test_a_change_meanwhile_to_a_file_the_landed_branch_touched_makes_it_plan_again(vb, monkeypatch, session, content):
-    """Landing rewrites the records of the files the branch touched: one a hook changed meanwhile
-    would lose that change (or give the landed branch's new lines to the base without landing them)."""
+def test_the_landed_branchs_own_change_meanwhile_makes_it_plan_again(vb, monkeypatch):
+    """Landing rewrites the records of the files the branch touched: with a change of the landed
+    branch recorded meanwhile, the plan would give its new line to the base without landing it."""
     v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
     v.edit("a", "f.txt", "1\nA\n3\n")
     v.edit("b", "g.txt", "B\n")
     a = v.branch_of("a")
-    calls = _during_the_landing_plan(monkeypatch, lambda: v.edit(session, "f.txt", content))
+    calls = _during_the_landing_plan(monkeypatch, lambda: v.edit("a", "f.txt", "1\nA\n3\nA4\n"))
     land(v, "a")
     assert calls == [a, a]
+    assert tree_files(v.repo, "main")["f.txt"] == b"1\nA\n3\nA4\n"
     v.commit()
-    if session == "a":  # its new line lands with the rest
-        assert tree_files(v.repo, "main")["f.txt"] == b"1\nA\n3\nA4\n"
-        assert v.files_of("b")["f.txt"] == b"1\nA\n3\nA4\n"
-    else:  # the other session's line stays its own
-        assert tree_files(v.repo, "main")["f.txt"] == b"1\nA\n3\n"
-        assert v.files_of("b") == {"f.txt": b"1\nA\n3B\n", "g.txt": b"B\n"}
+    assert v.files_of("b") == {"f.txt": b"1\nA\n3\nA4\n", "g.txt": b"B\n"}
     assert not v.status().unattributed and _clean(v)
+
+
+def test_another_sessions_line_meanwhile_in_a_file_the_landed_branch_touched_is_kept(vb, monkeypatch):
+    """The record holds the version the plan lands: it is rebased again as it is now, not planned again."""
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    v.edit("b", "g.txt", "B\n")
+    a = v.branch_of("a")
+    calls = _during_the_landing_plan(monkeypatch, lambda: v.edit("b", "f.txt", "1\nA\n3B\n"))
+    land(v, "a")
+    assert calls == [a]
+    assert tree_files(v.repo, "main")["f.txt"] == b"1\nA\n3\n"
+    v.commit()
+    assert v.files_of("b") == {"f.txt": b"1\nA\n3B\n", "g.txt": b"B\n"}
+    assert not v.status().unattributed and _clean(v)
+
+
+def test_a_line_of_the_landed_branch_contested_meanwhile_refuses_the_landing(vb, monkeypatch):
+    v = vb({"f.txt": "1\n2\n3\n", "g.txt": "x\n"})
+    v.edit("a", "f.txt", "1\nA\n3\n")
+    main = git(v.repo, "rev-parse", "main")
+    _during_the_landing_plan(monkeypatch, lambda: v.edit("b", "f.txt", "1\nAB\n3\n"))
+    with pytest.raises(Blocked, match="shares changes"):
+        land(v, "a")
+    assert git(v.repo, "rev-parse", "main") == main
 
 
 def test_a_commit_meanwhile_rebases_only_that_branch_again(vb, monkeypatch):

@@ -33,7 +33,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from vbranch.core.merge import merge_states, touches
+from vbranch.core.merge import branch_state, committable, merge_states, touches
 from vbranch.core.ownership import (
     ABSENT,
     UNATTRIBUTED,
@@ -264,8 +264,9 @@ def _rebase_others(ws: Workspace, repo, plan: _Landing, branches: list[BranchRow
 def _settle(ws: Workspace, repo, plan: _Landing, seen: int) -> bool:
     """Under the lock again: whether a plan made from a snapshot still holds, brought up to date.
 
-    Hooks recorded changes meanwhile: one to a record the landed branch touches (then or now)
-    voids the plan; the rest are not rewritten by landing and stand. Other branches committed,
+    Hooks recorded changes meanwhile: a record the landed branch does not touch is not rewritten
+    by landing and stands; one it touches is rebased again as it is now if it still holds the
+    version the plan lands (others' lines changed), else the plan is void. Other branches committed,
     or new sessions' branches began, at the old base: those alone are rebased again, and the
     workspace built again. Any other operation logged meanwhile (an undo, an assign, the
     landed branch's own commit...), or the target moved: False, plan again.
@@ -277,14 +278,27 @@ def _settle(ws: Workspace, repo, plan: _Landing, seen: int) -> bool:
         return False
     now = ws.store.raw_digests()
     for path in {p for p in now.keys() | plan.digests.keys() if now.get(p) != plan.digests.get(p)}:
-        if any(rec is not None and touches(rec, plan.row.id) for rec in (plan.read.get(path), ws.store.file(path))):
+        before, after = plan.read.get(path), ws.store.file(path)
+        if not any(rec is not None and touches(rec, plan.row.id) for rec in (before, after)):
+            continue  # a landing does not rewrite it
+        if before is None or after is None or not _lands_the_same(before, after, plan.row.id):
             return False
+        plan.records[path] = rebase_record(after, plan.row.id)
     others = [b for b in ws.store.branches() if b.id != plan.row.id]
     moved = [b for b in others if b.ref not in plan.started or gitops.head_of(repo, b.ref) != plan.started[b.ref]]
     if moved or gitops.head_of(repo, WORKSPACE_REF) != plan.workspace[1]:
         with gitops.batch(repo):
             _rebase_others(ws, repo, plan, moved)
     return True
+
+
+def _lands_the_same(before: FileOwnership, after: FileOwnership, landed: int) -> bool:
+    """Whether a record changed meanwhile (another session's lines in a file the landed branch
+    touched) still holds the version of the file the plan lands. A line of it contested meanwhile
+    is left out of what it can commit (`committable`): the version differs, and the plan again refuses."""
+    return before.base == after.base and (
+        branch_state(committable(before, landed), landed) == branch_state(committable(after, landed), landed)
+    )
 
 
 def _refuse_unlandable(ws: Workspace, row: BranchRow, records: list[FileOwnership]) -> None:
