@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.conftest import ROOT, VB, git, tree_files
+from vbranch.ops import landing
 
 SESSIONS = 8
 ROUNDS = 6
@@ -18,6 +20,7 @@ from vbranch.record.recording import record
 from vbranch.state.workspace import open_workspace
 
 repo, session, rounds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+commit_each_round = sys.argv[4:] == ["--commit"]
 ws = open_workspace(repo)
 for r in range(rounds):
     own = repo / f"s{session}" / f"file{r}.txt"
@@ -32,6 +35,20 @@ for r in range(rounds):
         lines[session] = f"line {session} edited {r} times by s{session}\\n"
         shared.write_text("".join(lines))
         record(ws, f"s{session}", [str(shared)], f"t{r}")
+    if commit_each_round:
+        from vbranch.ops.committing import commit
+        commit(ws, [ws.store.branch_by_id(ws.store.session(f"s{session}").branch_id).name], None, f"c{r}")
+"""
+
+LANDER = """
+import sys
+from pathlib import Path
+from vbranch.ops.landing import land
+from vbranch.state.workspace import open_workspace
+
+ws = open_workspace(Path(sys.argv[1]))
+for name in sys.argv[2:]:
+    land(ws, name, "ff", "landed")
 """
 
 
@@ -85,3 +102,48 @@ def test_concurrent_cli_records_and_a_commit(make_repo):
     assert fsck.returncode == 0, fsck.stderr
     assert not list(Path(repo, ".git").rglob("*.lock"))
 
+
+
+def _run_all(procs) -> None:
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+
+
+def test_landings_while_other_sessions_record_and_commit(make_repo):
+    """Three branches land, one after another, while three other sessions edit their own files and
+    their own lines of a file all six share, committing every round: each landing carries exactly
+    its session's lines, and in the end the target holds everyone's last version (a landing plans
+    with the state lock let go and settles what moved meanwhile under it)."""
+    repo = make_repo({"shared.txt": "".join(f"line {i}\n" for i in range(6))})
+    v = VB(repo).init()
+
+    def worker(session: int, *more: str):
+        args = [sys.executable, "-c", WORKER, str(repo), str(session), "3", *more]
+        return subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE)
+
+    _run_all([worker(s) for s in range(3)])
+    v.commit()
+    landed = [v.branch_of(f"s{s}") for s in range(3)]
+    _run_all([worker(s, "--commit") for s in range(3, 6)]
+             + [subprocess.Popen([sys.executable, "-c", LANDER, str(repo), *landed], cwd=ROOT, stderr=subprocess.PIPE)])
+    v.commit()
+    ws = v.ws()
+    try:
+        for s in range(3, 6):
+            landing.land(ws, v.branch_of(f"s{s}"), "ff", v.at())
+    finally:
+        ws.close()
+    final = tree_files(repo, "main")
+    assert final["shared.txt"].decode() == "".join(f"line {i} edited 2 times by s{i}\n" for i in range(6))
+    assert {p for p in final if p != "shared.txt"} == {f"s{s}/file{r}.txt" for s in range(6) for r in range(3)}
+    steps = git(repo, "reflog", "show", "--format=%H", "refs/heads/main").split()[::-1]
+    assert len(steps) == 7  # the first commit, then six landings
+    for old, new in zip(steps, steps[1:], strict=False):
+        changed = [line for line in git(repo, "diff", "-U0", old, new).splitlines()
+                   if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        assert len({m for line in changed for m in re.findall(r"(?:session |by s)(\d)", line)}) == 1, changed
+    assert git(repo, "status", "--porcelain") == ""
+    assert v.status().unattributed == [] and v.status().contested == []
+    fsck = subprocess.run(["git", "-C", str(repo), "fsck"], capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr

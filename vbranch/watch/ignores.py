@@ -77,7 +77,8 @@ class IgnoreOracle:
             self.tracked = None
             ignored = [rel for rel, yes in self.dirs.items() if yes]
             holding = _holding_tracked(self.top, ignored)
-            self.dirs = {rel: True for rel in ignored if rel not in holding}
+            self.dirs.clear()  # in place, as invalidate does: a question under way may hold this dict
+            self.dirs.update((rel, True) for rel in ignored if rel not in holding)
 
     def invalidate(self) -> None:
         with self.lock:
