@@ -5,6 +5,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import VB, fingerprint, git, lock_files, state_lock_is_free, tree_files, work_files, write
 
 
@@ -507,6 +509,29 @@ def test_a_commit_writes_its_objects_as_one_pack_git_reads(vb, monkeypatch):
     assert v.files_of("s2")["x"] == b"a file again\n"
     assert git(v.repo, "status", "--porcelain") == ""
     assert subprocess.run(["git", "-C", str(v.repo), "fsck", "--strict", "--no-dangling"], capture_output=True).returncode == 0
+
+
+def test_a_batch_reads_its_objects_and_the_stored_ones_by_id_and_by_prefix(make_repo):
+    """libgit2 asks the batch's objects by prefix at every read: whole ids (ending in 0 or not),
+    objects already stored and short prefixes all come back right."""
+    import pygit2
+
+    from vbranch.git import gitops
+
+    repo = gitops.open_repo(make_repo({"f.txt": "f\n"}))
+    stored = repo.revparse_single("HEAD").tree["f.txt"].id
+    with gitops.batch(repo):
+        pending = [gitops.write_blob(repo, b"object %d\n" % i) for i in range(200)]
+        assert any(oid.endswith("0") for oid in pending)
+        for i, oid in enumerate(pending):
+            assert repo[oid].data == b"object %d\n" % i
+        assert repo[stored].data == b"f\n"
+        backend = repo._vbranch_pending
+        kind, data, found = backend.read_prefix_cb(pending[0][:12] + "0" * 28)
+        assert (data, str(found)) == (b"object 0\n", pending[0])
+        with pytest.raises(KeyError):
+            backend.read_prefix_cb(str(stored))
+        assert isinstance(found, pygit2.Oid)
 
 
 def test_objects_written_after_a_batch_are_loose_and_readable(make_repo):

@@ -353,9 +353,18 @@ class _Pending(pygit2.OdbBackend):
         return kind, len(data)
 
     def read_prefix_cb(self, oid):
-        hit = [raw for raw in self.objects if raw.hex().startswith(str(oid).rstrip("0"))]
+        # libgit2 asks this at every object read during a batch, with the whole id (a prefix comes
+        # padded with zeros): looked up, not scanned (a scan cost ~200 µs a read with 1,000 objects).
+        hexid = str(oid)
+        found = self.objects.get(bytes.fromhex(hexid)) if len(hexid) == 40 else None
+        if found is not None:
+            return (*found, pygit2.Oid(hex=hexid))
+        prefix = hexid.rstrip("0")
+        if len(prefix) == 40:  # a whole id, not one of these
+            raise KeyError(hexid)
+        hit = [raw for raw in self.objects if raw.hex().startswith(prefix)]
         if len(hit) != 1:
-            raise KeyError(str(oid))
+            raise KeyError(hexid)
         return (*self.objects[hit[0]], pygit2.Oid(raw=hit[0]))
 
     def exists_cb(self, oid):
