@@ -20,7 +20,6 @@ from vbranch.record.recording import record
 from vbranch.state.workspace import open_workspace
 
 repo, session, rounds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-commit_each_round = sys.argv[4:] == ["--commit"]
 ws = open_workspace(repo)
 for r in range(rounds):
     own = repo / f"s{session}" / f"file{r}.txt"
@@ -35,9 +34,25 @@ for r in range(rounds):
         lines[session] = f"line {session} edited {r} times by s{session}\\n"
         shared.write_text("".join(lines))
         record(ws, f"s{session}", [str(shared)], f"t{r}")
-    if commit_each_round:
-        from vbranch.ops.committing import commit
-        commit(ws, [ws.store.branch_by_id(ws.store.session(f"s{session}").branch_id).name], None, f"c{r}")
+"""
+
+# A session as Claude Code runs one, through its hooks: each write under the file's lease
+# (PreToolUse to PostToolUse), a Stop (its branch's commit) after every round.
+HOOK_SESSION = """
+import sys
+from pathlib import Path
+from tests.hookdriver import Session
+
+repo, session, rounds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+s = Session(repo, f"s{session}")
+s.start()
+old = f"line {session}\\n"
+for r in range(rounds):
+    s.write(f"s{session}/file{r}.txt", f"session {session} round {r}\\n")
+    new = f"line {session} edited {r} times by s{session}\\n"
+    s.edit("shared.txt", old, new)
+    old = new
+    s.stop()
 """
 
 LANDER = """
@@ -111,22 +126,20 @@ def _run_all(procs) -> None:
 
 
 def test_landings_while_other_sessions_record_and_commit(make_repo):
-    """Three branches land, one after another, while three other sessions edit their own files and
-    their own lines of a file all six share, committing every round: each landing carries exactly
-    its session's lines, and in the end the target holds everyone's last version (a landing plans
-    with the state lock let go and settles what moved meanwhile under it)."""
+    """Three branches land, one after another, while three other sessions, through their hooks, edit
+    their own files and their own lines of a file all six share, their Stop committing every round:
+    each landing carries exactly its session's lines, and in the end the target holds everyone's
+    last version (a landing plans with the state lock let go and settles what moved meanwhile)."""
     repo = make_repo({"shared.txt": "".join(f"line {i}\n" for i in range(6))})
     v = VB(repo).init()
 
-    def worker(session: int, *more: str):
-        args = [sys.executable, "-c", WORKER, str(repo), str(session), "3", *more]
-        return subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE)
+    def run(script: str, *args: str):
+        return subprocess.Popen([sys.executable, "-c", script, str(repo), *args], cwd=ROOT, stderr=subprocess.PIPE)
 
-    _run_all([worker(s) for s in range(3)])
+    _run_all([run(WORKER, str(s), "3") for s in range(3)])
     v.commit()
     landed = [v.branch_of(f"s{s}") for s in range(3)]
-    _run_all([worker(s, "--commit") for s in range(3, 6)]
-             + [subprocess.Popen([sys.executable, "-c", LANDER, str(repo), *landed], cwd=ROOT, stderr=subprocess.PIPE)])
+    _run_all([run(HOOK_SESSION, str(s), "3") for s in range(3, 6)] + [run(LANDER, *landed)])
     v.commit()
     ws = v.ws()
     try:
